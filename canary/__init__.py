@@ -1,0 +1,3 @@
+"""canary: a progressive delivery controller for Kubernetes and Istio."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""The built-in checks, `request-success-rate` (percent) and `request-duration` (p99, ms).
+
+Each comes as two query sets: one for Istio's standard metrics (what a cluster with Istio
+telemetry exports) and one for plain Envoy stats (what the local mesh's Envoys export, and what a
+mesh without Istio telemetry has). Every built-in also has a request-count query, so a
+`minRequests` guard works without the user writing one.
+
+The Envoy set relies on Istio's cluster naming, `outbound|<port>|<subset>|<host>`, which the
+local mesh's Pilot uses too. PromQL has no way to escape `|` in a regex short of `\\|`, so the
+patterns use `[|]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class QuerySet(StrEnum):
+    ISTIO = "istio"
+    ENVOY = "envoy"
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinQuery:
+    query: str
+    requests: str
+    unit: str
+
+
+SUCCESS_RATE = "request-success-rate"
+DURATION = "request-duration"
+NAMES = frozenset({SUCCESS_RATE, DURATION})
+
+_ISTIO_SELECTOR = (
+    'reporter="destination",destination_workload_namespace="{{ namespace }}",'
+    'destination_service_name="{{ service }}",destination_version="{{ version }}"'
+)
+_ENVOY_SELECTOR = 'envoy_cluster_name=~"outbound[|][0-9]+[|]{{ subset }}[|]{{ service }}([.].*)?"'
+
+_ISTIO_REQUESTS = f"sum(increase(istio_requests_total{{{_ISTIO_SELECTOR}}}[{{{{ interval }}}}]))"
+_ENVOY_REQUESTS = (
+    f"sum(increase(envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR}}}[{{{{ interval }}}}]))"
+)
+
+QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
+    QuerySet.ISTIO: {
+        SUCCESS_RATE: BuiltinQuery(
+            query=(
+                f'100 * sum(rate(istio_requests_total{{{_ISTIO_SELECTOR},response_code!~"5.."}}'
+                f"[{{{{ interval }}}}])) / sum(rate(istio_requests_total{{{_ISTIO_SELECTOR}}}"
+                f"[{{{{ interval }}}}]))"
+            ),
+            requests=_ISTIO_REQUESTS,
+            unit="percent",
+        ),
+        DURATION: BuiltinQuery(
+            query=(
+                "histogram_quantile(0.99, sum by (le) (rate("
+                f"istio_request_duration_milliseconds_bucket{{{_ISTIO_SELECTOR}}}"
+                "[{{ interval }}])))"
+            ),
+            requests=_ISTIO_REQUESTS,
+            unit="milliseconds",
+        ),
+    },
+    QuerySet.ENVOY: {
+        SUCCESS_RATE: BuiltinQuery(
+            query=(
+                "100 * sum(rate(envoy_cluster_upstream_rq_xx{"
+                f'{_ENVOY_SELECTOR},envoy_response_code_class!="5"}}[{{{{ interval }}}}])) / '
+                f"sum(rate(envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR}}}[{{{{ interval }}}}]))"
+            ),
+            requests=_ENVOY_REQUESTS,
+            unit="percent",
+        ),
+        DURATION: BuiltinQuery(
+            query=(
+                "histogram_quantile(0.99, sum by (le) (rate("
+                f"envoy_cluster_upstream_rq_time_bucket{{{_ENVOY_SELECTOR}}}[{{{{ interval }}}}])))"
+            ),
+            requests=_ENVOY_REQUESTS,
+            unit="milliseconds",
+        ),
+    },
+}

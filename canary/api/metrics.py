@@ -1,0 +1,109 @@
+"""What a Canary measures: metric checks, their thresholds, and what to do without data.
+
+The no-data rules exist because the commonest canary failure in the field is a query that returns
+nothing (no traffic yet, a dropped label, Prometheus down) being read as a pass or as 0
+(flagger#1365, flagger#1095, argo-rollouts#4479). Here unknown data is never a pass: `onNoData`
+says whether it fails at once or may wait, for a bounded time, for data to arrive.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from canary.api import builtins
+from canary.api.base import Duration, Model
+
+
+class NoDataPolicy(StrEnum):
+    FAIL = "fail"
+    WAIT = "wait"
+
+
+class MetricMode(StrEnum):
+    ENFORCE = "enforce"
+    OBSERVE = "observe"
+
+
+class ThresholdRange(Model):
+    """The range a metric value must fall in to pass; either bound may be left open."""
+
+    min: float | None = Field(default=None, description="The lowest passing value (inclusive).")
+    max: float | None = Field(default=None, description="The highest passing value (inclusive).")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("set at least one of min and max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g}..{self.max:g}"
+        if self.min is not None:
+            return f">= {self.min:g}"
+        return f"<= {self.max:g}"
+
+
+class TemplateRef(Model):
+    name: str = Field(min_length=1, description="The MetricTemplate's name.")
+    namespace: str | None = Field(
+        default=None, description="The MetricTemplate's namespace; default: the Canary's."
+    )
+
+
+class MetricCheck(Model):
+    """One SLO judged at every check of a step."""
+
+    name: str = Field(
+        min_length=1,
+        description="A built-in check (request-success-rate, request-duration) or any name when "
+        "templateRef is set.",
+    )
+    threshold_range: ThresholdRange = Field(description="The range a passing value lies in.")
+    interval: Duration = Field(
+        default="1m",
+        description="The query window, substituted for {{ interval }} (not the check schedule).",
+    )
+    template_ref: TemplateRef | None = Field(
+        default=None, description="The MetricTemplate holding the query; none for a built-in."
+    )
+    template_variables: dict[str, str] = Field(
+        default_factory=dict, description="Extra variables for the query template."
+    )
+    on_no_data: NoDataPolicy = Field(
+        default=NoDataPolicy.FAIL,
+        description="fail: no data, NaN, an error or too few requests is a failed check. wait: "
+        "such a check is inconclusive until noDataTimeout has passed in the step, then fails.",
+    )
+    no_data_timeout: Duration | None = Field(
+        default=None,
+        description="How long onNoData: wait may wait within a step; default: analysis.interval.",
+    )
+    min_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="Fewer requests than this in the window make the value inconclusive, judged "
+        "like no data, so a step is never judged on three requests.",
+    )
+    mode: MetricMode = Field(
+        default=MetricMode.ENFORCE,
+        description="enforce: the verdict counts. observe: measured and reported, never counted.",
+    )
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> Self:
+        if self.template_ref is None and self.name not in builtins.NAMES:
+            known = ", ".join(sorted(builtins.NAMES))
+            raise ValueError(
+                f"{self.name!r} is not a built-in metric (built-ins: {known}); "
+                "set templateRef to use a MetricTemplate"
+            )
+        return self

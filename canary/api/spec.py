@@ -1,0 +1,209 @@
+"""`Canary.spec`: which route to manage, which subsets to move between, and how to judge steps.
+
+The cross-field rules (weights strictly increasing, a check interval no longer than a step,
+distinct subsets) live here so that every way in, `canary validate`, the controller's watch and
+the demo, rejects the same specs with the same messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from canary.api import durations
+from canary.api.base import Duration, Model
+from canary.api.metrics import MetricCheck
+
+SUBSET_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ServiceRef(Model):
+    host: str = Field(
+        min_length=1,
+        description="The service host the VirtualService routes, as written in its hosts and "
+        "destinations (e.g. reviews or reviews.prod.svc.cluster.local).",
+    )
+    virtual_service: str | None = Field(
+        default=None, description="The VirtualService's name; default: the host."
+    )
+    destination_rule: str | None = Field(
+        default=None, description="The DestinationRule's name; default: the host."
+    )
+    route: str | None = Field(
+        default=None,
+        description="The name of the http route to manage; default: the first route whose "
+        "destinations all point at the host.",
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="The service port, when the host has several."
+    )
+
+    @property
+    def virtual_service_name(self) -> str:
+        return self.virtual_service or self.host
+
+    @property
+    def destination_rule_name(self) -> str:
+        return self.destination_rule or self.host
+
+
+class Variant(Model):
+    subset: str = Field(
+        pattern=SUBSET_PATTERN, description="The DestinationRule subset of this version."
+    )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="The pod labels of the subset; when set, the DestinationRule must have (or is "
+        "given) this subset with these labels.",
+    )
+
+    @property
+    def version(self) -> str:
+        """The value of the `version` label, which Istio reports as `destination_version`."""
+        return (self.labels or {}).get("version", self.subset)
+
+
+class TargetRef(Model):
+    kind: Literal["Deployment"] = Field(default="Deployment", description="Deployment")
+    name: str = Field(min_length=1, description="The Deployment's name.")
+    api_version: Literal["apps/v1"] = Field(default="apps/v1", description="apps/v1")
+
+
+class CanaryVariant(Variant):
+    target_ref: TargetRef | None = Field(
+        default=None, description="A Deployment whose readiness gates the first step."
+    )
+
+
+class WebhookType(StrEnum):
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+
+
+class Webhook(Model):
+    name: str = Field(min_length=1, description="A name unique among the webhooks.")
+    type: WebhookType = Field(
+        default=WebhookType.ROLLOUT,
+        description="pre-rollout: must pass before the first step. rollout: judged at every "
+        "check like a metric. confirm-promotion: must pass before promotion. post-rollout: "
+        "called once when the rollout ends.",
+    )
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$", description="The URL to POST to.")
+    timeout: Duration = Field(default="10s", description="How long one call may take.")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Sent with the call, for the receiver's use."
+    )
+
+
+class Analysis(Model):
+    interval: Duration = Field(default="1m", description="How long each step holds.")
+    check_interval: Duration | None = Field(
+        default=None,
+        description="How often the checks run; default: interval. Shorter catches a bad step in "
+        "seconds while a good step still holds for its whole interval.",
+    )
+    threshold: int = Field(
+        default=5, ge=1, description="Failed checks before the rollout is rolled back."
+    )
+    step_weight: int | None = Field(
+        default=None, ge=1, le=100, description="The canary weight added at each step."
+    )
+    max_weight: int | None = Field(
+        default=None, ge=1, le=100, description="The last step's weight with stepWeight."
+    )
+    step_weights: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="The canary weight of each step, strictly increasing, within 0..100.",
+    )
+    metrics: list[MetricCheck] = Field(default_factory=list, description="The checks of a step.")
+    webhooks: list[Webhook] = Field(default_factory=list, description="Gates and hooks.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.step_weights is not None:
+            if self.step_weight is not None or self.max_weight is not None:
+                raise ValueError("set either stepWeights or stepWeight with maxWeight, not both")
+            for index, weight in enumerate(self.step_weights):
+                if not 0 <= weight <= 100:
+                    raise ValueError(f"stepWeights[{index}]: {weight} is outside 0..100")
+            for index in range(1, len(self.step_weights)):
+                if self.step_weights[index] <= self.step_weights[index - 1]:
+                    raise ValueError(
+                        f"stepWeights[{index}]: {self.step_weights[index]} does not increase on "
+                        f"{self.step_weights[index - 1]}; weights must be strictly increasing"
+                    )
+        elif self.step_weight is None:
+            raise ValueError("set stepWeights, or stepWeight with maxWeight")
+        elif self.max_weight is None:
+            raise ValueError("maxWeight: required with stepWeight (the last step's weight, <= 100)")
+        elif self.max_weight < self.step_weight:
+            raise ValueError(
+                f"maxWeight ({self.max_weight}) is below stepWeight ({self.step_weight})"
+            )
+        if self.check_interval is not None and durations.seconds(
+            self.check_interval
+        ) > durations.seconds(self.interval):
+            raise ValueError(
+                f"checkInterval ({self.check_interval}) is longer than interval "
+                f"({self.interval}); a step would end before it was checked"
+            )
+        for kind, names in (
+            ("metrics", [metric.name for metric in self.metrics]),
+            ("webhooks", [hook.name for hook in self.webhooks]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind}: duplicate name(s) {', '.join(duplicates)}")
+        return self
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        """The canary weight of every step, in order; promotion to 100 follows the last."""
+        if self.step_weights is not None:
+            return tuple(self.step_weights)
+        assert self.step_weight is not None and self.max_weight is not None
+        return tuple(range(self.step_weight, self.max_weight + 1, self.step_weight))
+
+    @property
+    def interval_seconds(self) -> float:
+        return durations.seconds(self.interval)
+
+    @property
+    def check_interval_seconds(self) -> float:
+        return durations.seconds(self.check_interval or self.interval)
+
+
+class CanarySpec(Model):
+    service: ServiceRef = Field(description="The service whose traffic is shifted.")
+    stable: Variant = Field(description="The version that holds the traffic now.")
+    canary: CanaryVariant = Field(description="The version traffic moves to.")
+    analysis: Analysis = Field(description="The steps and the checks that judge them.")
+    skip_analysis: bool = Field(
+        default=False, description="Promote without steps or checks once the target is ready."
+    )
+    suspend: bool = Field(
+        default=False, description="Freeze the rollout where it is: no weight change, no check."
+    )
+    progress_deadline: Duration = Field(
+        default="10m",
+        description="How long any phase may wait beyond its own work (a target not ready, "
+        "weights not applied, no data) before the rollout is rolled back.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_subsets(self) -> Self:
+        if self.stable.subset == self.canary.subset:
+            raise ValueError(
+                f"canary.subset: {self.canary.subset!r} is also the stable subset; "
+                "traffic must move between two different subsets"
+            )
+        return self
+
+    @property
+    def progress_deadline_seconds(self) -> float:
+        return durations.seconds(self.progress_deadline)

@@ -1,0 +1,119 @@
+"""`Canary.status`: the whole state of a rollout, so a restarted controller resumes from it.
+
+Every timestamp the engine's rules depend on (when the phase began, when the step's clock
+started, when the last check ran, when the phase's deadline falls) is stored here rather than
+kept in memory: that is what lets a new controller process carry on mid-step without repeating
+or skipping one. The measurement history is bounded and answers "why did it fail?" from the
+object alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from canary.api.base import Model
+
+HISTORY_LIMIT = 50
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    PROGRESSING = "Progressing"
+    PROMOTING = "Promoting"
+    ROLLING_BACK = "RollingBack"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.INVALID})
+
+
+class MeasurementKind(StrEnum):
+    VALUE = "value"
+    NO_DATA = "no_data"
+    NAN = "nan"
+    ERROR = "error"
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Condition(Model):
+    """A Kubernetes-convention condition."""
+
+    type: str = Field(description="InvalidSpec, Progressing, Suspended or RollbackVerified.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="A CamelCase word for machines.")
+    message: str = Field(default="", description="A sentence for people.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+
+
+class CheckResult(Model):
+    """The latest result of one check (a metric or a rollout webhook)."""
+
+    name: str = Field(description="The metric or webhook name.")
+    kind: MeasurementKind = Field(description="value, no_data, nan or error.")
+    value: float | None = Field(default=None, description="The value when kind is value.")
+    verdict: Verdict = Field(description="pass, fail or inconclusive.")
+    passed: bool | None = Field(
+        default=None, description="True or False once judged; unset while inconclusive."
+    )
+    at: datetime = Field(description="When it was measured.")
+
+
+class HistoryEntry(Model):
+    """One judged measurement, kept so a failure can be explained from the object alone."""
+
+    metric: str = Field(description="The metric or webhook name.")
+    query: str = Field(default="", description="The query as sent, variables resolved.")
+    kind: MeasurementKind = Field(description="value, no_data, nan or error.")
+    value: float | None = Field(default=None, description="The value when kind is value.")
+    samples: int | None = Field(default=None, description="Requests in the window, if known.")
+    threshold: str = Field(default="", description="The passing range, e.g. >= 99.")
+    verdict: Verdict = Field(description="pass, fail or inconclusive.")
+    counted: bool = Field(description="False for observe-mode metrics, which never count.")
+    message: str = Field(default="", description="Why, for anything but a plain value.")
+    revision: str = Field(description="The revision the measurement judged.")
+    step: int = Field(description="The step it judged.")
+    weight: int = Field(description="The canary weight it judged.")
+    at: datetime = Field(description="When it was measured.")
+
+
+class CanaryStatus(Model):
+    phase: Phase | None = Field(default=None, description="Where the rollout is.")
+    message: str = Field(default="", description="What the phase is waiting for, or why it ended.")
+    revision: str = Field(default="", description="The revision this rollout judges.")
+    canary_weight: int = Field(default=0, ge=0, le=100, description="The canary's weight.")
+    step: int = Field(default=0, ge=0, description="The index of the current step.")
+    failed_checks: int = Field(default=0, ge=0, description="Failed checks in this rollout.")
+    stable_subset: str = Field(default="", description="The subset that is stable now.")
+    canary_subset: str = Field(default="", description="The subset being rolled out.")
+    last_transition_time: datetime | None = Field(
+        default=None, description="When the phase last changed."
+    )
+    step_started_at: datetime | None = Field(
+        default=None, description="When the current step's weights took effect."
+    )
+    last_check_at: datetime | None = Field(default=None, description="When checks last ran.")
+    deadline_at: datetime | None = Field(
+        default=None, description="When the current phase gives up; see deadlineAction."
+    )
+    deadline_action: Literal["rollback", "fail"] | None = Field(
+        default=None, description="What happens at deadlineAt."
+    )
+    suspended_at: datetime | None = Field(
+        default=None, description="When spec.suspend froze the rollout."
+    )
+    conditions: tuple[Condition, ...] = Field(default=(), description="Kubernetes conditions.")
+    checks: tuple[CheckResult, ...] = Field(default=(), description="The last result of each.")
+    history: tuple[HistoryEntry, ...] = Field(
+        default=(), description=f"The last {HISTORY_LIMIT} judged measurements, oldest first."
+    )
