@@ -21,7 +21,8 @@ def seconds(text: str) -> float:
     """The length of `text` in seconds; ValueError names what is allowed when it does not parse."""
     if not _WHOLE.fullmatch(text):
         raise ValueError(
-            f"{text!r} is not a duration: use a number and a unit (ms, s, m, h), e.g. 30s, 1m, 1h30m"
+            f"{text!r} is not a duration: use a number and a unit (ms, s, m, h), "
+            "e.g. 30s, 1m, 1h30m"
         )
     total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
     if total <= 0:

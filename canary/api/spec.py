@@ -166,7 +166,8 @@ class Analysis(Model):
         """The canary weight of every step, in order; promotion to 100 follows the last."""
         if self.step_weights is not None:
             return tuple(self.step_weights)
-        assert self.step_weight is not None and self.max_weight is not None
+        assert self.step_weight is not None
+        assert self.max_weight is not None
         return tuple(range(self.step_weight, self.max_weight + 1, self.step_weight))
 
     @property

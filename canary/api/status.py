@@ -57,30 +57,25 @@ class Condition(Model):
 
 
 class CheckResult(Model):
-    """The latest result of one check (a metric or a rollout webhook)."""
+    """One judged check (a metric or a rollout webhook): what was asked, what came back, verdict.
+
+    The same record serves as the latest result of a check and as an entry of the history, so a
+    failure is explained from the object alone: the resolved query, the raw value and its kind,
+    the threshold, the revision and step it judged.
+    """
 
     name: str = Field(description="The metric or webhook name.")
     kind: MeasurementKind = Field(description="value, no_data, nan or error.")
     value: float | None = Field(default=None, description="The value when kind is value.")
+    samples: int | None = Field(default=None, description="Requests in the window, if known.")
+    query: str = Field(default="", description="The query as sent, variables resolved.")
+    threshold: str = Field(default="", description="The passing range, e.g. >= 99.")
     verdict: Verdict = Field(description="pass, fail or inconclusive.")
     passed: bool | None = Field(
         default=None, description="True or False once judged; unset while inconclusive."
     )
-    at: datetime = Field(description="When it was measured.")
-
-
-class HistoryEntry(Model):
-    """One judged measurement, kept so a failure can be explained from the object alone."""
-
-    metric: str = Field(description="The metric or webhook name.")
-    query: str = Field(default="", description="The query as sent, variables resolved.")
-    kind: MeasurementKind = Field(description="value, no_data, nan or error.")
-    value: float | None = Field(default=None, description="The value when kind is value.")
-    samples: int | None = Field(default=None, description="Requests in the window, if known.")
-    threshold: str = Field(default="", description="The passing range, e.g. >= 99.")
-    verdict: Verdict = Field(description="pass, fail or inconclusive.")
     counted: bool = Field(description="False for observe-mode metrics, which never count.")
-    message: str = Field(default="", description="Why, for anything but a plain value.")
+    message: str = Field(default="", description="Why, for anything but a plain passing value.")
     revision: str = Field(description="The revision the measurement judged.")
     step: int = Field(description="The step it judged.")
     weight: int = Field(description="The canary weight it judged.")
@@ -113,7 +108,9 @@ class CanaryStatus(Model):
         default=None, description="When spec.suspend froze the rollout."
     )
     conditions: tuple[Condition, ...] = Field(default=(), description="Kubernetes conditions.")
-    checks: tuple[CheckResult, ...] = Field(default=(), description="The last result of each.")
-    history: tuple[HistoryEntry, ...] = Field(
+    checks: tuple[CheckResult, ...] = Field(
+        default=(), description="The latest result of each check in this rollout."
+    )
+    history: tuple[CheckResult, ...] = Field(
         default=(), description=f"The last {HISTORY_LIMIT} judged measurements, oldest first."
     )

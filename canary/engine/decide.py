@@ -1,0 +1,189 @@
+"""`decide(spec, status, observation, now) -> Decision`: the whole state machine's entry.
+
+Before any phase runs, the rules that hold in every phase are applied in this order, each one
+able to end the tick:
+1. problems found while observing (a missing VirtualService...) make the Canary Invalid, and
+   nothing is patched until they are fixed;
+2. `suspend` freezes the rollout; lifting it shifts every stored clock by the time spent frozen,
+   so a step does not count frozen time as time held;
+3. a new revision (a changed spec or pod template) starts the rollout over from the first step;
+4. a passed deadline takes its phase's declared action.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from canary.api.spec import CanarySpec
+from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
+from canary.engine import conditions, phases
+from canary.engine.actions import Decision, Notify
+from canary.engine.observation import Observation
+from canary.engine.tick import Tick, enter
+
+_PHASES = {
+    Phase.INITIALIZING: phases.initializing,
+    Phase.PROGRESSING: phases.progressing,
+    Phase.PROMOTING: phases.promoting,
+    Phase.ROLLING_BACK: phases.rolling_back,
+}
+
+
+def decide(
+    spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
+) -> Decision:
+    tick = Tick(spec, status, observation, now)
+    if observation.problems:
+        return invalid(status, observation.problems, now=now, revision=observation.revision)
+    if spec.suspend:
+        return _suspended(tick)
+    notices: tuple[Notify, ...] = ()
+    if status.suspended_at is not None:
+        tick, notices = _resumed(tick)
+    decision = _run(tick)
+    if notices:
+        return Decision(decision.status, (*notices, *decision.actions), decision.wake_after)
+    return decision
+
+
+def invalid(
+    status: CanaryStatus, problems: tuple[str, ...], *, now: datetime, revision: str = ""
+) -> Decision:
+    """The Canary cannot be acted on; also what the controller uses for a spec that won't parse."""
+    message = "; ".join(problems)
+    if status.phase is Phase.INVALID and status.message == message:
+        return Decision(status=status)
+    updated = conditions.with_condition(
+        status.conditions,
+        type=conditions.INVALID_SPEC,
+        status="True",
+        reason="InvalidSpec",
+        message=message,
+        now=now,
+    )
+    status = status.model_copy(
+        update={
+            "phase": Phase.INVALID,
+            "message": message,
+            "revision": revision or status.revision,
+            "last_transition_time": now,
+            "deadline_at": None,
+            "deadline_action": None,
+            "conditions": updated,
+        }
+    )
+    return Decision(status=status, actions=(Notify("InvalidSpec", message, warning=True),))
+
+
+def _run(tick: Tick) -> Decision:
+    status = tick.status
+    if status.phase is None or status.revision != tick.seen.revision:
+        return _start(tick)
+    if status.phase is Phase.INVALID:
+        # Whatever was wrong has been fixed (the observation found no problem this time).
+        return _start(tick)
+    if status.phase in TERMINAL_PHASES:
+        return Decision(status=status)
+    if status.deadline_at is not None and tick.now >= status.deadline_at:
+        return _deadline_passed(tick)
+    return _PHASES[status.phase](tick)
+
+
+def _start(tick: Tick) -> Decision:
+    spec, status = tick.spec, tick.status
+    restarting = status.phase is not None and status.phase not in TERMINAL_PHASES
+    cleared = conditions.with_condition(
+        status.conditions,
+        type=conditions.INVALID_SPEC,
+        status="False",
+        reason="Valid",
+        message="",
+        now=tick.now,
+    )
+    cleared = tuple(c for c in cleared if c.type != conditions.ROLLBACK_VERIFIED)
+    started = enter(
+        tick,
+        Phase.INITIALIZING,
+        reason="RolloutRestarted" if restarting else "RolloutStarted",
+        message=f"rolling out {spec.canary.subset} in place of {spec.stable.subset}"
+        + (" (the spec changed: starting over from the first step)" if restarting else ""),
+        revision=tick.seen.revision,
+        stable_subset=spec.stable.subset,
+        canary_subset=spec.canary.subset,
+        canary_weight=0,
+        step=0,
+        failed_checks=0,
+        step_started_at=None,
+        last_check_at=None,
+        checks=(),
+        conditions=cleared,
+    )
+    following = phases.initializing(tick.with_status(started.status))
+    return Decision(following.status, (*started.actions, *following.actions), following.wake_after)
+
+
+def _deadline_passed(tick: Tick) -> Decision:
+    status = tick.status
+    waited = f"{status.phase} passed its deadline while {status.message or 'waiting'}"
+    if status.deadline_action == "rollback":
+        return phases.roll_back(tick, waited)
+    unverified = conditions.with_condition(
+        status.conditions,
+        type=conditions.ROLLBACK_VERIFIED,
+        status="False",
+        reason="RollbackUnverified",
+        message=waited,
+        now=tick.now,
+    )
+    return enter(
+        tick.with_status(status.model_copy(update={"conditions": unverified})),
+        Phase.FAILED,
+        reason="RollbackUnverified",
+        message=f"{waited}: the live route may still send traffic to {status.canary_subset}",
+        warning=True,
+    )
+
+
+def _suspended(tick: Tick) -> Decision:
+    status = tick.status
+    if status.suspended_at is not None:
+        return Decision(status=status)
+    frozen = conditions.with_condition(
+        status.conditions,
+        type=conditions.SUSPENDED,
+        status="True",
+        reason="Suspended",
+        message="spec.suspend is set: no weight change and no check until it is lifted",
+        now=tick.now,
+    )
+    status = status.model_copy(update={"suspended_at": tick.now, "conditions": frozen})
+    return Decision(status=status, actions=(Notify("Suspended", "the rollout is suspended"),))
+
+
+def _resumed(tick: Tick) -> tuple[Tick, tuple[Notify, ...]]:
+    status = tick.status
+    assert status.suspended_at is not None
+    frozen_for = tick.now - status.suspended_at
+
+    def shifted(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment + frozen_for
+
+    thawed = conditions.with_condition(
+        status.conditions,
+        type=conditions.SUSPENDED,
+        status="False",
+        reason="Resumed",
+        message="",
+        now=tick.now,
+    )
+    status = status.model_copy(
+        update={
+            "suspended_at": None,
+            "step_started_at": shifted(status.step_started_at),
+            "last_check_at": shifted(status.last_check_at),
+            "deadline_at": shifted(status.deadline_at),
+            "conditions": thawed,
+        }
+    )
+    seconds = frozen_for / timedelta(seconds=1)
+    return tick.with_status(status), (Notify("Resumed", f"resumed after {seconds:g}s"),)

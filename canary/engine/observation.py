@@ -1,0 +1,72 @@
+"""What the controller saw in one tick, in the engine's terms.
+
+A `Measurement` is a value or one of the ways of not having one. No-data, NaN and errors are
+kinds of their own and are never coerced to 0: that coercion is how Flagger once promoted on NaN
+(flagger PR#1095).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from canary.api.status import MeasurementKind
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """The live split of the managed route, as the router read it back: subset -> weight."""
+
+    weights: Mapping[str, int]
+    # True once the data plane serves this split (Envoy acknowledged the config), not merely
+    # once the object was written: a step's clock must not start before traffic really moved.
+    applied: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    kind: MeasurementKind
+    value: float | None = None
+    query: str = ""
+    # Requests in the query window, when the provider can tell; None means unknown.
+    samples: int | None = None
+    message: str = ""
+
+    @classmethod
+    def of(cls, value: float, *, query: str = "", samples: int | None = None) -> Measurement:
+        if math.isnan(value):
+            return cls(MeasurementKind.NAN, query=query, samples=samples, message="NaN")
+        return cls(MeasurementKind.VALUE, value=value, query=query, samples=samples)
+
+    @classmethod
+    def no_data(cls, *, query: str = "", message: str = "no series") -> Measurement:
+        return cls(MeasurementKind.NO_DATA, query=query, message=message)
+
+    @classmethod
+    def error(cls, message: str, *, query: str = "") -> Measurement:
+        return cls(MeasurementKind.ERROR, query=query, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The answer of a webhook: passed or not, and why."""
+
+    passed: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    # The revision of what is being rolled out (see revision.of): a measurement counts only for
+    # the revision it judged.
+    revision: str
+    # None when the managed route could not be read (missing, or the API is down).
+    traffic: Traffic | None
+    # None when the Canary has no targetRef.
+    target_ready: bool | None = None
+    measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    gates: Mapping[str, GateResult] = field(default_factory=dict)
+    # Cross-object problems found while observing (a missing VirtualService, a route name that
+    # does not exist): each makes the Canary Invalid until it is fixed.
+    problems: tuple[str, ...] = ()

@@ -1,0 +1,221 @@
+"""One function per non-terminal phase: what it waits for, and where it goes next.
+
+Each phase is level-triggered: it compares the live split with the one it wants and asks for
+the weights again while they differ, so a restarted controller, a lost write or another writer's
+edit all heal the same way. Entering a phase sets its deadline (see decide.py for what happens
+when one passes).
+"""
+
+from __future__ import annotations
+
+from canary.api.spec import WebhookType
+from canary.api.status import Phase
+from canary.engine import checks, conditions
+from canary.engine.actions import CallWebhook, Decision, Notify
+from canary.engine.tick import (
+    PROPAGATION_POLL,
+    Tick,
+    elapsed,
+    enter,
+    set_weights,
+    split_matches,
+    waiting,
+)
+
+
+def _settled(tick: Tick, canary_weight: int) -> Decision | None:
+    """None once the live route serves `canary_weight` and the data plane applied it."""
+    status = tick.status
+    if tick.seen.traffic is None:
+        return waiting(tick, "the managed route could not be read", poll=True)
+    if not split_matches(
+        tick.seen,
+        stable=status.stable_subset,
+        canary=status.canary_subset,
+        canary_weight=canary_weight,
+    ):
+        return waiting(
+            tick,
+            f"setting weights {100 - canary_weight}/{canary_weight}",
+            set_weights(status, canary_weight),
+            poll=True,
+        )
+    if not tick.seen.traffic.applied:
+        return waiting(tick, "waiting for the data plane to apply the new weights", poll=True)
+    return None
+
+
+def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
+    return tuple(
+        CallWebhook(name=hook.name, outcome=outcome)
+        for hook in tick.spec.analysis.webhooks
+        if hook.type is WebhookType.POST_ROLLOUT
+    )
+
+
+def initializing(tick: Tick) -> Decision:
+    spec, seen = tick.spec, tick.seen
+    if seen.traffic is not None and seen.traffic.weights.get(spec.canary.subset) == 100:
+        return enter(
+            tick,
+            Phase.SUCCEEDED,
+            reason="AlreadyPromoted",
+            message=f"{spec.canary.subset} already receives 100% of the traffic",
+            stable_subset=spec.canary.subset,
+            canary_weight=100,
+        )
+    unsettled = _settled(tick, 0)
+    if unsettled is not None:
+        return unsettled
+    if seen.target_ready is False:
+        assert spec.canary.target_ref is not None
+        return waiting(tick, f"waiting for Deployment {spec.canary.target_ref.name} to be ready")
+    pre_rollout = [h for h in spec.analysis.webhooks if h.type is WebhookType.PRE_ROLLOUT]
+    if pre_rollout:
+        checked = checks.run(tick, gate_type=WebhookType.PRE_ROLLOUT)
+        tick = tick.with_status(checked.status)
+        if checked.status.failed_checks >= spec.analysis.threshold:
+            return _roll_back(tick, "pre-rollout webhooks failed", checked.notices)
+        refused = [h.name for h in pre_rollout if not _gate_open(tick, h.name)]
+        if refused:
+            decision = waiting(tick, f"waiting for pre-rollout webhook(s) {', '.join(refused)}")
+            return Decision(decision.status, (*checked.notices, *decision.actions))
+    if spec.skip_analysis:
+        return _promote(tick, "skipAnalysis is set: promoting without steps")
+    return _start_step(tick, 0)
+
+
+def _gate_open(tick: Tick, name: str) -> bool:
+    answer = tick.seen.gates.get(name)
+    return answer is not None and answer.passed
+
+
+def _start_step(tick: Tick, step: int) -> Decision:
+    weight = tick.spec.analysis.weights[step]
+    status = tick.status
+    return enter(
+        tick,
+        Phase.PROGRESSING,
+        reason="StepStarted" if step == 0 else "StepAdvanced",
+        message=f"step {step + 1}/{len(tick.spec.analysis.weights)}: weight {weight}",
+        actions=(set_weights(status, weight),),
+        step=step,
+        canary_weight=weight,
+        step_started_at=None,
+    )
+
+
+def progressing(tick: Tick) -> Decision:
+    status, spec = tick.status, tick.spec
+    unsettled = _settled(tick, status.canary_weight)
+    if unsettled is not None:
+        return unsettled
+    if status.step_started_at is None:
+        # The step's clock starts now that Envoy serves its weights, and its deadline with it.
+        started = status.model_copy(
+            update={
+                "step_started_at": tick.now,
+                "deadline_at": tick.later(
+                    spec.analysis.interval_seconds + spec.progress_deadline_seconds
+                ),
+                "message": f"step {status.step + 1}/{len(spec.analysis.weights)}: weight "
+                f"{status.canary_weight} is live",
+            }
+        )
+        return Decision(status=started)
+    checked = checks.run(tick, gate_type=WebhookType.ROLLOUT)
+    tick = tick.with_status(checked.status)
+    if checked.status.failed_checks >= spec.analysis.threshold:
+        return _roll_back(
+            tick,
+            f"{checked.status.failed_checks} failed checks reached the threshold "
+            f"{spec.analysis.threshold}",
+            checked.notices,
+        )
+    decision = _advance(tick)
+    return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
+
+
+def _advance(tick: Tick) -> Decision:
+    status, spec = tick.status, tick.spec
+    held = tick.since(status.step_started_at)
+    if not elapsed(held, spec.analysis.interval_seconds):
+        return Decision(status=status)
+    if not checks.step_passed(tick):
+        return waiting(tick, f"step {status.step + 1}: waiting for every check to pass")
+    if status.step + 1 < len(spec.analysis.weights):
+        return _start_step(tick, status.step + 1)
+    confirm = [h.name for h in spec.analysis.webhooks if h.type is WebhookType.CONFIRM_PROMOTION]
+    unconfirmed = [name for name in confirm if not _gate_open(tick, name)]
+    if unconfirmed:
+        return waiting(tick, f"waiting for confirm-promotion webhook(s) {', '.join(unconfirmed)}")
+    return _promote(tick, f"all {len(spec.analysis.weights)} steps passed")
+
+
+def _promote(tick: Tick, why: str) -> Decision:
+    return enter(
+        tick,
+        Phase.PROMOTING,
+        reason="Promoting",
+        message=f"{why}: sending 100% to {tick.status.canary_subset}",
+        actions=(set_weights(tick.status, 100),),
+        canary_weight=100,
+    )
+
+
+def promoting(tick: Tick) -> Decision:
+    unsettled = _settled(tick, 100)
+    if unsettled is not None:
+        return unsettled
+    canary = tick.status.canary_subset
+    return enter(
+        tick,
+        Phase.SUCCEEDED,
+        reason="Promoted",
+        message=f"{canary} receives 100% and is now the stable subset",
+        actions=_post_rollout(tick, "succeeded"),
+        stable_subset=canary,
+        step_started_at=None,
+    )
+
+
+def _roll_back(tick: Tick, why: str, notices: tuple[Notify, ...] = ()) -> Decision:
+    decision = enter(
+        tick,
+        Phase.ROLLING_BACK,
+        reason="RollingBack",
+        message=f"{why}: sending 100% back to {tick.status.stable_subset}",
+        actions=(set_weights(tick.status, 0),),
+        deadline="fail",
+        warning=True,
+        canary_weight=0,
+    )
+    return Decision(decision.status, (*notices, *decision.actions), wake_after=PROPAGATION_POLL)
+
+
+def roll_back(tick: Tick, why: str) -> Decision:
+    return _roll_back(tick, why)
+
+
+def rolling_back(tick: Tick) -> Decision:
+    unsettled = _settled(tick, 0)
+    if unsettled is not None:
+        return unsettled
+    stable = tick.status.stable_subset
+    verified = conditions.with_condition(
+        tick.status.conditions,
+        type=conditions.ROLLBACK_VERIFIED,
+        status="True",
+        reason="RolledBack",
+        message=f"the live route sends 100% to {stable} and the data plane applied it",
+        now=tick.now,
+    )
+    return enter(
+        tick.with_status(tick.status.model_copy(update={"conditions": verified})),
+        Phase.FAILED,
+        reason="RolledBack",
+        message=f"rolled back: {stable} receives 100%",
+        actions=_post_rollout(tick, "failed"),
+        warning=True,
+        step_started_at=None,
+    )

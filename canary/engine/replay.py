@@ -1,0 +1,82 @@
+"""Replaying a rollout against a simulated route and recorded (or generated) measurements.
+
+A pure loop over `decide`: it applies each SetWeights to an in-memory route, marks a split as
+applied one tick after it was written (as a real data plane lags its config), and asks
+`measure` for the values a tick wanted. Tests use it to drive whole rollouts by table; the
+benchmark uses it to count ticks per second; later, recorded metrics can be replayed through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from canary.api.spec import CanarySpec
+from canary.api.status import TERMINAL_PHASES, CanaryStatus
+from canary.engine import revision
+from canary.engine.actions import Decision, SetWeights
+from canary.engine.decide import decide
+from canary.engine.observation import GateResult, Measurement, Observation, Traffic
+from canary.engine.wanted import Wanted, wanted
+
+# (metric name, canary weight, seconds since the start) -> what the provider would answer.
+Measure = Callable[[str, int, float], Measurement]
+
+
+@dataclass
+class Route:
+    weights: dict[str, int]
+    applied: bool = True
+
+    def apply(self, action: SetWeights) -> None:
+        updated = dict.fromkeys(self.weights, 0)
+        updated[action.stable_subset] = action.stable_weight
+        updated[action.canary_subset] = action.canary_weight
+        if updated != self.weights:
+            self.weights = updated
+            self.applied = False
+
+
+@dataclass
+class Replay:
+    spec: CanarySpec
+    route: Route
+    measure: Measure
+    start: datetime
+    tick_seconds: float
+    target_ready: bool | None = None
+    gates: Mapping[str, GateResult] = field(default_factory=dict)
+    status: CanaryStatus = field(default_factory=CanaryStatus)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def run(self, *, max_ticks: int, keep: bool = True) -> CanaryStatus:
+        rev = revision.of(self.spec)
+        now = self.start
+        step = timedelta(seconds=self.tick_seconds)
+        for _ in range(max_ticks):
+            asked = wanted(self.spec, self.status, now)
+            seen = self._observe(rev, asked, now)
+            decision = decide(self.spec, self.status, seen, now)
+            if keep:
+                self.decisions.append(decision)
+            self.route.applied = True
+            for action in decision.actions:
+                if isinstance(action, SetWeights):
+                    self.route.apply(action)
+            self.status = decision.status
+            if self.status.phase in TERMINAL_PHASES:
+                break
+            now += step
+        return self.status
+
+    def _observe(self, rev: str, asked: Wanted, now: datetime) -> Observation:
+        elapsed = (now - self.start).total_seconds()
+        weight = self.route.weights.get(self.spec.canary.subset, 0)
+        return Observation(
+            revision=rev,
+            traffic=Traffic(weights=dict(self.route.weights), applied=self.route.applied),
+            target_ready=self.target_ready,
+            measurements={m.name: self.measure(m.name, weight, elapsed) for m in asked.metrics},
+            gates={h.name: self.gates[h.name] for h in asked.webhooks if h.name in self.gates},
+        )

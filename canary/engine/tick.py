@@ -1,0 +1,109 @@
+"""One tick's inputs, and the small helpers every phase uses to move on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from canary.api.spec import CanarySpec
+from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
+from canary.engine import conditions
+from canary.engine.actions import Action, Decision, Notify, SetWeights
+from canary.engine.observation import Observation
+
+# How soon to look again while waiting on something that usually takes a second or two (a new
+# split reaching Envoy), instead of a whole check interval later.
+PROPAGATION_POLL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    spec: CanarySpec
+    status: CanaryStatus
+    seen: Observation
+    now: datetime
+
+    def with_status(self, status: CanaryStatus) -> Tick:
+        return Tick(self.spec, status, self.seen, self.now)
+
+    def since(self, moment: datetime | None) -> float:
+        return 0.0 if moment is None else (self.now - moment).total_seconds()
+
+    def later(self, seconds: float) -> datetime:
+        return self.now + timedelta(seconds=seconds)
+
+
+def elapsed(waited: float, period: float) -> bool:
+    # A scheduler fires a hair early as often as late; a step of 30s that is checked after
+    # 29.98s has held for its interval as far as anyone can tell.
+    return waited >= period - min(0.5, period * 0.02)
+
+
+def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight: int) -> bool:
+    """Whether the live route sends exactly `canary_weight` to canary and the rest to stable."""
+    if seen.traffic is None:
+        return False
+    live: Mapping[str, int] = seen.traffic.weights
+    for subset, weight in live.items():
+        expected = (
+            canary_weight if subset == canary else 100 - canary_weight if subset == stable else 0
+        )
+        if weight != expected:
+            return False
+    if live.get(stable, 0) != 100 - canary_weight:
+        return False
+    return live.get(canary, 0) == canary_weight
+
+
+def set_weights(status: CanaryStatus, canary_weight: int) -> SetWeights:
+    return SetWeights(
+        stable_subset=status.stable_subset,
+        canary_subset=status.canary_subset,
+        canary_weight=canary_weight,
+    )
+
+
+def enter(
+    tick: Tick,
+    phase: Phase,
+    *,
+    reason: str,
+    message: str,
+    actions: tuple[Action, ...] = (),
+    deadline: Literal["rollback", "fail"] | None = "rollback",
+    warning: bool = False,
+    **updates: Any,
+) -> Decision:
+    """Move to `phase`, with its deadline, its Progressing condition and one Notify."""
+    status = tick.status
+    terminal = phase in TERMINAL_PHASES
+    with_condition = conditions.with_condition(
+        status.conditions,
+        type=conditions.PROGRESSING,
+        status="False" if terminal else "True",
+        reason=reason,
+        message=message,
+        now=tick.now,
+    )
+    status = status.model_copy(
+        update={
+            "phase": phase,
+            "message": message,
+            "last_transition_time": tick.now,
+            "deadline_at": None if terminal else tick.later(tick.spec.progress_deadline_seconds),
+            "deadline_action": None if terminal else deadline,
+            "conditions": with_condition,
+            **updates,
+        }
+    )
+    notify = Notify(reason=reason, message=message, warning=warning)
+    return Decision(status=status, actions=(notify, *actions))
+
+
+def waiting(tick: Tick, message: str, *actions: Action, poll: bool = False) -> Decision:
+    status = tick.status
+    if status.message != message:
+        status = status.model_copy(update={"message": message})
+    return Decision(status=status, actions=actions, wake_after=PROPAGATION_POLL if poll else None)
