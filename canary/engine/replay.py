@@ -49,10 +49,12 @@ class Replay:
     gates: Mapping[str, GateResult] = field(default_factory=dict)
     status: CanaryStatus = field(default_factory=CanaryStatus)
     decisions: list[Decision] = field(default_factory=list)
+    # The clock carries on across calls to run(), so a replay can be stopped and resumed.
+    now: datetime | None = None
 
     def run(self, *, max_ticks: int, keep: bool = True) -> CanaryStatus:
         rev = revision.of(self.spec)
-        now = self.start
+        now = self.start if self.now is None else self.now
         step = timedelta(seconds=self.tick_seconds)
         for _ in range(max_ticks):
             asked = wanted(self.spec, self.status, now)
@@ -65,9 +67,10 @@ class Replay:
                 if isinstance(action, SetWeights):
                     self.route.apply(action)
             self.status = decision.status
+            now += step
+            self.now = now
             if self.status.phase in TERMINAL_PHASES:
                 break
-            now += step
         return self.status
 
     def _observe(self, rev: str, asked: Wanted, now: datetime) -> Observation:
