@@ -1,0 +1,34 @@
+"""A finding: one problem, pinned to the file and document (1-based) that a user has to edit.
+
+Every part of `canary validate` reports through this one value, so the CLI's lines all read
+`file:document: field: message` and sort by where they point, whichever check found them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Where:
+    """A file, and the 1-based number of a YAML document in it (None: the file as a whole)."""
+
+    file: str
+    document: int | None = None
+
+    def __str__(self) -> str:
+        return self.file if self.document is None else f"{self.file}:{self.document}"
+
+    def sort_key(self) -> tuple[str, int]:
+        return (self.file, self.document or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    where: Where
+    field: str
+    message: str
+
+    def line(self) -> str:
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.where}: {field}{self.message}"

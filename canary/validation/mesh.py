@@ -1,0 +1,137 @@
+"""Reading the few fields of Istio's VirtualService and DestinationRule that a canary depends on.
+
+The objects stay the dicts they were read as (the controller passes them through and patches
+only weights), so this module reads them defensively: a field of the wrong type reads as absent
+here, and the check that needs it says what is missing, instead of a traceback.
+
+Host names follow Istio's rule for Kubernetes: a short name (no dot) in a rule of namespace `ns`
+means `name.ns.svc.cluster.local`, whatever namespace the service is in; a name with a dot is
+taken as written (`reviews.prod` is not expanded), and `*.example.com` matches by suffix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from canary.validation.inventory import IstioObject
+
+DOMAIN_SUFFIX = "svc.cluster.local"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    path: str
+    host: str | None
+    subset: str | None
+    # The weight as written; None when absent, which Istio reads as 0 unless it is the only one.
+    weight: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}/{self.subset}" if self.subset else f"{self.host} (no subset)"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    index: int
+    name: str | None
+    has_match: bool
+    destinations: tuple[Destination, ...]
+
+    @property
+    def path(self) -> str:
+        return f"spec.http[{self.index}]"
+
+    @property
+    def label(self) -> str:
+        """How a route is named in messages: by its name, or by its place when it has none."""
+        return repr(self.name).replace("'", '"') if self.name else f"http[{self.index}]"
+
+
+def fqdn(host: str, namespace: str) -> str:
+    if "." in host or "*" in host:
+        return host
+    return f"{host}.{namespace}.{DOMAIN_SUFFIX}"
+
+
+def host_matches(pattern: str, pattern_namespace: str, host: str, host_namespace: str) -> bool:
+    """Whether `pattern` (a VirtualService host, maybe a wildcard) names `host`."""
+    wanted = fqdn(host, host_namespace)
+    written = fqdn(pattern, pattern_namespace)
+    if written.startswith("*"):
+        return wanted.endswith(written[1:])
+    return written == wanted
+
+
+def hosts(virtual_service: IstioObject) -> list[str]:
+    return _strings(_spec(virtual_service).get("hosts"))
+
+
+def http_routes(virtual_service: IstioObject) -> list[Route]:
+    routes = _spec(virtual_service).get("http")
+    if not isinstance(routes, list):
+        return []
+    return [_route(index, route) for index, route in enumerate(routes)]
+
+
+def route_labels(routes: list[Route]) -> str:
+    return ", ".join(route.label for route in routes) or "none"
+
+
+def destination_host(destination_rule: IstioObject) -> str | None:
+    host = _spec(destination_rule).get("host")
+    return host if isinstance(host, str) else None
+
+
+def subsets(destination_rule: IstioObject) -> dict[str, dict[str, str]]:
+    """The subsets by name, each with its labels as strings (none: an empty mapping)."""
+    found: dict[str, dict[str, str]] = {}
+    entries = _spec(destination_rule).get("subsets")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            labels = entry.get("labels")
+            found.setdefault(
+                entry["name"],
+                {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            )
+    return found
+
+
+def _route(index: int, route: Any) -> Route:
+    if not isinstance(route, dict):
+        return Route(index, None, False, ())
+    name = route.get("name")
+    entries = route.get("route")
+    destinations = tuple(
+        _destination(f"spec.http[{index}].route[{position}]", entry)
+        for position, entry in enumerate(entries if isinstance(entries, list) else [])
+    )
+    return Route(
+        index=index,
+        name=name if isinstance(name, str) and name else None,
+        has_match=bool(route.get("match")),
+        destinations=destinations,
+    )
+
+
+def _destination(path: str, entry: Any) -> Destination:
+    entry = entry if isinstance(entry, dict) else {}
+    target = entry.get("destination")
+    target = target if isinstance(target, dict) else {}
+    host, subset = target.get("host"), target.get("subset")
+    return Destination(
+        path=path,
+        host=host if isinstance(host, str) else None,
+        subset=subset if isinstance(subset, str) and subset else None,
+        weight=entry.get("weight"),
+    )
+
+
+def _spec(body: IstioObject) -> dict[str, Any]:
+    spec = body.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

@@ -1,0 +1,82 @@
+"""`validate_paths`: load, check each document, cross-check the objects, and sort what was found.
+
+The CLI prints `Findings.lines()` and `Findings.summary()` and exits on `Findings.failed`. Input
+of any shape gives findings, never a traceback: an unexpected exception while checking one Canary
+becomes an "internal error" finding on that Canary's document, and the others are still checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from canary.validation import crosscheck, loader
+from canary.validation.findings import Finding, Where
+
+# The kinds the summary names, in the order it names them, with their plurals.
+_KINDS = (
+    ("Canary", "Canaries"),
+    ("MetricTemplate", "MetricTemplates"),
+    ("VirtualService", "VirtualServices"),
+    ("DestinationRule", "DestinationRules"),
+)
+
+
+@dataclass(slots=True)
+class Findings:
+    found: list[Finding] = field(default_factory=list)
+    loaded: loader.Loaded = field(default_factory=loader.Loaded)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.found)
+
+    def sorted(self) -> list[Finding]:
+        # A stable sort keeps the order in which each document's problems were found.
+        return sorted(self.found, key=lambda finding: finding.where.sort_key())
+
+    def lines(self) -> Iterator[str]:
+        for finding in self.sorted():
+            yield finding.line()
+
+    def summary(self) -> str:
+        kinds = self.loaded.kinds
+        documents = sum(kinds.values())
+        parts = [_count(kinds[kind], kind, plural) for kind, plural in _KINDS if kinds.get(kind)]
+        if self.loaded.ignored:
+            parts.append(f"{self.loaded.ignored} other (ignored)")
+        if kinds.get(""):
+            parts.append(f"{kinds['']} not Kubernetes objects")
+        checked = _count(documents, "document", "documents")
+        listed = f": {', '.join(parts)}" if parts else ""
+        return f"{checked} checked{listed}; {_count(len(self.found), 'problem', 'problems')}"
+
+
+def validate_paths(paths: Iterable[Path | str]) -> Findings:
+    loaded = loader.load(paths)
+    found = list(loaded.findings)
+    inventory = loaded.inventory
+    try:
+        index = crosscheck.Index.of(inventory)
+        found += crosscheck.duplicates(inventory)
+        found += crosscheck.shared_routes(inventory.canaries, index)
+    except Exception as exc:
+        # No one document is to blame; the first Canary's is where a reader looks first.
+        where = inventory.canaries[0].where if inventory.canaries else Where("(all paths)")
+        found.append(Finding(where, "", _internal(exc)))
+        index = crosscheck.Index()
+    for placed in inventory.canaries:
+        try:
+            found += crosscheck.check_canary(placed, index)
+        except Exception as exc:
+            found.append(Finding(placed.where, "", _internal(exc)))
+    return Findings(found=found, loaded=loaded)
+
+
+def _internal(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc} (please report this)"
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
