@@ -1,0 +1,132 @@
+"""The Protocols the controller loop needs, each sized for its caller, with fakes beside them.
+
+An adapter implements one of these and translates its library's errors into canary.errors, so
+the loop handles an API server, a local state directory, Prometheus or a test fake the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from canary.api.metric_template import MetricTemplate
+from canary.api.spec import CanarySpec, TargetRef
+from canary.api.status import CanaryStatus
+from canary.engine.actions import Notify, SetWeights
+from canary.engine.observation import Measurement, Traffic
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CanaryKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRef:
+    """The one http route of one VirtualService that a Canary manages."""
+
+    namespace: str
+    virtual_service: str
+    host: str
+    # The http route's name; None means the first route whose destinations all point at host.
+    route: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCanary:
+    key: CanaryKey
+    # None when the stored object does not validate; `problems` then says why.
+    spec: CanarySpec | None
+    status: CanaryStatus
+    generation: int = 0
+    problems: tuple[str, ...] = ()
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Store(Protocol):
+    """Where Canaries, their templates and their status live: a cluster, or a state directory."""
+
+    def canaries(self) -> Sequence[StoredCanary]: ...
+
+    def metric_template(self, namespace: str, name: str) -> MetricTemplate | None: ...
+
+    def target_ready(self, namespace: str, target: TargetRef) -> bool: ...
+
+    def write_status(self, key: CanaryKey, status: CanaryStatus) -> None: ...
+
+
+class Router(Protocol):
+    """Reads and sets the split of a managed route; says when the data plane serves it."""
+
+    def read(self, ref: RouteRef) -> Traffic: ...
+
+    def set_weights(self, ref: RouteRef, weights: SetWeights) -> None: ...
+
+
+class MetricsProvider(Protocol):
+    def measure(self, query: str, *, requests_query: str | None = None) -> Measurement: ...
+
+
+class Notifier(Protocol):
+    def notify(self, key: CanaryKey, notice: Notify) -> None: ...
+
+
+# Fakes for unit tests of the loop; they change together with the Protocols above.
+
+
+@dataclass
+class FakeClock:
+    current: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeRouter:
+    weights: dict[RouteRef, dict[str, int]] = field(default_factory=dict)
+    applied: bool = True
+    writes: list[tuple[RouteRef, SetWeights]] = field(default_factory=list)
+
+    def read(self, ref: RouteRef) -> Traffic:
+        return Traffic(weights=dict(self.weights.get(ref, {})), applied=self.applied)
+
+    def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
+        self.writes.append((ref, weights))
+        split = dict.fromkeys(self.weights.get(ref, {}), 0)
+        split[weights.stable_subset] = weights.stable_weight
+        split[weights.canary_subset] = weights.canary_weight
+        self.weights[ref] = split
+
+
+@dataclass
+class FakeMetrics:
+    answers: Mapping[str, Measurement] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def measure(self, query: str, *, requests_query: str | None = None) -> Measurement:
+        self.asked.append(query)
+        return self.answers.get(query, Measurement.no_data(query=query))
+
+
+@dataclass
+class FakeNotifier:
+    sent: list[tuple[CanaryKey, Notify]] = field(default_factory=list)
+
+    def notify(self, key: CanaryKey, notice: Notify) -> None:
+        self.sent.append((key, notice))
+
+
+JsonObject = dict[str, Any]
