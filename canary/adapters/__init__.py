@@ -1,0 +1,1 @@
+"""One module or package per outside system; each implements a Protocol of canary.ports."""

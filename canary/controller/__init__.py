@@ -1,0 +1,1 @@
+"""The loop: APScheduler wiring, and observe -> decide -> act for each Canary."""

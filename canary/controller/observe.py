@@ -1,0 +1,86 @@
+"""Observe: gather what one tick of one Canary needs, and only that.
+
+`engine.wanted` names the checks that are due; everything else (the live split, the target's
+readiness) is read on every tick because it is cheap and every phase depends on it. Problems
+that make the Canary un-actionable are collected, not raised, so the engine can record them all
+as one InvalidSpec condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from canary.api import builtins, durations
+from canary.api.spec import CanarySpec
+from canary.api.status import CanaryStatus
+from canary.controller import queries
+from canary.engine import revision
+from canary.engine.observation import GateResult, Measurement, Observation, Traffic
+from canary.engine.wanted import wanted
+from canary.errors import InvalidSpec
+from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store
+
+# A provider per address: the controller's own Prometheus for built-ins, a template's otherwise.
+ProviderFor = Callable[[str | None], MetricsProvider]
+GateCaller = Callable[[CanaryKey, str, str, float], GateResult]
+
+
+def route_of(key: CanaryKey, spec: CanarySpec) -> RouteRef:
+    return RouteRef(
+        namespace=key.namespace,
+        virtual_service=spec.service.virtual_service_name,
+        host=spec.service.host,
+        route=spec.service.route,
+    )
+
+
+def observe(
+    key: CanaryKey,
+    spec: CanarySpec,
+    status: CanaryStatus,
+    now: datetime,
+    *,
+    store: Store,
+    router: Router,
+    provider_for: ProviderFor,
+    call_gate: GateCaller,
+    query_set: builtins.QuerySet,
+) -> Observation:
+    """Raises canary.errors.Unavailable when a backend the tick cannot do without is down."""
+    problems: list[str] = []
+    traffic: Traffic | None = None
+    try:
+        traffic = router.read(route_of(key, spec))
+    except InvalidSpec as exc:
+        problems.extend(exc.problems)
+    ready: bool | None = None
+    if spec.canary.target_ref is not None:
+        try:
+            ready = store.target_ready(key.namespace, spec.canary.target_ref)
+        except InvalidSpec as exc:
+            problems.extend(exc.problems)
+    due = wanted(spec, status, now)
+    measurements: dict[str, Measurement] = {}
+    for metric in due.metrics:
+        try:
+            resolved = queries.resolve(key, spec, metric, store=store, query_set=query_set)
+        except InvalidSpec as exc:
+            problems.extend(exc.problems)
+            continue
+        provider = provider_for(resolved.address)
+        measurements[metric.name] = provider.measure(
+            resolved.query, requests_query=resolved.requests_query
+        )
+    gates = {
+        hook.name: call_gate(key, hook.name, hook.url, durations.seconds(hook.timeout))
+        for hook in due.webhooks
+    }
+    return Observation(
+        revision=revision.of(spec),
+        traffic=traffic,
+        target_ready=ready,
+        measurements=measurements,
+        gates=gates,
+        problems=tuple(problems),
+    )

@@ -1,0 +1,82 @@
+"""One tick of one Canary: observe, decide, act, with its namespace/name bound to every log line."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from canary.api import builtins
+from canary.controller import act, observe
+from canary.engine.actions import Decision
+from canary.engine.decide import decide, invalid
+from canary.errors import Unavailable
+from canary.ports import CanaryKey, Clock, MetricsProvider, Notifier, Router, Store
+
+log = structlog.get_logger("canary.tick")
+
+
+@dataclass
+class Reconciler:
+    store: Store
+    router: Router
+    notifier: Notifier
+    clock: Clock
+    provider_for: Callable[[str | None], MetricsProvider]
+    call_gate: observe.GateCaller
+    call_hook: act.HookCaller
+    query_set: builtins.QuerySet = builtins.QuerySet.ISTIO
+
+    def tick(self, key: CanaryKey) -> Decision | None:
+        """Run one tick; None when the Canary is gone or a backend was unavailable."""
+        with structlog.contextvars.bound_contextvars(namespace=key.namespace, name=key.name):
+            started = time.monotonic()
+            try:
+                decision = self._tick(key)
+            except Unavailable as exc:
+                log.warning("tick.unavailable", error=str(exc), retry_after=exc.retry_after)
+                return None
+            if decision is not None:
+                log.debug(
+                    "tick.done",
+                    phase=decision.status.phase,
+                    weight=decision.status.canary_weight,
+                    seconds=round(time.monotonic() - started, 4),
+                )
+            return decision
+
+    def _tick(self, key: CanaryKey) -> Decision | None:
+        stored = next((c for c in self.store.canaries() if c.key == key), None)
+        if stored is None:
+            return None
+        now = self.clock.now()
+        route = None
+        if stored.spec is None:
+            decision = invalid(stored.status, stored.problems, now=now)
+        else:
+            seen = observe.observe(
+                key,
+                stored.spec,
+                stored.status,
+                now,
+                store=self.store,
+                router=self.router,
+                provider_for=self.provider_for,
+                call_gate=self.call_gate,
+                query_set=self.query_set,
+            )
+            decision = decide(stored.spec, stored.status, seen, now)
+            route = observe.route_of(key, stored.spec)
+        act.act(
+            key,
+            stored.status,
+            decision,
+            route=route,
+            store=self.store,
+            router=self.router,
+            notifier=self.notifier,
+            call_hook=self.call_hook,
+        )
+        return decision
