@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from canary.api.metric_template import MetricTemplate
 from canary.api.spec import CanarySpec, TargetRef
@@ -122,11 +122,32 @@ class FakeMetrics:
 
 
 @dataclass
+class FakeStore:
+    stored: dict[CanaryKey, StoredCanary] = field(default_factory=dict)
+    templates: dict[tuple[str, str], MetricTemplate] = field(default_factory=dict)
+    ready: dict[tuple[str, str], bool] = field(default_factory=dict)
+    status_writes: list[tuple[CanaryKey, CanaryStatus]] = field(default_factory=list)
+
+    def canaries(self) -> Sequence[StoredCanary]:
+        return list(self.stored.values())
+
+    def metric_template(self, namespace: str, name: str) -> MetricTemplate | None:
+        return self.templates.get((namespace, name))
+
+    def target_ready(self, namespace: str, target: TargetRef) -> bool:
+        return self.ready.get((namespace, target.name), False)
+
+    def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
+        self.status_writes.append((key, status))
+        current = self.stored[key]
+        self.stored[key] = StoredCanary(
+            key, current.spec, status, current.generation, current.problems
+        )
+
+
+@dataclass
 class FakeNotifier:
     sent: list[tuple[CanaryKey, Notify]] = field(default_factory=list)
 
     def notify(self, key: CanaryKey, notice: Notify) -> None:
         self.sent.append((key, notice))
-
-
-JsonObject = dict[str, Any]
