@@ -33,8 +33,19 @@ def validate(paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-def crds() -> None:
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per CRD here (as deploy/crds holds them) instead of printing.",
+)
+def crds(output_dir: Path | None) -> None:
     """Print the CustomResourceDefinitions generated from the models (what deploy/crds holds)."""
     from canary.api import crd
 
-    click.echo(crd.render_yaml(), nl=False)
+    if output_dir is None:
+        click.echo(crd.render_yaml(), nl=False)
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in crd.render_files().items():
+        (output_dir / name).write_text(text, encoding="utf-8")
+        click.echo(output_dir / name, err=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from canary.api import durations
@@ -31,6 +31,9 @@ Duration = Annotated[
     str,
     AfterValidator(durations.check),
     Field(pattern=durations.PATTERN, examples=["30s", "1m", "1h30m"]),
+    # A chain of validators shows only its first step in a validation-mode JSON schema, which
+    # would drop the pattern from the CRD; say the schema outright.
+    WithJsonSchema({"type": "string", "pattern": durations.PATTERN}),
 ]
 
 

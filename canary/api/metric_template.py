@@ -51,6 +51,8 @@ class MetricTemplateSpec(Model):
 
 
 class MetricTemplate(Model):
+    """A named, reusable query that a Canary's metric check refers to by templateRef."""
+
     api_version: Literal["canary.dev/v1alpha1"] = Field(
         default=API_VERSION, description="canary.dev/v1alpha1"
     )

@@ -15,6 +15,8 @@ from canary.api.status import CanaryStatus
 
 
 class Canary(Model):
+    """A progressive rollout of one service: traffic moves from stable to canary in judged steps."""
+
     api_version: Literal["canary.dev/v1alpha1"] = Field(
         default=API_VERSION, description="canary.dev/v1alpha1"
     )

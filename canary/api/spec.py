@@ -85,6 +85,8 @@ class WebhookType(StrEnum):
 
 
 class Webhook(Model):
+    """A URL called at a point of the rollout; its answer can gate the rollout."""
+
     name: str = Field(min_length=1, description="A name unique among the webhooks.")
     type: WebhookType = Field(
         default=WebhookType.ROLLOUT,
