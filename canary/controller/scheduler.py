@@ -1,0 +1,126 @@
+"""APScheduler wiring: one job per Canary at its check interval, and at once on a spec change.
+
+A sync job lists the store every `resync` seconds and reconciles the job table with it: a new
+Canary gets a job that runs now, a changed spec (new generation or revision) re-times its job
+and runs it now, a deleted Canary loses its job. A tick may ask to run again sooner
+(`Decision.wake_after`, while a new split propagates); the job's next run is moved up for it.
+Each job runs one tick at a time (max_instances=1), and a late tick is merged, not replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from canary.controller.reconcile import Reconciler
+from canary.engine import revision
+from canary.ports import CanaryKey, StoredCanary
+
+log = structlog.get_logger("canary.scheduler")
+
+# While a Canary is invalid, look again at this pace for the fix (a new spec, a created object).
+INVALID_RECHECK = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Scheduled:
+    fingerprint: str
+    interval: float
+
+
+class Controller:
+    def __init__(self, reconciler: Reconciler, *, resync: float = 1.0) -> None:
+        self.reconciler = reconciler
+        self.resync = resync
+        self._jobs: dict[CanaryKey, _Scheduled] = {}
+        self._lock = threading.Lock()
+        # APScheduler logs every run at INFO; our own tick log says more, once.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self.sync, "interval", seconds=self.resync, id="sync", next_run_time=_now()
+        )
+        self.scheduler.start()
+        log.info("controller.started", resync=self.resync)
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        log.info("controller.stopped")
+
+    def sync(self) -> None:
+        stored = self.reconciler.store.canaries()
+        seen = {canary.key for canary in stored}
+        with self._lock:
+            for canary in stored:
+                self._schedule(canary)
+            for gone in [key for key in self._jobs if key not in seen]:
+                self._jobs.pop(gone)
+                self._remove(gone)
+                log.info("canary.removed", canary=str(gone))
+
+    def tick(self, key: CanaryKey) -> None:
+        decision = self.reconciler.tick(key)
+        if decision is not None and decision.wake_after is not None:
+            soon = _now() + timedelta(seconds=decision.wake_after)
+            job = self.scheduler.get_job(_job_id(key))
+            if job is not None and job.next_run_time is not None and job.next_run_time > soon:
+                job.modify(next_run_time=soon)
+
+    def _schedule(self, canary: StoredCanary) -> None:
+        wanted = _Scheduled(_fingerprint(canary), _interval(canary))
+        current = self._jobs.get(canary.key)
+        if current == wanted:
+            return
+        self._jobs[canary.key] = wanted
+        self._remove(canary.key)
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            args=(canary.key,),
+            seconds=wanted.interval,
+            id=_job_id(canary.key),
+            next_run_time=_now(),
+        )
+        log.info(
+            "canary.scheduled" if current is None else "canary.rescheduled",
+            canary=str(canary.key),
+            every=wanted.interval,
+        )
+
+    def _remove(self, key: CanaryKey) -> None:
+        try:
+            self.scheduler.remove_job(_job_id(key))
+        except JobLookupError:
+            pass
+
+
+def _job_id(key: CanaryKey) -> str:
+    return f"canary:{key}"
+
+
+def _fingerprint(canary: StoredCanary) -> str:
+    if canary.spec is None:
+        return "invalid:" + "|".join(canary.problems)
+    return f"{canary.generation}:{revision.of(canary.spec)}"
+
+
+def _interval(canary: StoredCanary) -> float:
+    if canary.spec is None:
+        return INVALID_RECHECK
+    return canary.spec.analysis.check_interval_seconds
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
