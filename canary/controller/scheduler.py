@@ -9,6 +9,7 @@ Each job runs one tick at a time (max_instances=1), and a late tick is merged, n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -100,10 +101,8 @@ class Controller:
         )
 
     def _remove(self, key: CanaryKey) -> None:
-        try:
+        with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(_job_id(key))
-        except JobLookupError:
-            pass
 
 
 def _job_id(key: CanaryKey) -> str:
