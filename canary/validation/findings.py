@@ -32,3 +32,19 @@ class Finding:
     def line(self) -> str:
         field = f"{self.field}: " if self.field else ""
         return f"{self.where}: {field}{self.message}"
+
+
+class About:
+    """Collects findings about one object, each naming it (`Canary shop/accounts spec.x`).
+
+    A cross-object finding sits on one document but concerns two objects; naming the subject
+    in the field keeps the line readable when the other object's file is the one to fix.
+    """
+
+    def __init__(self, where: Where, subject: str) -> None:
+        self.where = where
+        self.subject = subject
+        self.findings: list[Finding] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.findings.append(Finding(self.where, f"{self.subject} {path}", message))

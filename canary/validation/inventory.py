@@ -1,11 +1,13 @@
-"""What the paths hold: each object with the file and document it came from.
+"""What the paths hold: each object with the file and document it came from, and an index.
 
 The cross-checks run on this, not on files, so they are plain functions of objects; the place
 travels with each object only so that a finding can point back at the document to edit.
+Objects are keyed by (namespace, name), a missing namespace being kubectl's `default`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -13,11 +15,14 @@ from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
 from canary.validation.findings import Where
 
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+Key = tuple[str, str]
 # Istio objects stay the dicts they were read as: the controller passes them through untouched,
 # so modelling their specs would only invent a second, stale idea of what Istio accepts.
 IstioObject = dict[str, Any]
 DEFAULT_NAMESPACE = "default"
+_LISTED = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +39,56 @@ class Inventory:
     destination_rules: list[Placed[IstioObject]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Index:
+    """The objects by key; of two with the same key the first wins, as `duplicates` reports."""
+
+    virtual_services: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
+    destination_rules: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
+    templates: dict[Key, Placed[MetricTemplate]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> Index:
+        return cls(
+            virtual_services=_first(inventory.virtual_services, istio_key),
+            destination_rules=_first(inventory.destination_rules, istio_key),
+            templates=_first(inventory.templates, lambda placed: model_key(placed.obj)),
+        )
+
+
+def model_key(obj: Canary | MetricTemplate) -> Key:
+    return (obj.metadata.namespace or DEFAULT_NAMESPACE, obj.metadata.name)
+
+
+def istio_key(placed: Placed[IstioObject]) -> Key:
+    metadata = placed.obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return namespace_of(metadata), str(name)
+
+
 def namespace_of(metadata: Any) -> str:
-    """The namespace an object is applied to; without one, kubectl's default namespace."""
     namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
     return namespace if isinstance(namespace, str) and namespace else DEFAULT_NAMESPACE
 
 
-def key_of(body: IstioObject) -> tuple[str, str]:
-    metadata = body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    return namespace_of(metadata), str(name)
+def not_found(key: Key, seen: Iterable[Key]) -> str:
+    """`ns/name not found`, with the names that were seen, so a typo shows next to the right one."""
+    seen = sorted(seen)
+    here = [name for namespace, name in seen if namespace == key[0]]
+    if here:
+        others = f"in {key[0]}: {_some(here)}"
+    else:
+        others = f"none in {key[0]}; seen: {_some([f'{n}/{m}' for n, m in seen])}"
+    return f"{key[0]}/{key[1]} not found ({others})"
+
+
+def _some(names: list[str]) -> str:
+    extra = len(names) - _LISTED
+    return ", ".join(names[:_LISTED]) + (f" and {extra} more" if extra > 0 else "")
+
+
+def _first(items: Iterable[Placed[T]], key: Callable[[Placed[T]], Key]) -> dict[Key, Placed[T]]:
+    found: dict[Key, Placed[T]] = {}
+    for item in items:
+        found.setdefault(key(item), item)
+    return found

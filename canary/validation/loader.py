@@ -33,6 +33,8 @@ ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 ISTIO_KINDS = ("VirtualService", "DestinationRule")
 SUFFIXES = (".yaml", ".yml")
 
+_SHAPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -128,18 +130,11 @@ def _classify(where: Where, body: Any, loaded: Loaded) -> None:
 
 
 def _add(where: Where, body: Any, loaded: Loaded) -> None:
-    if not isinstance(body, dict):
-        loaded.kinds[""] += 1
-        shape = "a list" if isinstance(body, list) else f"the {type(body).__name__} {body!r:.40}"
-        message = f"{shape}, not a Kubernetes object (a mapping with apiVersion and kind)"
-        loaded.findings.append(Finding(where, "", message))
-        return
-    api_version, kind = body.get("apiVersion"), body.get("kind")
+    api_version = body.get("apiVersion") if isinstance(body, dict) else None
+    kind = body.get("kind") if isinstance(body, dict) else None
     if not isinstance(api_version, str) or not isinstance(kind, str):
         loaded.kinds[""] += 1
-        missing = [key for key in ("apiVersion", "kind") if not isinstance(body.get(key), str)]
-        for key in missing:
-            loaded.findings.append(Finding(where, key, "required (a string)"))
+        loaded.findings.append(_not_an_object(where, body, api_version, kind))
         return
     loaded.kinds[kind] += 1
     group, _, version = api_version.rpartition("/")
@@ -182,12 +177,22 @@ def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded:
         loaded.findings.append(Finding(where, "metadata.namespace", "expected a string"))
         return
     if not isinstance(body.get("spec"), dict):
-        loaded.findings.append(Finding(where, "spec", "required (a mapping)"))
+        message = "expected a mapping" if "spec" in body else "required (a mapping)"
+        loaded.findings.append(Finding(where, "spec", message))
         return
     if kind == "VirtualService":
         loaded.inventory.virtual_services.append(Placed(where, body))
     else:
         loaded.inventory.destination_rules.append(Placed(where, body))
+
+
+def _not_an_object(where: Where, body: Any, api_version: Any, kind: Any) -> Finding:
+    if isinstance(body, dict) and (isinstance(api_version, str) or isinstance(kind, str)):
+        # Half an object header is a typo in an object, so point at the missing key.
+        return Finding(where, "kind" if isinstance(api_version, str) else "apiVersion", "required")
+    shape = _SHAPES.get(type(body), type(body).__name__)
+    what = "a mapping without apiVersion and kind" if isinstance(body, dict) else shape
+    return Finding(where, "", f"{what}, not a Kubernetes object")
 
 
 def _syntax(exc: yaml.YAMLError) -> str:

@@ -46,7 +46,7 @@ class Route:
     @property
     def label(self) -> str:
         """How a route is named in messages: by its name, or by its place when it has none."""
-        return repr(self.name).replace("'", '"') if self.name else f"http[{self.index}]"
+        return self.name or f"http[{self.index}]"
 
 
 def fqdn(host: str, namespace: str) -> str:
@@ -73,6 +73,25 @@ def http_routes(virtual_service: IstioObject) -> list[Route]:
     if not isinstance(routes, list):
         return []
     return [_route(index, route) for index, route in enumerate(routes)]
+
+
+def select_route(
+    routes: list[Route], *, name: str | None, host: str, namespace: str
+) -> Route | None:
+    """The route named `name`; without a name, the first whose destinations all go to `host`.
+
+    A route without destinations (a redirect, a delegate) sends nothing to `host`, so it is
+    never the default.
+    """
+    if name is not None:
+        return next((route for route in routes if route.name == name), None)
+    for route in routes:
+        if route.destinations and all(
+            d.host is not None and host_matches(d.host, namespace, host, namespace)
+            for d in route.destinations
+        ):
+            return route
+    return None
 
 
 def route_labels(routes: list[Route]) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from canary.validation import crosscheck, loader
+from canary.validation import collisions, crosscheck, loader
 from canary.validation.findings import Finding, Where
+from canary.validation.inventory import Index
 
 # The kinds the summary names, in the order it names them, with their plurals.
 _KINDS = (
@@ -58,14 +59,14 @@ def validate_paths(paths: Iterable[Path | str]) -> Findings:
     found = list(loaded.findings)
     inventory = loaded.inventory
     try:
-        index = crosscheck.Index.of(inventory)
-        found += crosscheck.duplicates(inventory)
-        found += crosscheck.shared_routes(inventory.canaries, index)
+        index = Index.of(inventory)
+        found += collisions.duplicates(inventory)
+        found += collisions.shared_routes(inventory.canaries, index)
     except Exception as exc:
         # No one document is to blame; the first Canary's is where a reader looks first.
         where = inventory.canaries[0].where if inventory.canaries else Where("(all paths)")
         found.append(Finding(where, "", _internal(exc)))
-        index = crosscheck.Index()
+        index = Index()
     for placed in inventory.canaries:
         try:
             found += crosscheck.check_canary(placed, index)

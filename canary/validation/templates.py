@@ -1,0 +1,50 @@
+"""Check a Canary's template metrics against the MetricTemplates they reference.
+
+A template that is missing, or a variable nobody set, would otherwise surface only as a stuck
+rollout or an empty query (argo-rollouts#713, flagger#1365). Rules:
+- The template is looked up in `templateRef.namespace`, default the Canary's namespace. If the
+  paths hold no MetricTemplate at all, it is assumed to live in the cluster and nothing is said;
+  if they hold some but not this one, that is a finding listing the ones seen.
+- Every custom variable of the template (`MetricTemplateSpec.custom_variables`) must be given
+  in the metric's `templateVariables`.
+- `minRequests` needs the template's `requestsQuery`: without it the count is never known, so
+  the guard could never pass and every check would be inconclusive.
+"""
+
+from __future__ import annotations
+
+from canary.api.resources import Canary
+from canary.validation.findings import About
+from canary.validation.inventory import Index, model_key, not_found
+
+
+def check(about: About, canary: Canary, index: Index) -> None:
+    for position, metric in enumerate(canary.spec.analysis.metrics):
+        ref = metric.template_ref
+        if ref is None:
+            continue
+        path = f"spec.analysis.metrics[{position}]"
+        key = (ref.namespace or model_key(canary)[0], ref.name)
+        placed = index.templates.get(key)
+        if placed is None:
+            if index.templates:
+                about.add(
+                    f"{path}.templateRef", f"MetricTemplate {not_found(key, index.templates)}"
+                )
+            continue
+        template = f"MetricTemplate {key[0]}/{key[1]}"
+        needed = placed.obj.spec.custom_variables() - metric.template_variables.keys()
+        if needed:
+            names = sorted(needed)
+            uses = " ".join("{{ " + name + " }}" for name in names)
+            given = ", ".join(sorted(metric.template_variables)) or "none"
+            about.add(
+                f"{path}.templateVariables",
+                f"{template} needs {', '.join(names)} (its queries use {uses}); given: {given}",
+            )
+        if metric.min_requests is not None and placed.obj.spec.requests_query is None:
+            about.add(
+                f"{path}.minRequests",
+                f"{template} has no requestsQuery, so the request count is never known and the "
+                "guard could never pass; add a requestsQuery to the template or drop minRequests",
+            )

@@ -1,0 +1,272 @@
+"""`canary.validation.crosscheck`: a Canary against its VirtualService and DestinationRule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.validation.documents import (
+    canary,
+    destination,
+    destination_rule,
+    messages,
+    virtual_service,
+)
+
+SERVICE = "Canary shop/web spec.service"
+
+
+def _split(*weights: int) -> list[dict[str, object]]:
+    return [
+        {
+            "name": "primary",
+            "route": [destination("web", f"v{n + 1}", w) for n, w in enumerate(weights)],
+        }
+    ]
+
+
+def test_a_fitting_pair_has_no_findings(tmp_path: Path) -> None:
+    assert messages(tmp_path, canary(), virtual_service(), destination_rule()) == []
+
+
+def test_a_canary_alone_is_not_checked_against_objects_it_was_not_given(tmp_path: Path) -> None:
+    """No VirtualService or DestinationRule in the paths: they may live in the cluster."""
+    assert messages(tmp_path, canary()) == []
+
+
+def test_a_missing_virtual_service_is_reported_with_the_names_seen(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), virtual_service("webb"), virtual_service("api"))
+    assert found == [
+        f"{SERVICE}.host: VirtualService shop/web not found (in shop: api, webb)",
+    ]
+
+
+def test_a_virtual_service_in_another_namespace_is_not_the_canarys(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), virtual_service(namespace="shopp"))
+    assert found == [
+        f"{SERVICE}.host: VirtualService shop/web not found (none in shop; seen: shopp/web)"
+    ]
+
+
+def test_a_named_virtual_service_is_looked_up_by_that_name(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path, canary(service={"host": "web", "virtualService": "front"}), virtual_service()
+    )
+    assert found == [
+        f"{SERVICE}.virtualService: VirtualService shop/front not found (in shop: web)"
+    ]
+
+
+def test_short_and_fully_qualified_hosts_are_the_same_host_in_one_namespace(
+    tmp_path: Path,
+) -> None:
+    """Istio reads `web` in namespace shop as web.shop.svc.cluster.local."""
+    fqdn = "web.shop.svc.cluster.local"
+    vs = virtual_service(hosts=[fqdn], http=[{"route": [destination(fqdn, "v1")]}])
+    assert messages(tmp_path, canary(), vs, destination_rule(host=fqdn)) == []
+
+
+def test_a_partly_qualified_host_is_not_expanded(tmp_path: Path) -> None:
+    """`web.shop` is taken as written by Istio, so it is not `web`; the message shows both."""
+    vs = virtual_service(hosts=["web.shop"])
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.host: VirtualService shop/web spec.hosts (web.shop) do not include web "
+        "(read as web.shop.svc.cluster.local in namespace shop)"
+    ]
+
+
+def test_a_wildcard_host_matches_by_suffix(tmp_path: Path) -> None:
+    vs = virtual_service(hosts=["*.shop.svc.cluster.local"])
+    assert messages(tmp_path, canary(), vs) == []
+
+
+def test_a_named_route_that_does_not_exist_is_reported_with_the_routes(tmp_path: Path) -> None:
+    vs = virtual_service(http=[{"name": "a", "route": [destination("web", "v1")]}, {"route": []}])
+    found = messages(tmp_path, canary(service={"host": "web", "route": "primary"}), vs)
+    assert found == [
+        f'{SERVICE}.route: VirtualService shop/web has no http route named "primary" '
+        "(routes: a, http[1])"
+    ]
+
+
+def test_without_a_route_to_the_host_the_default_route_is_missing(tmp_path: Path) -> None:
+    vs = virtual_service(http=[{"route": [destination("api", None)]}, {"redirect": {"uri": "/"}}])
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.route: VirtualService shop/web has no http route whose destinations all "
+        "point at web (routes: http[0], http[1]); name the route to manage"
+    ]
+
+
+def test_the_default_route_is_the_first_that_sends_only_to_the_host(tmp_path: Path) -> None:
+    """A route that also sends elsewhere is passed over, so its weights are never touched."""
+    vs = virtual_service(
+        http=[
+            {"route": [destination("web", "v1", 50), destination("legacy", None, 50)]},
+            {"route": [destination("web", "v1", 100), destination("web", "v3", 0)]},
+        ]
+    )
+    found = messages(tmp_path, canary(), vs)
+    # The second route was chosen: the finding is about its third subset, not about `legacy`.
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[1]: spec.http[1].route[1] sends "
+        "to web/v3, which is neither the stable (v1) nor the canary (v2) subset"
+    ]
+
+
+def test_a_default_route_with_a_match_is_reported(tmp_path: Path) -> None:
+    """Only requests that match would move: a header route is rarely what a rollout means."""
+    vs = virtual_service(
+        http=[
+            {
+                "match": [{"headers": {"x-tester": {"exact": "1"}}}],
+                "route": [destination("web", "v1")],
+            },
+            {"route": [destination("web", "v1")]},
+        ]
+    )
+    found = messages(tmp_path, canary(), vs)
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0] is the first route that sends "
+        "only to web, but it has a match, so only matching requests would move; name the route "
+        "to manage"
+    ]
+
+
+def test_a_named_route_with_a_match_is_taken_as_meant(tmp_path: Path) -> None:
+    vs = virtual_service(
+        http=[
+            {
+                "name": "testers",
+                "match": [{"uri": {"prefix": "/"}}],
+                "route": [destination("web", "v1")],
+            }
+        ]
+    )
+    assert messages(tmp_path, canary(service={"host": "web", "route": "testers"}), vs) == []
+
+
+def test_weights_must_sum_to_100_with_more_than_one_destination(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path,
+        canary(service={"host": "web", "route": "primary"}),
+        virtual_service(http=_split(90, 20)),
+    )
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 110, not 100 "
+        "(v1: 90, v2: 20)"
+    ]
+
+
+def test_a_missing_weight_counts_as_0_beside_others(tmp_path: Path) -> None:
+    http = _split(90)
+    http[0]["route"].append(destination("web", "v2"))  # type: ignore[attr-defined]
+    found = messages(tmp_path, canary(), virtual_service(http=http))
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 90, not 100 "
+        "(v1: 90, v2: 0)"
+    ]
+
+
+def test_the_route_must_send_to_the_stable_subset(tmp_path: Path) -> None:
+    vs = virtual_service(http=[{"route": [destination("web", "v2")]}])
+    assert messages(tmp_path, canary(), vs) == [
+        "Canary shop/web spec.stable.subset: VirtualService shop/web spec.http[0] has no "
+        "destination for the stable subset v1 (it sends to: web/v2)"
+    ]
+
+
+def test_a_destination_without_a_subset_is_neither_stable_nor_canary(tmp_path: Path) -> None:
+    vs = virtual_service(
+        http=[{"route": [destination("web", "v1", 90), destination("web", None, 10)]}]
+    )
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: spec.http[0].route[1] sends to "
+        "web (no subset), which is neither the stable (v1) nor the canary (v2) subset"
+    ]
+
+
+def test_a_named_route_may_only_send_to_the_canarys_host(tmp_path: Path) -> None:
+    http = [
+        {"name": "primary", "route": [destination("web", "v1", 90), destination("api", "v1", 10)]}
+    ]
+    found = messages(
+        tmp_path, canary(service={"host": "web", "route": "primary"}), virtual_service(http=http)
+    )
+    assert found == [
+        f"{SERVICE}.host: VirtualService shop/web spec.http[0]: spec.http[0].route[1] sends to "
+        "api, not web; the managed route may only send to the canary's host"
+    ]
+
+
+def test_a_missing_destination_rule_is_reported_when_others_are_given(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), destination_rule("api"))
+    assert found == [f"{SERVICE}.host: DestinationRule shop/web not found (in shop: api)"]
+
+
+def test_the_destination_rule_host_must_be_the_canarys(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), destination_rule(host="api"))
+    assert found == [f"{SERVICE}.host: DestinationRule shop/web spec.host is api, not web"]
+
+
+def test_the_stable_subset_must_be_in_the_destination_rule(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), destination_rule(v2={"version": "v2"}))
+    assert found == [
+        "Canary shop/web spec.stable.subset: DestinationRule shop/web has no subset v1 "
+        "(subsets: v2)"
+    ]
+
+
+def test_a_canary_subset_missing_without_labels_is_reported(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), destination_rule(v1={"version": "v1"}))
+    assert found == [
+        "Canary shop/web spec.canary.subset: DestinationRule shop/web has no subset v2 "
+        "(subsets: v1)"
+    ]
+
+
+def test_a_canary_subset_with_labels_may_be_added_by_the_controller(tmp_path: Path) -> None:
+    """The Canary says what the subset selects, and no route sends to it yet."""
+    document = canary(canary={"subset": "v2", "labels": {"version": "v2"}})
+    assert messages(tmp_path, document, destination_rule(v1={"version": "v1"})) == []
+
+
+def test_a_subset_without_labels_selects_every_pod(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), destination_rule(v1={}, v2={"version": "v2"}))
+    assert found == [
+        "Canary shop/web spec.stable.subset: DestinationRule shop/web subset v1 has no labels, "
+        "so it selects every pod of the host"
+    ]
+
+
+def test_canary_labels_must_agree_with_the_subsets_labels(tmp_path: Path) -> None:
+    """Each label of the subset must be in the Canary's labels, with the same value."""
+    document = canary(
+        stable={"subset": "v1", "labels": {"version": "v1", "app": "web"}},
+        canary={"subset": "v2", "labels": {"app": "web"}},
+    )
+    rule = destination_rule(v1={"version": "v0"}, v2={"version": "v2", "track": "canary"})
+    assert messages(tmp_path, document, rule) == [
+        "Canary shop/web spec.stable.labels.version: is v1, but DestinationRule shop/web subset "
+        "v1 selects version=v0",
+        "Canary shop/web spec.canary.labels: has no track, but DestinationRule shop/web subset "
+        "v2 selects track=canary",
+        "Canary shop/web spec.canary.labels: has no version, but DestinationRule shop/web subset "
+        "v2 selects version=v2",
+    ]
+
+
+def test_two_subsets_with_the_same_labels_select_the_same_pods(tmp_path: Path) -> None:
+    rule = destination_rule(v1={"app": "web"}, v2={"app": "web"})
+    assert messages(tmp_path, canary(), rule) == [
+        "Canary shop/web spec.canary.subset: DestinationRule shop/web subsets v1 and v2 have "
+        "the same labels, so both select the same pods"
+    ]
+
+
+def test_malformed_istio_fields_give_findings_not_tracebacks(tmp_path: Path) -> None:
+    """Pass-through dicts can hold anything; a wrong type reads as absent."""
+    vs = virtual_service(hosts="web", http=[{"route": "x"}, 3, {"route": [{"destination": 1}]}])  # type: ignore[arg-type]
+    rule = destination_rule()
+    rule["spec"]["subsets"] = [{"name": "v1", "labels": ["x"]}, "v2", {"labels": {}}]
+    found = messages(tmp_path, canary(), vs, rule)
+    assert found
+    assert not any("internal error" in line for line in found)

@@ -1,0 +1,122 @@
+"""`canary.validation.loader`: files and folders into numbered documents, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from canary.validation import loader
+from canary.validation.findings import Where
+from tests.unit.validation.documents import canary, destination_rule, virtual_service, write
+
+
+def _lines(loaded: loader.Loaded) -> list[str]:
+    return [finding.line() for finding in loaded.findings]
+
+
+def test_documents_are_numbered_from_one_counting_empty_ones(tmp_path: Path) -> None:
+    """`file:3` is the third `---` part, even when an earlier part is empty (and skipped)."""
+    file = tmp_path / "all.yaml"
+    body = write(tmp_path / "one.yaml", canary()).read_text()
+    file.write_text(f"---\n# only a comment\n---\n{body}---\n[1, 2]\n")
+    loaded = loader.load([file])
+    assert [p.where for p in loaded.inventory.canaries] == [Where(str(file), 2)]
+    assert _lines(loaded) == [f"{file}:3: a list, not a Kubernetes object"]
+
+
+def test_a_yaml_syntax_error_is_one_finding_with_its_line(tmp_path: Path) -> None:
+    """The documents before the error are still read; the broken one is named with its line."""
+    file = tmp_path / "broken.yaml"
+    body = write(tmp_path / "one.yaml", canary()).read_text()
+    file.write_text(f"{body}---\nkind: Canary\nspec:\n  service: [unclosed\n")
+    loaded = loader.load([file])
+    assert len(loaded.inventory.canaries) == 1
+    [line] = _lines(loaded)
+    assert line.startswith(f"{file}:2: YAML syntax: ")
+    assert "(line " in line
+
+
+def test_a_duplicate_key_is_refused_as_kubectl_does(tmp_path: Path) -> None:
+    """PyYAML would keep the second `analysis:` silently; here it is a finding on its line."""
+    file = tmp_path / "twice.yaml"
+    file.write_text("apiVersion: canary.dev/v1alpha1\nkind: Canary\nkind: Canary\n")
+    [line] = _lines(loader.load([file]))
+    assert line == f"{file}:1: YAML syntax: duplicate key 'kind' (line 3, column 1)"
+
+
+def test_folders_are_read_recursively_in_sorted_order_skipping_hidden_ones(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "b" / "z.yml", canary())
+    write(tmp_path / "a.yaml", virtual_service())
+    write(tmp_path / "b" / "c.yaml", destination_rule())
+    write(tmp_path / ".git" / "x.yaml", [1])
+    (tmp_path / "notes.txt").write_text("not yaml: [")
+    files = list(loader.files([tmp_path], []))
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.yaml", "b/c.yaml", "b/z.yml"]
+
+
+def test_a_file_given_twice_is_read_once(tmp_path: Path) -> None:
+    file = write(tmp_path / "one.yaml", canary())
+    loaded = loader.load([tmp_path, file])
+    assert len(loaded.inventory.canaries) == 1
+    assert loaded.findings == []
+
+
+def test_a_missing_path_is_a_finding(tmp_path: Path) -> None:
+    loaded = loader.load([tmp_path / "nope.yaml"])
+    assert _lines(loaded) == [f"{tmp_path / 'nope.yaml'}: no such file or folder"]
+
+
+def test_istio_objects_are_kept_as_dicts_and_other_kinds_ignored(tmp_path: Path) -> None:
+    """VirtualService and DestinationRule pass through; a Gateway or a Deployment is no error."""
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g"}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    vs = virtual_service()
+    vs["spec"]["tcp"] = [{"whatever": {"istio": "adds next"}}]
+    file = write(tmp_path / "mix.yaml", vs, destination_rule(), gateway, deployment)
+    loaded = loader.load([file])
+    assert loaded.findings == []
+    assert loaded.inventory.virtual_services[0].obj == vs
+    assert len(loaded.inventory.destination_rules) == 1
+    assert loaded.ignored == 2
+
+
+def test_every_served_istio_version_is_read_and_others_are_refused(tmp_path: Path) -> None:
+    documents = []
+    for version in ("v1", "v1beta1", "v1alpha3", "v2"):
+        vs = virtual_service(f"web-{version}")
+        vs["apiVersion"] = f"networking.istio.io/{version}"
+        documents.append(vs)
+    file = write(tmp_path / "versions.yaml", *documents)
+    loaded = loader.load([file])
+    assert len(loaded.inventory.virtual_services) == 3
+    [line] = _lines(loaded)
+    assert line.startswith(f"{file}:4: apiVersion: 'networking.istio.io/v2' is not served")
+
+
+def test_model_errors_become_findings_on_their_document(tmp_path: Path) -> None:
+    file = write(tmp_path / "two.yaml", canary(), canary(analysis={"stepWeights": [50, 10]}))
+    loaded = loader.load([file])
+    assert _lines(loaded) == [
+        f"{file}:2: spec.analysis.stepWeights[1]: 10 does not increase on 50; "
+        "weights must be strictly increasing"
+    ]
+
+
+def test_an_unknown_canary_dev_kind_and_a_missing_kind_are_findings(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "kinds.yaml",
+        {"apiVersion": "canary.dev/v1alpha1", "kind": "CanaryPolicy", "metadata": {"name": "p"}},
+        {"apiVersion": "v1", "metadata": {"name": "no-kind"}},
+    )
+    assert _lines(loader.load([file])) == [
+        f"{file}:1: kind: 'CanaryPolicy' is not a canary.dev kind (known: Canary, MetricTemplate)",
+        f"{file}:2: kind: required",
+    ]
+
+
+def test_an_istio_object_without_a_name_is_a_finding(tmp_path: Path) -> None:
+    vs = virtual_service()
+    del vs["metadata"]["name"]
+    file = write(tmp_path / "vs.yaml", vs)
+    assert _lines(loader.load([file])) == [f"{file}:1: metadata.name: required (a string)"]

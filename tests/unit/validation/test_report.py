@@ -1,0 +1,76 @@
+"""`canary.validation.report`: findings from every step, sorted, counted, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canary.validation import crosscheck, report
+from tests.unit.validation.documents import (
+    canary,
+    destination_rule,
+    metric_template,
+    virtual_service,
+    write,
+)
+
+
+def test_the_summary_counts_documents_by_kind_and_the_problems(tmp_path: Path) -> None:
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g"}}
+    second = canary()
+    second["metadata"]["name"] = "api"
+    second["spec"]["service"] = {"host": "api"}
+    write(
+        tmp_path / "all.yaml",
+        canary(),
+        second,
+        metric_template(),
+        virtual_service(),
+        destination_rule(),
+        gateway,
+    )
+    findings = report.validate_paths([tmp_path])
+    assert findings.summary() == (
+        "6 documents checked: 2 Canaries, 1 MetricTemplate, 1 VirtualService, "
+        "1 DestinationRule, 1 other (ignored); 2 problems"
+    )
+    assert findings.failed
+
+
+def test_no_problems_is_not_a_failure(tmp_path: Path) -> None:
+    findings = report.validate_paths([write(tmp_path / "one.yaml", canary())])
+    assert findings.summary() == "1 document checked: 1 Canary; 0 problems"
+    assert not findings.failed
+    assert list(findings.lines()) == []
+
+
+def test_lines_are_sorted_by_file_then_document(tmp_path: Path) -> None:
+    """Cross-object findings join the model errors of other files in one order."""
+    b = write(tmp_path / "b.yaml", canary(analysis={"stepWeights": [5, 1]}), [1])
+    a = write(tmp_path / "a.yaml", canary(), destination_rule(host="api"))
+    lines = list(report.validate_paths([b, a]).lines())
+    assert [line.split(": ")[0] for line in lines] == [f"{a}:1", f"{b}:1", f"{b}:2"]
+
+
+def test_an_unexpected_error_in_one_canary_is_a_finding_and_the_rest_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = crosscheck.check_canary
+
+    def flaky(placed, index):  # type: ignore[no-untyped-def]
+        if placed.obj.metadata.name == "web":
+            raise RuntimeError("boom")
+        return real(placed, index)
+
+    monkeypatch.setattr(crosscheck, "check_canary", flaky)
+    other = canary()
+    other["metadata"]["name"] = "api"
+    other["spec"]["service"] = {"host": "api"}
+    file = write(tmp_path / "two.yaml", canary(), other, destination_rule())
+    lines = list(report.validate_paths([file]).lines())
+    assert lines == [
+        f"{file}:1: internal error: RuntimeError: boom (please report this)",
+        f"{file}:2: Canary shop/api spec.service.host: DestinationRule shop/api not found "
+        "(in shop: web)",
+    ]

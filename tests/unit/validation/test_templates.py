@@ -1,0 +1,63 @@
+"""`canary.validation.templates`: template metrics against the MetricTemplates they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.unit.validation.documents import analysis, canary, messages, metric_template
+
+BUDGET_QUERY = "errors{service='{{ service }}'}[{{ interval }}] / (1 - {{ slo }}) * {{ scale }}"
+
+
+def _uses(name: str = "errors", **metric: Any) -> dict[str, Any]:
+    check = {"name": "budget", "templateRef": {"name": name}, "thresholdRange": {"max": 1}}
+    return canary(analysis=analysis(metrics=[{**check, **metric}]))
+
+
+def test_a_template_with_its_variables_given_has_no_findings(tmp_path: Path) -> None:
+    template = metric_template(query=BUDGET_QUERY, requestsQuery="sum(requests)")
+    document = _uses(templateVariables={"slo": "0.999", "scale": "1"}, minRequests=10)
+    assert messages(tmp_path, document, template) == []
+
+
+def test_a_template_not_in_the_paths_is_fine_when_none_are(tmp_path: Path) -> None:
+    """It may live in the cluster: with no MetricTemplate given, nothing can be said."""
+    assert messages(tmp_path, _uses("elsewhere")) == []
+
+
+def test_a_missing_template_is_reported_when_others_are_given(tmp_path: Path) -> None:
+    found = messages(tmp_path, _uses("erors"), metric_template())
+    assert found == [
+        "Canary shop/web spec.analysis.metrics[0].templateRef: MetricTemplate shop/erors not "
+        "found (in shop: errors)"
+    ]
+
+
+def test_the_template_is_looked_up_in_the_namespace_its_ref_names(tmp_path: Path) -> None:
+    document = _uses()
+    document["spec"]["analysis"]["metrics"][0]["templateRef"]["namespace"] = "platform"
+    assert messages(tmp_path, document, metric_template(namespace="platform")) == []
+
+
+def test_every_custom_variable_must_be_given(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path,
+        _uses(templateVariables={"slow": "0.999"}),
+        metric_template(query=BUDGET_QUERY),
+    )
+    assert found == [
+        "Canary shop/web spec.analysis.metrics[0].templateVariables: MetricTemplate shop/errors "
+        "needs scale, slo (its queries use {{ scale }} {{ slo }}); given: slow"
+    ]
+
+
+def test_min_requests_needs_the_templates_requests_query(tmp_path: Path) -> None:
+    """Without a request count the guard could never pass: every check would be inconclusive."""
+    found = messages(tmp_path, _uses(minRequests=100), metric_template())
+    assert len(found) == 1
+    assert found[0].startswith(
+        "Canary shop/web spec.analysis.metrics[0].minRequests: MetricTemplate shop/errors has "
+        "no requestsQuery, so"
+    )
+    assert "could never pass" in found[0]
