@@ -1,0 +1,1 @@
+"""`canary demo`: a real rollout on the local mesh, watched live, summed up in a report."""

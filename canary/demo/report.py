@@ -1,0 +1,100 @@
+"""The demo's report: a JSON file with every sample and event, and an SVG picture of the rollout.
+
+The picture is drawn by hand as SVG (a few polylines on a grid) so the report needs no plotting
+library; any browser opens it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from canary.demo.timeline import Sample
+
+WIDTH, HEIGHT, MARGIN = 900, 360, 50
+COLOURS = {"weight": "#1f77b4", "v1": "#2ca02c", "v2": "#ff7f0e"}
+
+
+def write(
+    directory: Path,
+    *,
+    summary: dict[str, Any],
+    samples: Sequence[Sample],
+    events: Sequence[dict[str, Any]],
+) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "report.json"
+    data.write_text(
+        json.dumps(
+            {"summary": summary, "samples": [s.to_json() for s in samples], "events": events},
+            indent=1,
+        )
+    )
+    picture = directory / "report.svg"
+    picture.write_text(svg(samples, title=str(summary.get("title", "canary demo"))))
+    return data, picture
+
+
+def svg(samples: Sequence[Sample], *, title: str) -> str:
+    end = max((s.t for s in samples), default=1.0) or 1.0
+    plot_w, plot_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
+
+    def x(t: float) -> float:
+        return MARGIN + plot_w * t / end
+
+    def y(percent: float) -> float:
+        return MARGIN + plot_h * (1 - max(0.0, min(100.0, percent)) / 100)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{MARGIN}" y="20" font-size="15" font-weight="bold">{escape(title)}</text>',
+    ]
+    for percent in range(0, 101, 25):
+        parts.append(
+            f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{y(percent):.1f}" '
+            f'y2="{y(percent):.1f}" stroke="#ddd"/>'
+            f'<text x="{MARGIN - 8}" y="{y(percent) + 4:.1f}" text-anchor="end">{percent}%</text>'
+        )
+    parts.append(
+        f'<text x="{WIDTH / 2}" y="{HEIGHT - 12}" text-anchor="middle">seconds since start '
+        f"(0 to {end:.0f})</text>"
+    )
+    previous_phase = None
+    for s in samples:
+        if s.phase != previous_phase:
+            parts.append(
+                f'<line x1="{x(s.t):.1f}" x2="{x(s.t):.1f}" y1="{MARGIN}" '
+                f'y2="{HEIGHT - MARGIN}" stroke="#999" stroke-dasharray="3,3"/>'
+                f'<text x="{x(s.t) + 3:.1f}" y="{MARGIN - 6}" fill="#555">{escape(s.phase)}</text>'
+            )
+            previous_phase = s.phase
+    series = {
+        "weight": [(s.t, float(s.canary_weight)) for s in samples],
+        "v1": [(s.t, v) for s in samples if (v := s.success_rate.get("v1")) is not None],
+        "v2": [(s.t, v) for s in samples if (v := s.success_rate.get("v2")) is not None],
+    }
+    for name, points in series.items():
+        if points:
+            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{COLOURS[name]}" stroke-width="2"/>'
+            )
+    legend = [
+        ("weight", "canary weight"),
+        ("v1", "v1 success rate"),
+        ("v2", "v2 success rate"),
+    ]
+    for index, (name, label) in enumerate(legend):
+        left = WIDTH - MARGIN - 150
+        top = MARGIN + 10 + 16 * index
+        parts.append(
+            f'<rect x="{left}" y="{top - 9}" width="12" height="4" fill="{COLOURS[name]}"/>'
+            f'<text x="{left + 18}" y="{top - 4}">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

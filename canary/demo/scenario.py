@@ -1,0 +1,113 @@
+"""The demo's objects: a service `demo` with subsets v1 and v2, and the Canary that moves it.
+
+The VirtualService and DestinationRule are what a user of Istio would write (a named route,
+subsets by the `version` label, outlier detection on the host); the Canary is sized so a whole
+rollout fits in about a minute on a laptop while every step is still judged on real requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+NAMESPACE = "default"
+SERVICE = "demo"
+ROUTE = "primary"
+
+
+class Scenario(StrEnum):
+    GOOD = "good"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    phase: str
+    canary_weight: int
+
+
+EXPECTED = {
+    Scenario.GOOD: Expected(phase="Succeeded", canary_weight=100),
+    Scenario.BAD: Expected(phase="Failed", canary_weight=0),
+}
+
+
+def virtual_service() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+        "spec": {
+            "hosts": [SERVICE],
+            "http": [
+                {
+                    "name": ROUTE,
+                    "route": [
+                        {"destination": {"host": SERVICE, "subset": "v1"}, "weight": 100},
+                        {"destination": {"host": SERVICE, "subset": "v2"}, "weight": 0},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def destination_rule() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+        "spec": {
+            "host": SERVICE,
+            "trafficPolicy": {
+                "connectionPool": {"http": {"http1MaxPendingRequests": 100}},
+                "outlierDetection": {
+                    "consecutive5xxErrors": 5,
+                    "interval": "5s",
+                    "baseEjectionTime": "15s",
+                    "maxEjectionPercent": 50,
+                },
+            },
+            "subsets": [
+                {"name": "v1", "labels": {"version": "v1"}},
+                {"name": "v2", "labels": {"version": "v2"}},
+            ],
+        },
+    }
+
+
+def canary(*, step_seconds: int = 12, check_seconds: int = 3) -> dict[str, Any]:
+    window = f"{step_seconds}s"
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+        "spec": {
+            "service": {"host": SERVICE, "route": ROUTE},
+            "stable": {"subset": "v1", "labels": {"version": "v1"}},
+            "canary": {"subset": "v2", "labels": {"version": "v2"}},
+            "progressDeadline": "1m",
+            "analysis": {
+                "interval": f"{step_seconds}s",
+                "checkInterval": f"{check_seconds}s",
+                "threshold": 2,
+                "stepWeights": [10, 25, 50],
+                "metrics": [
+                    {
+                        "name": "request-success-rate",
+                        "thresholdRange": {"min": 99},
+                        "interval": window,
+                        "minRequests": 10,
+                        "onNoData": "wait",
+                    },
+                    {
+                        "name": "request-duration",
+                        "thresholdRange": {"max": 500},
+                        "interval": window,
+                        "onNoData": "wait",
+                    },
+                ],
+            },
+        },
+    }

@@ -1,0 +1,65 @@
+"""The live view: one table that redraws each second while the rollout runs."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from canary.demo.timeline import VERSIONS, Sample
+
+_PHASE_STYLE = {
+    "Succeeded": "bold green",
+    "Failed": "bold red",
+    "RollingBack": "red",
+    "Promoting": "green",
+    "Invalid": "bold red",
+}
+
+
+def render(latest: Sample, *, scenario: str, elapsed_limit: float) -> Group:
+    header = Text.assemble(
+        ("canary demo ", "bold"),
+        (f"({scenario}) ", "dim"),
+        (latest.phase, _PHASE_STYLE.get(latest.phase, "yellow")),
+        f"  t={latest.t:5.1f}s / {elapsed_limit:.0f}s",
+    )
+    weights = Table.grid(padding=(0, 2))
+    weights.add_row(
+        "weight",
+        _bar(100 - latest.canary_weight, "v1"),
+        _bar(latest.canary_weight, "v2"),
+    )
+    versions = Table(box=None, padding=(0, 2))
+    versions.add_column("version")
+    versions.add_column("success rate", justify="right")
+    versions.add_column("p99", justify="right")
+    for version in VERSIONS:
+        versions.add_row(
+            version,
+            _number(latest.success_rate.get(version), "%", 2),
+            _number(latest.p99_ms.get(version), " ms", 0),
+        )
+    checks = Table(box=None, padding=(0, 2))
+    checks.add_column("check")
+    checks.add_column("value", justify="right")
+    checks.add_column("verdict")
+    for check in latest.checks:
+        style = {"pass": "green", "fail": "red"}.get(check.verdict, "yellow")
+        checks.add_row(check.name, _number(check.value, "", 2), Text(check.verdict, style=style))
+    footer = Text(
+        f"step {latest.step + 1}  failed checks {latest.failed_checks}  {latest.message}",
+        style="dim",
+    )
+    return Group(header, weights, versions, checks, footer)
+
+
+def _bar(weight: int, label: str) -> Text:
+    filled = weight // 5
+    return Text.assemble(
+        (f"{label} {weight:3d}% ", "bold"), ("█" * filled, "cyan"), ("·" * (20 - filled), "dim")
+    )
+
+
+def _number(value: float | None, unit: str, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}{unit}"
