@@ -42,6 +42,12 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(min_length=1, max_length=253, description="The object's name.")
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        # The API server's rule for most kinds (a DNS-1123 subdomain); refused here, not at apply.
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="The object's name.",
+    )
     namespace: str | None = Field(default=None, description="The object's namespace.")
     generation: int | None = Field(default=None, description="Set by the API server.")

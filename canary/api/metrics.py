@@ -8,6 +8,7 @@ says whether it fails at once or may wait, for a bounded time, for data to arriv
 
 from __future__ import annotations
 
+import difflib
 from enum import StrEnum
 from typing import Self
 
@@ -102,8 +103,10 @@ class MetricCheck(Model):
     def _resolvable(self) -> Self:
         if self.template_ref is None and self.name not in builtins.NAMES:
             known = ", ".join(sorted(builtins.NAMES))
+            close = difflib.get_close_matches(self.name, sorted(builtins.NAMES), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(
-                f"{self.name!r} is not a built-in metric (built-ins: {known}); "
+                f"name: {self.name!r} is not a built-in metric{hint}; built-ins: {known}; "
                 "set templateRef to use a MetricTemplate"
             )
         return self

@@ -115,7 +115,11 @@ class Analysis(Model):
         default=None, ge=1, le=100, description="The canary weight added at each step."
     )
     max_weight: int | None = Field(
-        default=None, ge=1, le=100, description="The last step's weight with stepWeight."
+        default=None,
+        ge=1,
+        le=100,
+        description="The highest weight with stepWeight: steps go stepWeight, 2 x stepWeight, "
+        "... while they do not exceed it.",
     )
     step_weights: list[int] | None = Field(
         default=None,

@@ -29,9 +29,10 @@ Rules where a choice had to be made:
 
 from __future__ import annotations
 
+from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import mesh, templates
+from canary.validation import templates
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, model_key, not_found
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
 from canary.validation.findings import Where
@@ -18,9 +19,7 @@ from canary.validation.findings import Where
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 Key = tuple[str, str]
-# Istio objects stay the dicts they were read as: the controller passes them through untouched,
-# so modelling their specs would only invent a second, stale idea of what Istio accepts.
-IstioObject = dict[str, Any]
+
 DEFAULT_NAMESPACE = "default"
 _LISTED = 8
 

@@ -23,10 +23,11 @@ import pydantic
 import yaml
 
 from canary.api import GROUP, problems, resources
+from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
 from canary.validation.findings import Finding, Where
-from canary.validation.inventory import Inventory, IstioObject, Placed
+from canary.validation.inventory import Inventory, Placed
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")

@@ -88,8 +88,12 @@ def _metric(**fields: Any) -> dict[str, Any]:
         ),
         pytest.param(
             canary(analysis=analysis(metrics=[_metric(name="request-sucess-rate")])),
-            "spec.analysis.metrics[0]",
-            ["'request-sucess-rate' is not a built-in", "request-success-rate", "templateRef"],
+            "spec.analysis.metrics[0].name",
+            [
+                "'request-sucess-rate' is not a built-in",
+                "did you mean request-success-rate?",
+                "templateRef",
+            ],
             id="misspelt-built-in",
         ),
         pytest.param(
