@@ -156,3 +156,80 @@ def _spec(body: IstioObject) -> dict[str, Any]:
 
 def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+class RouteProblem(ValueError):
+    """The managed route cannot be found or cannot be weighted; the message names the field."""
+
+
+def managed_route(
+    virtual_service: IstioObject, *, name: str | None, host: str, namespace: str
+) -> Route:
+    routes = http_routes(virtual_service)
+    route = select_route(routes, name=name, host=host, namespace=namespace)
+    if route is not None:
+        return route
+    meta = virtual_service.get("metadata") or {}
+    who = f"VirtualService {meta.get('namespace', namespace)}/{meta.get('name')}"
+    if name is not None:
+        raise RouteProblem(
+            f"spec.service.route: {who} has no http route named {name!r} "
+            f"(routes: {route_labels(routes)})"
+        )
+    raise RouteProblem(
+        f"spec.service.host: {who} has no http route whose destinations all go to {host!r}"
+    )
+
+
+def live_weights(route: Route) -> dict[str, int]:
+    """The weight of each subset in the route; a lone destination without a weight holds 100."""
+    weights: dict[str, int] = {}
+    lone = len(route.destinations) == 1
+    for destination in route.destinations:
+        written = destination.weight
+        weight = written if isinstance(written, int) else (100 if lone else 0)
+        key = destination.subset or ""
+        weights[key] = weights.get(key, 0) + weight
+    return weights
+
+
+def weighted_destinations(
+    virtual_service: IstioObject,
+    route: Route,
+    *,
+    stable: str,
+    canary: str,
+    canary_weight: int,
+) -> list[dict[str, Any]]:
+    """The route's `route` list with only weights changed: stable and canary get their share,
+    any other destination 0. Every other field of every destination is kept as written; the
+    canary destination is added (a copy of the stable one with the canary subset) if missing."""
+    written = _spec(virtual_service)["http"][route.index].get("route") or []
+    entries: list[dict[str, Any]] = [json_copy(entry) for entry in written]
+    subsets_seen = {(entry.get("destination") or {}).get("subset") for entry in entries}
+    if canary not in subsets_seen:
+        template = next(
+            (e for e in entries if (e.get("destination") or {}).get("subset") == stable), None
+        )
+        if template is None:
+            raise RouteProblem(
+                f"spec.http[{route.index}].route: no destination for the stable subset {stable!r}"
+            )
+        added = json_copy(template)
+        added["destination"]["subset"] = canary
+        entries.append(added)
+    for entry in entries:
+        subset = (entry.get("destination") or {}).get("subset")
+        entry["weight"] = (
+            canary_weight if subset == canary else 100 - canary_weight if subset == stable else 0
+        )
+    return entries
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of plain JSON data (dicts, lists, scalars), cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value

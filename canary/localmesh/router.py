@@ -1,0 +1,123 @@
+"""The local mesh's Router: weights live in the store's VirtualService, Envoy gets them via Pilot.
+
+This is the same split of work as in a cluster: the controller edits the VirtualService (here in
+the LocalStore, there in the API server), a Pilot translates it into Envoy config (here ours,
+there istiod), and "applied" means Envoy acknowledged the config version that carries the
+weights, not that the object was written. A VirtualService the Pilot cannot translate is refused
+before the store is touched, so no half-applied change exists anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from canary.api import istio
+from canary.engine.actions import SetWeights
+from canary.engine.observation import Traffic
+from canary.errors import InvalidSpec
+from canary.localmesh.store import LocalStore
+from canary.ports import RouteRef
+
+
+class DataPlane(Protocol):
+    def push(
+        self,
+        virtual_services: Sequence[dict[str, Any]],
+        destination_rules: Sequence[dict[str, Any]],
+    ) -> int: ...
+
+    def applied_version(self) -> int | None: ...
+
+
+class TranslationRefused(Exception):
+    """Raised by a DataPlane's push when it cannot express an object; the message says why."""
+
+
+class LocalRouter:
+    def __init__(self, store: LocalStore, plane: DataPlane) -> None:
+        self.store = store
+        self.plane = plane
+        # The config version that carries the store's objects as last published, and the
+        # resourceVersions it was made from: an edit by anyone else is published on the next read.
+        self._published: int | None = None
+        self._published_from: tuple[str, ...] = ()
+
+    def read(self, ref: RouteRef) -> Traffic:
+        virtual_service = self._virtual_service(ref)
+        route = self._route(virtual_service, ref)
+        version = self._publish_if_changed()
+        applied = self.plane.applied_version()
+        return Traffic(
+            weights=istio.live_weights(route),
+            applied=applied is not None and applied >= version,
+        )
+
+    def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
+        virtual_service = self._virtual_service(ref)
+        route = self._route(virtual_service, ref)
+        try:
+            destinations = istio.weighted_destinations(
+                virtual_service,
+                route,
+                stable=weights.stable_subset,
+                canary=weights.canary_subset,
+                canary_weight=weights.canary_weight,
+            )
+        except istio.RouteProblem as exc:
+            raise InvalidSpec(str(exc)) from exc
+        updated = istio.json_copy(virtual_service)
+        updated["spec"]["http"][route.index]["route"] = destinations
+        others = [
+            vs
+            for vs in self.store.objects("VirtualService")
+            if _name(vs) != (ref.namespace, ref.virtual_service)
+        ]
+        self._push([*others, updated])
+        self.store.put(updated)
+        self._published_from = self._fingerprint()
+
+    def _virtual_service(self, ref: RouteRef) -> dict[str, Any]:
+        found = self.store.get("VirtualService", ref.namespace, ref.virtual_service)
+        if found is None:
+            raise InvalidSpec(
+                f"spec.service.virtualService: VirtualService "
+                f"{ref.namespace}/{ref.virtual_service} not found"
+            )
+        return found
+
+    def _route(self, virtual_service: dict[str, Any], ref: RouteRef) -> istio.Route:
+        try:
+            return istio.managed_route(
+                virtual_service, name=ref.route, host=ref.host, namespace=ref.namespace
+            )
+        except istio.RouteProblem as exc:
+            raise InvalidSpec(str(exc)) from exc
+
+    def _publish_if_changed(self) -> int:
+        current = self._fingerprint()
+        if self._published is None or current != self._published_from:
+            self._push(self.store.objects("VirtualService"))
+            self._published_from = current
+        assert self._published is not None
+        return self._published
+
+    def _push(self, virtual_services: Sequence[dict[str, Any]]) -> None:
+        try:
+            self._published = self.plane.push(
+                virtual_services, self.store.objects("DestinationRule")
+            )
+        except TranslationRefused as exc:
+            raise InvalidSpec(str(exc)) from exc
+
+    def _fingerprint(self) -> tuple[str, ...]:
+        return tuple(
+            f"{kind}/{'/'.join(_name(body))}@{body['metadata'].get('resourceVersion')}"
+            for kind in ("VirtualService", "DestinationRule")
+            for body in self.store.objects(kind)
+        )
+
+
+def _name(body: dict[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return (meta.get("namespace") or "default", meta.get("name") or "")
