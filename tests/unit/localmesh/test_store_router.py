@@ -1,4 +1,4 @@
-"""The local store and router: objects on disk, weights patched in place, applied when Envoy says."""
+"""The local store and router: objects on disk, weights patched in place, applied on ack."""
 
 from __future__ import annotations
 
