@@ -58,7 +58,7 @@ def act(
             try:
                 call_hook(key, action)
             except CanaryError as exc:
-                log.warning("webhook.failed", webhook=action.name, error=str(exc))
+                log.warning("webhook.failed", webhook=action.hook.name, error=str(exc))
 
 
 def _notify(notifier: Notifier, key: CanaryKey, notice: Notify) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from canary.api import builtins, durations
-from canary.api.spec import CanarySpec
+from canary.api import builtins
+from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus
 from canary.controller import queries
 from canary.engine import revision
@@ -23,7 +23,7 @@ from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store
 
 # A provider per address: the controller's own Prometheus for built-ins, a template's otherwise.
 ProviderFor = Callable[[str | None], MetricsProvider]
-GateCaller = Callable[[CanaryKey, str, str, float], GateResult]
+GateCaller = Callable[[CanaryKey, Webhook, str], GateResult]
 
 
 def route_of(key: CanaryKey, spec: CanarySpec) -> RouteRef:
@@ -72,10 +72,7 @@ def observe(
         measurements[metric.name] = provider.measure(
             resolved.query, requests_query=resolved.requests_query
         )
-    gates = {
-        hook.name: call_gate(key, hook.name, hook.url, durations.seconds(hook.timeout))
-        for hook in due.webhooks
-    }
+    gates = {hook.name: call_gate(key, hook, str(status.phase or "")) for hook in due.webhooks}
     return Observation(
         revision=revision.of(spec),
         traffic=traffic,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canary.api.spec import Webhook
 from canary.api.status import CanaryStatus
 
 
@@ -33,7 +34,7 @@ class Notify:
 class CallWebhook:
     """Fire a post-rollout webhook once, when the rollout ends."""
 
-    name: str
+    hook: Webhook
     outcome: str
 
 

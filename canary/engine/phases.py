@@ -47,7 +47,7 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
 
 def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
     return tuple(
-        CallWebhook(name=hook.name, outcome=outcome)
+        CallWebhook(hook=hook, outcome=outcome)
         for hook in tick.spec.analysis.webhooks
         if hook.type is WebhookType.POST_ROLLOUT
     )

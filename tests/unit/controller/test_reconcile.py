@@ -62,7 +62,7 @@ class Harness:
             notifier=self.notifier,
             clock=self.clock,
             provider_for=lambda address: self.metrics,
-            call_gate=lambda key, name, url, timeout: GateResult(passed=True),
+            call_gate=lambda key, hook, phase: GateResult(passed=True),
             call_hook=lambda key, hook: self.hooks.append(hook),
             query_set=builtins.QuerySet.ENVOY,
         )
