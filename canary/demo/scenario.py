@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from canary.api.resources import Canary
+from canary.ports import CanaryKey
+
 NAMESPACE = "default"
 SERVICE = "demo"
 ROUTE = "primary"
@@ -111,3 +114,59 @@ def canary(*, step_seconds: int = 12, check_seconds: int = 3) -> dict[str, Any]:
             },
         },
     }
+
+
+def objects() -> list[dict[str, Any]]:
+    return [virtual_service(), destination_rule(), canary()]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the mesh must provide for the Canary: its service and the two versions' pods."""
+
+    key: CanaryKey
+    service: str
+    stable_version: str
+    canary_version: str
+
+
+def plan(bodies: list[dict[str, Any]]) -> Plan:
+    canaries = [Canary.model_validate(b) for b in bodies if b.get("kind") == "Canary"]
+    if len(canaries) != 1:
+        raise ValueError(f"the demo runs exactly one Canary; the policy has {len(canaries)}")
+    found = canaries[0]
+    return Plan(
+        key=CanaryKey(found.metadata.namespace or NAMESPACE, found.metadata.name),
+        service=found.spec.service.host.split(".")[0],
+        stable_version=found.spec.stable.version,
+        canary_version=found.spec.canary.version,
+    )
+
+
+def complete(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The policy's objects, plus a VirtualService and DestinationRule for its Canary when the
+    policy has none: the two subsets by their `version` label, stable holding all traffic."""
+    found = plan(bodies)
+    spec = next(Canary.model_validate(b) for b in bodies if b.get("kind") == "Canary").spec
+    kinds = {b.get("kind") for b in bodies}
+    added: list[dict[str, Any]] = []
+    names = {"namespace": found.key.namespace}
+    if "VirtualService" not in kinds:
+        vs = virtual_service()
+        vs["metadata"] = {"name": spec.service.virtual_service_name, **names}
+        vs["spec"]["hosts"] = [spec.service.host]
+        route = vs["spec"]["http"][0]
+        route["name"] = spec.service.route or ROUTE
+        for destination, variant in zip(route["route"], (spec.stable, spec.canary), strict=True):
+            destination["destination"] = {"host": spec.service.host, "subset": variant.subset}
+        added.append(vs)
+    if "DestinationRule" not in kinds:
+        dr = destination_rule()
+        dr["metadata"] = {"name": spec.service.destination_rule_name, **names}
+        dr["spec"]["host"] = spec.service.host
+        dr["spec"]["subsets"] = [
+            {"name": variant.subset, "labels": {"version": variant.version}}
+            for variant in (spec.stable, spec.canary)
+        ]
+        added.append(dr)
+    return [*bodies, *added]

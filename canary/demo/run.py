@@ -1,0 +1,182 @@
+"""`canary demo`: start the local mesh, hand the Canary to the real controller loop, watch it.
+
+Nothing here decides anything: the same Reconciler and Controller that run in a cluster drive
+the rollout, through the LocalStore and the local Pilot instead of the API server and istiod.
+The demo only starts the world, draws what happens once a second, and judges the outcome
+against what the scenario should give.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from canary.adapters.prometheus import PrometheusMetrics
+from canary.adapters.webhooks import call_gate, call_hook
+from canary.api import builtins
+from canary.api.status import TERMINAL_PHASES, CanaryStatus
+from canary.controller.clock import SystemClock
+from canary.controller.reconcile import Reconciler
+from canary.controller.scheduler import Controller
+from canary.demo import report, scenario, timeline, view
+from canary.localmesh.mesh import LocalMesh, VersionSpec
+from canary.localmesh.router import LocalRouter
+from canary.localmesh.store import LocalStore
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    scenario: scenario.Scenario
+    error_rate: float
+    latency_ms: float
+    rate: float
+    timeout: float
+    report_dir: Path
+    state_dir: Path | None
+    # Objects from --policy (a Canary, and optionally its VirtualService, DestinationRule and
+    # MetricTemplates); None runs the built-in demo objects.
+    policy_objects: Sequence[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    expected: scenario.Expected
+    status: CanaryStatus
+    seconds: float
+
+    @property
+    def as_expected(self) -> bool:
+        return (
+            str(self.status.phase) == self.expected.phase
+            and self.status.canary_weight == self.expected.canary_weight
+        )
+
+
+def run(options: DemoOptions, console: Console) -> Outcome:
+    objects = scenario.complete(list(options.policy_objects or scenario.objects()))
+    plan = scenario.plan(objects)
+    bad = options.scenario is scenario.Scenario.BAD
+    versions = [
+        VersionSpec(name=plan.stable_version, error_rate=0.0, latency_ms=options.latency_ms),
+        VersionSpec(
+            name=plan.canary_version,
+            error_rate=options.error_rate if bad else 0.0,
+            latency_ms=options.latency_ms,
+        ),
+    ]
+    with tempfile.TemporaryDirectory(prefix="canary-demo-") as scratch:
+        store = LocalStore(options.state_dir or Path(scratch) / "state")
+        for body in objects:
+            store.put(body)
+        with LocalMesh(
+            service=plan.service,
+            namespace=plan.key.namespace,
+            versions=versions,
+            workdir=Path(scratch) / "mesh",
+            rate=options.rate,
+            duration=options.timeout + 30,
+        ) as mesh:
+            console.print(mesh.describe())
+            metrics = PrometheusMetrics(mesh.prometheus_url)
+            reconciler = Reconciler(
+                store=store,
+                router=LocalRouter(store, mesh),
+                notifier=store,
+                clock=SystemClock(),
+                # On the local mesh every query, a template's too, goes to the mesh's Prometheus.
+                provider_for=lambda address: metrics,
+                call_gate=call_gate,
+                call_hook=call_hook,
+                query_set=builtins.QuerySet.ENVOY,
+            )
+            controller = Controller(reconciler, resync=1.0)
+            controller.start()
+            try:
+                samples = _watch(store, metrics, plan, options, console)
+            finally:
+                controller.stop()
+        events = store.events()
+        status = store.status(plan.key)
+    outcome = Outcome(
+        expected=scenario.EXPECTED[options.scenario],
+        status=status,
+        seconds=samples[-1].t if samples else 0.0,
+    )
+    _summarize(
+        outcome, samples=samples, events=events, plan=plan, options=options, console=console
+    )
+    return outcome
+
+
+def _watch(
+    store: LocalStore,
+    metrics: PrometheusMetrics,
+    plan: scenario.Plan,
+    options: DemoOptions,
+    console: Console,
+) -> list[timeline.Sample]:
+    """Sample once a second until the rollout ends or the time limit passes."""
+    samples: list[timeline.Sample] = []
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while (elapsed := time.monotonic() - started) < options.timeout:
+            status = store.status(plan.key)
+            latest = timeline.sample(
+                elapsed, status, metrics, service=plan.service, namespace=plan.key.namespace
+            )
+            samples.append(latest)
+            live.update(
+                view.render(latest, scenario=str(options.scenario), elapsed_limit=options.timeout)
+            )
+            if status.phase in TERMINAL_PHASES:
+                break
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started - elapsed)))
+    return samples
+
+
+def _summarize(
+    outcome: Outcome,
+    *,
+    samples: Sequence[timeline.Sample],
+    events: Sequence[dict[str, Any]],
+    plan: scenario.Plan,
+    options: DemoOptions,
+    console: Console,
+) -> None:
+    status = outcome.status
+    verdict = "as expected" if outcome.as_expected else "NOT as expected"
+    summary = {
+        "title": f"canary demo ({options.scenario}): {status.phase} after {outcome.seconds:.0f}s",
+        "scenario": str(options.scenario),
+        "canary": str(plan.key),
+        "phase": str(status.phase),
+        "canary_weight": status.canary_weight,
+        "stable_subset": status.stable_subset,
+        "failed_checks": status.failed_checks,
+        "seconds": outcome.seconds,
+        "expected": {"phase": outcome.expected.phase, "weight": outcome.expected.canary_weight},
+        "as_expected": outcome.as_expected,
+        "message": status.message,
+        "status": status.model_dump(mode="json", by_alias=True),
+    }
+    data, picture = report.write(
+        options.report_dir, summary=summary, samples=samples, events=events
+    )
+    colour = "green" if outcome.as_expected else "red"
+    console.print(
+        f"[bold {colour}]{status.phase}[/] after {outcome.seconds:.0f}s, {verdict} for the "
+        f"{options.scenario} scenario: {plan.canary_version} at {status.canary_weight}%, "
+        f"stable subset {status.stable_subset}, {status.failed_checks} failed checks."
+    )
+    if status.message:
+        console.print(f"  {status.message}")
+    for event in events:
+        console.print(f"  [dim]{event['type']:7}[/] {event['reason']}: {event['message']}")
+    console.print(f"report: {data}  picture: {picture}")
