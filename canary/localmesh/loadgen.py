@@ -1,0 +1,184 @@
+"""The demo's users: a steady stream of requests, and a record of what each of them got.
+
+Envoy's stats say what the proxy saw; this says what users saw, counted from the response
+itself (the version in the body, the status code), per second since the start, so the demo
+can show that a rollback really took bad answers away from people.
+
+Requests are paced open-loop: request i is due at start + i/rate, whoever is free takes it.
+A slow backend therefore does not lower the offered rate, as it would with each worker
+waiting for its own answer; a slot more than a second late is counted as missed instead of
+sent in a burst. The run is bounded twice: by `duration_s` and by rate × duration requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+
+# A status of 0 means no HTTP answer at all (refused, reset, timed out).
+NO_RESPONSE = 0
+UNKNOWN_VERSION = "?"
+# A slot this late is skipped, not sent: catching up would be a burst no user makes.
+MAX_LAG_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    version: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Counts so far: per whole second since the start, by (version, status)."""
+
+    per_second: dict[int, dict[Outcome, int]]
+    sent: int
+    missed: int
+    elapsed_s: float
+    totals: dict[Outcome, int] = field(default_factory=dict)
+
+    def by_version(self) -> dict[str, dict[int, int]]:
+        """Status-code counts per version over the whole run."""
+        result: dict[str, dict[int, int]] = {}
+        for outcome, count in self.totals.items():
+            codes = result.setdefault(outcome.version, {})
+            codes[outcome.status] = codes.get(outcome.status, 0) + count
+        return result
+
+
+class LoadGenerator:
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate_per_second: float,
+        duration_s: float,
+        concurrency: int = 4,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if rate_per_second <= 0 or duration_s <= 0 or concurrency < 1:
+            raise ValueError("rate, duration and concurrency must be positive")
+        parts = urllib.parse.urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.rate = rate_per_second
+        self.duration = duration_s
+        self.limit = int(rate_per_second * duration_s)
+        self.timeout = timeout_s
+        self._concurrency = concurrency
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._next = 0
+        self._sent = 0
+        self._missed = 0
+        self._per_second: dict[int, Counter[Outcome]] = {}
+        self._started = 0.0
+
+    def start(self) -> LoadGenerator:
+        self._started = time.monotonic()
+        for index in range(self._concurrency):
+            thread = threading.Thread(target=self._work, name=f"loadgen-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stops taking new slots and waits (bounded) for requests in flight."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def wait(self, *, timeout: float | None = None) -> None:
+        """Waits until the run ends on its own (duration or count reached)."""
+        limit = self.duration + self.timeout + 1.0 if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            per_second = {second: dict(counts) for second, counts in self._per_second.items()}
+            sent, missed = self._sent, self._missed
+        totals: Counter[Outcome] = Counter()
+        for counts in per_second.values():
+            totals.update(counts)
+        elapsed = time.monotonic() - self._started if self._started else 0.0
+        return Snapshot(
+            per_second=per_second,
+            sent=sent,
+            missed=missed,
+            elapsed_s=elapsed,
+            totals=dict(totals),
+        )
+
+    def _take_slot(self) -> float | None:
+        """The due time of the next request, or None when the run is over."""
+        with self._lock:
+            while self._next < self.limit:
+                due = self._started + self._next / self.rate
+                self._next += 1
+                if time.monotonic() - due <= MAX_LAG_S:
+                    return due
+                self._missed += 1
+            return None
+
+    def _work(self) -> None:
+        # One connection per thread, kept alive: a user agent's behaviour, and far cheaper
+        # than a TCP handshake per request for a Python client on a small machine.
+        conn: http.client.HTTPConnection | None = None
+        end = self._started + self.duration
+        try:
+            while not self._stop.is_set():
+                due = self._take_slot()
+                if due is None or due >= end:
+                    return
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    return
+                if conn is None:
+                    conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+                outcome, keep = self._request(conn)
+                if not keep:
+                    conn.close()
+                    conn = None
+                self._record(due, outcome)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _request(self, conn: http.client.HTTPConnection) -> tuple[Outcome, bool]:
+        try:
+            conn.request("GET", self._path)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            return Outcome(UNKNOWN_VERSION, NO_RESPONSE), False
+        return Outcome(_version(body), response.status), not response.will_close
+
+    def _record(self, due: float, outcome: Outcome) -> None:
+        second = int(due - self._started)
+        with self._lock:
+            self._sent += 1
+            self._per_second.setdefault(second, Counter())[outcome] += 1
+
+
+def _version(body: bytes) -> str:
+    # Envoy's own answers (no healthy upstream, an injected fault) carry no version.
+    with contextlib.suppress(ValueError, AttributeError):
+        version = json.loads(body).get("version")
+        if isinstance(version, str):
+            return version
+    return UNKNOWN_VERSION
