@@ -7,7 +7,7 @@ can show that a rollback really took bad answers away from people.
 Requests are paced open-loop: request i is due at start + i/rate, whoever is free takes it.
 A slow backend therefore does not lower the offered rate, as it would with each worker
 waiting for its own answer; a slot more than a second late is counted as missed instead of
-sent in a burst. The run is bounded twice: by `duration_s` and by rate × duration requests.
+sent in a burst. The run is bounded twice: by `duration_s` and by rate * duration requests.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class LoadGenerator:
         duration_s: float,
         concurrency: int = 4,
         timeout_s: float = 5.0,
+        host_header: str | None = None,
     ) -> None:
         if rate_per_second <= 0 or duration_s <= 0 or concurrency < 1:
             raise ValueError("rate, duration and concurrency must be positive")
@@ -73,6 +74,8 @@ class LoadGenerator:
         self.duration = duration_s
         self.limit = int(rate_per_second * duration_s)
         self.timeout = timeout_s
+        # The client-side Envoy routes by Host, as a sidecar does: callers name the service.
+        self._headers = {"Host": host_header} if host_header else {}
         self._concurrency = concurrency
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -161,7 +164,7 @@ class LoadGenerator:
 
     def _request(self, conn: http.client.HTTPConnection) -> tuple[Outcome, bool]:
         try:
-            conn.request("GET", self._path)
+            conn.request("GET", self._path, headers=self._headers)
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):

@@ -221,7 +221,7 @@ def wait_http(
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    message = f"did not answer {expect} at {url} within {timeout:.0f}s (last: {last})"
+    message = f"did not answer {expect} at {url} within {timeout:g}s (last: {last})"
     if process is not None:
         raise process.failure(message)
     raise ProcessFailed(message)
