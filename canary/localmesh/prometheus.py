@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from canary.localmesh import procs
 
@@ -96,7 +97,7 @@ def prometheus_binary() -> Path:
     raise PrometheusNotFound(f"no `prometheus` on PATH: {_INSTALL_HINT}")
 
 
-def scrape_config(targets: Mapping[str, Sequence[str | Target]]) -> dict[str, object]:
+def scrape_config(targets: Mapping[str, Sequence[str | Target]]) -> dict[str, Any]:
     """The Prometheus config: every target's `/stats/prometheus`, every second."""
     jobs = []
     for job, job_targets in targets.items():
