@@ -58,7 +58,7 @@ class PrometheusMetrics:
             return Measurement.no_data(
                 query=query, message="the query matched no series (no traffic, or a label typo?)"
             )
-        if len(result) > 1:
+        if len(result) > 1 and not isinstance(result[0], int | float):
             labels = [series.get("metric", {}) for series in result[:3]]
             return Measurement.error(
                 f"the query returned {len(result)} series, expected one; aggregate it "
@@ -66,7 +66,9 @@ class PrometheusMetrics:
                 query=query,
             )
         try:
-            value = float(result[0]["value"][1])
+            # A scalar result (`0/0`, `vector(1)[0]`...) comes as [time, "value"], not series.
+            raw = result[1] if isinstance(result[0], int | float) else result[0]["value"][1]
+            value = float(raw)
         except (KeyError, IndexError, TypeError, ValueError):
             return Measurement.error(f"unexpected result shape: {result[0]!r}", query=query)
         if math.isnan(value):

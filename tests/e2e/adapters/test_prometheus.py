@@ -1,0 +1,97 @@
+"""The Prometheus adapter against a real Prometheus scraping a real (tiny) exporter on loopback.
+
+Every kind of answer a check can get comes out as the right kind of Measurement: a value, no
+data (with a hint), NaN, a PromQL error in Prometheus' words, several series, and no Prometheus.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from canary.adapters.prometheus import PrometheusMetrics
+from canary.api.status import MeasurementKind
+from canary.localmesh import procs
+from canary.localmesh.prometheus import Target, start_prometheus
+
+EXPOSITION = b"""# TYPE demo_requests_total counter
+demo_requests_total{code="200"} 100
+demo_requests_total{code="500"} 5
+# TYPE demo_value gauge
+demo_value 42.5
+"""
+
+
+class Exporter(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(EXPOSITION)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    workdir: Path = tmp_path_factory.mktemp("prometheus")
+    with procs.Supervisor(workdir / "logs") as supervisor:
+        handle = start_prometheus(
+            supervisor,
+            targets={"exporter": [Target(f"127.0.0.1:{exporter.server_address[1]}")]},
+            workdir=workdir,
+            port=procs.free_port(),
+        )
+        handle.wait_targets_up(expected=1, timeout=30)
+        yield handle.url
+    exporter.shutdown()
+    exporter.server_close()
+
+
+def test_a_single_series_is_a_value(prometheus_url: str) -> None:
+    measured = PrometheusMetrics(prometheus_url).measure(
+        "demo_value", requests_query="sum(demo_requests_total)"
+    )
+    assert measured.kind is MeasurementKind.VALUE
+    assert measured.value == 42.5
+    assert measured.samples == 105
+    assert measured.query == "demo_value"
+
+
+def test_no_series_is_no_data_with_a_hint(prometheus_url: str) -> None:
+    measured = PrometheusMetrics(prometheus_url).measure('demo_value{job="typo"}')
+    assert measured.kind is MeasurementKind.NO_DATA
+    assert "matched no series" in measured.message
+
+
+def test_nan_is_its_own_kind(prometheus_url: str) -> None:
+    measured = PrometheusMetrics(prometheus_url).measure("sum(demo_value) * 0 / 0")
+    assert measured.kind is MeasurementKind.NAN
+    scalar = PrometheusMetrics(prometheus_url).measure("0/0")
+    assert scalar.kind is MeasurementKind.NAN
+
+
+def test_a_promql_error_says_what_prometheus_said(prometheus_url: str) -> None:
+    measured = PrometheusMetrics(prometheus_url).measure("sum(demo_value")
+    assert measured.kind is MeasurementKind.ERROR
+    assert "Prometheus refused the query" in measured.message
+    assert "parse error" in measured.message
+
+
+def test_several_series_are_an_error_not_a_pick(prometheus_url: str) -> None:
+    measured = PrometheusMetrics(prometheus_url).measure("demo_requests_total")
+    assert measured.kind is MeasurementKind.ERROR
+    assert "2 series" in measured.message
+
+
+def test_prometheus_down_is_an_error_quickly() -> None:
+    measured = PrometheusMetrics(f"http://127.0.0.1:{procs.free_port()}", timeout=2).measure("up")
+    assert measured.kind is MeasurementKind.ERROR
+    assert "unreachable" in measured.message
