@@ -122,7 +122,8 @@ def fault(report: Report, route: Mapping[str, Any], path: str) -> Json | None:
     if abort is not None:
         out["abort"] = abort
     if len(out) == 1:
-        report.invalid(here, "a fault needs a delay or an abort")
+        if "delay" not in found and "abort" not in found:
+            report.invalid(here, "a fault needs a delay or an abort")
         return None
     return out
 

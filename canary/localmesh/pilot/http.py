@@ -61,12 +61,21 @@ class Source:
 def translate(report: Report, route: Mapping[str, Any], path: str, source: Source) -> list[Json]:
     fields.check_keys(report, route, path, supported=_ROUTE_KEYS, refused=_ROUTE_REFUSED)
     name = fields.get_str(report, route, "name", path) or ""
+    # Matches first, so that problems come in the order a reader meets them.
+    matches: list[match.Match | None] = []
+    for index, block in enumerate(fields.get_list(report, route, "match", path) or [None]):
+        here = f"{path}.match[{index}]"
+        found = None if block is None else fields.mapping(report, block, here)
+        matches.append(
+            None if found is None else match.translate(report, found, here, source.client)
+        )
     template: Json = {"metadata": {"filter_metadata": {"istio": {"config": source.config}}}}
     route_headers = headers.operations(report, route, path)
     route_headers.apply_to(template)
     kinds = [kind for kind in ("route", "redirect", "directResponse") if route.get(kind)]
     if len(kinds) != 1:
-        report.invalid(path, f"needs one of route, redirect, directResponse, got {kinds or 'none'}")
+        if "delegate" not in route:  # refused already: no second problem for the same cause
+            report.invalid(path, f"needs one of route, redirect, directResponse, not {kinds}")
     elif kinds[0] == "route":
         template["route"] = _action(
             report, route, path, source=source, out=template, route_headers=route_headers
@@ -86,12 +95,8 @@ def translate(report: Report, route: Mapping[str, Any], path: str, source: Sourc
     if fault is not None:
         template["typed_per_filter_config"] = {FAULT_FILTER: fault}
 
-    blocks = fields.get_list(report, route, "match", path) or [None]
     routes: list[Json] = []
-    for index, block in enumerate(blocks):
-        here = f"{path}.match[{index}]"
-        found = None if block is None else fields.mapping(report, block, here)
-        translated = None if found is None else match.translate(report, found, here, source.client)
+    for translated in matches:
         out: Json = {}
         if translated is not None and translated.name:
             out["name"] = f"{name}.{translated.name}"

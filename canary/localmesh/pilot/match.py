@@ -145,7 +145,8 @@ def _string_match(report: Report, parent: Mapping[str, Any], key: str, path: str
         report.invalid(here, f"a string match takes one of exact, prefix, regex, not {kinds}")
         return None
     if not kinds:
-        return {}
+        # Empty means "present"; unknown keys were reported above and mean nothing here.
+        return None if found else {}
     kind = kinds[0]
     value = fields.get_str(report, found, kind, here)
     if value is None:

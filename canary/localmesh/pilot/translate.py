@@ -54,7 +54,7 @@ def translate(
         elif fqdn not in services:
             report.refuse("spec.host", f"no workload of the local mesh serves {host!r}")
         elif fqdn in rules:
-            report.refuse("spec.host", f"{fqdn} already has a DestinationRule ({owners[fqdn]})")
+            report.refuse("spec.host", f"{fqdn} already has {owners[fqdn]}")
         config = _config(body, "destination-rule", rule_namespace)
         rule = clusters.read_rule(report, spec, config=config, port=port)
         if fqdn in services and fqdn not in rules:
