@@ -99,6 +99,9 @@ class Process:
 
     def stop(self, *, grace: float = 5.0) -> None:
         """SIGTERM to the whole group, up to `grace` seconds to go, then SIGKILL."""
+        if not self.group_alive():
+            # Once the group is empty its id may be handed to a new process: never signal it.
+            return
         self._signal_group(signal.SIGTERM)
         if not self._wait_group(grace):
             self._signal_group(signal.SIGKILL)
@@ -161,7 +164,9 @@ class Supervisor:
         """Stops every process, newest first (clients before the servers they talk to)."""
         with self._lock:
             self._closed = True
-            processes, self.processes = self.processes, []
+            processes = list(self.processes)
+        # The list stays: callers check afterwards, by pid, that nothing is left. Stopping a
+        # process twice costs one failed killpg.
         for process in reversed(processes):
             process.stop()
 

@@ -1,0 +1,291 @@
+"""The whole local data plane, started and stopped as one: what `canary demo` runs on.
+
+For each version of the demo service there are two app instances (so outlier detection has
+a host to eject and one left to serve), each behind its own inbound Envoy, as a sidecar
+would be. One client-side Envoy, fed by our Pilot, routes the service's traffic across the
+versions by the VirtualService weights. Prometheus scrapes every Envoy's admin port each
+second, and a load generator plays the users, calling the service through the client side.
+
+Every port is a free loopback port picked at start. Every process belongs to one Supervisor,
+so a failure half-way through start-up stops what had already started, and leaving the
+`with` block (or `stop()`) stops all of it. Prometheus starts first because it waits up to
+5 s before its first scrape; the rest starts meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from canary.localmesh import envoy, loadgen, pilot, procs, prometheus
+from canary.localmesh.router import TranslationRefused
+
+T = TypeVar("T")
+
+# The package root, so the app's `python -m canary.localmesh.app` works uninstalled too.
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSpec:
+    name: str
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One app instance and the inbound Envoy in front of it."""
+
+    name: str
+    version: str
+    app: procs.Process
+    app_port: int
+    inbound: envoy.EnvoyHandle
+    listen_port: int
+
+    @property
+    def route_file(self) -> Path:
+        """The inbound Envoy's RDS file: a fault written here applies without a restart."""
+        return self.inbound.workdir / envoy.ROUTE_FILE
+
+
+class LocalMesh:
+    def __init__(
+        self,
+        *,
+        service: str,
+        versions: Sequence[VersionSpec],
+        namespace: str = "default",
+        workdir: Path | None = None,
+        rate: float = 20.0,
+        duration: float = 600.0,
+        instances_per_version: int = 2,
+        service_port: int = 80,
+    ) -> None:
+        if not versions:
+            raise ValueError("the mesh needs at least one version")
+        self.service = service
+        self.namespace = namespace
+        self.versions = list(versions)
+        self.rate = rate
+        self.duration = duration
+        self.instances_per_version = instances_per_version
+        self.service_port = service_port
+        self.host = f"{service}.{namespace}.svc.cluster.local"
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="canary-mesh-"))
+        self.supervisor = procs.Supervisor(self.workdir / "logs")
+        self.instances: list[Instance] = []
+        self.client: envoy.EnvoyHandle | None = None
+        self.client_port = 0
+        self.prometheus: prometheus.PrometheusHandle | None = None
+        self.load: loadgen.LoadGenerator | None = None
+        self._pilot: pilot.Pilot | None = None
+
+    # --- what the demo and the router use
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}/"
+
+    @property
+    def admin_url(self) -> str:
+        return self._started(self.client).admin_url
+
+    @property
+    def prometheus_url(self) -> str:
+        return self._started(self.prometheus).url
+
+    def push(
+        self,
+        virtual_services: Sequence[dict[str, Any]],
+        destination_rules: Sequence[dict[str, Any]],
+    ) -> int:
+        """Publishes the objects to the client-side Envoy; returns the config version."""
+        try:
+            return self._started(self._pilot).push(virtual_services, destination_rules)
+        except pilot.TranslationError as exc:
+            raise TranslationRefused(str(exc)) from exc
+
+    def applied_version(self) -> int | None:
+        """The config version the client-side Envoy has accepted, None before any."""
+        return self._started(self._pilot).applied_version(self.admin_url)
+
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.supervisor.processes]
+
+    # --- life cycle
+
+    def start(self) -> LocalMesh:
+        # Entering the supervisor registers it with the atexit and SIGTERM hooks.
+        self.supervisor.__enter__()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stops the load, then every process; idempotent."""
+        try:
+            if self.load is not None:
+                self.load.stop()
+        finally:
+            self.supervisor.__exit__(None, None, None)
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalMesh:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        # Ports first, so Prometheus can be told every target before anything else runs.
+        names = [
+            (spec, f"{self.service}-{spec.name}-{index}")
+            for spec in self.versions
+            for index in range(self.instances_per_version)
+        ]
+        ports = {
+            name: (procs.free_port(), procs.free_port(), procs.free_port()) for _, name in names
+        }
+        self.client_port, client_admin = procs.free_port(), procs.free_port()
+        targets: dict[str, list[str | prometheus.Target]] = {
+            "client-side": [
+                prometheus.Target(f"127.0.0.1:{client_admin}", {"role": "client-side"})
+            ],
+            "inbound": [
+                prometheus.Target(
+                    f"127.0.0.1:{ports[name][2]}",
+                    {"role": "inbound", "version": spec.name, "instance": name},
+                )
+                for spec, name in names
+            ],
+        }
+        self.prometheus = prometheus.start_prometheus(
+            self.supervisor,
+            targets=targets,
+            workdir=self.workdir / "prometheus",
+            port=procs.free_port(),
+        )
+        # All apps start at once: each is a Python interpreter start, the slowest step here.
+        apps = {
+            name: self.supervisor.start(name, self._app_argv(spec, ports[name][0]), env=_app_env())
+            for spec, name in names
+        }
+        for spec, name in names:
+            app_port, listen_port, admin_port = ports[name]
+            procs.wait_http(
+                f"http://127.0.0.1:{app_port}/healthz", timeout=15.0, process=apps[name]
+            )
+            inbound_dir = self.workdir / "inbound" / name
+            bootstrap = envoy.inbound_bootstrap(
+                listen_port=listen_port,
+                admin_port=admin_port,
+                app_port=app_port,
+                name=name,
+                workdir=inbound_dir,
+            )
+            handle = envoy.start_envoy(
+                self.supervisor,
+                bootstrap,
+                name=f"{name}-inbound",
+                admin_port=admin_port,
+                workdir=inbound_dir,
+            )
+            self.instances.append(
+                Instance(name, spec.name, apps[name], app_port, handle, listen_port)
+            )
+        self._pilot = pilot.Pilot(
+            xds_dir=self.workdir / "client-side",
+            listener_port=self.client_port,
+            workloads=[
+                pilot.Workload(
+                    name=instance.name,
+                    namespace=self.namespace,
+                    host=self.service,
+                    labels={"app": self.service, "version": instance.version},
+                    address="127.0.0.1",
+                    port=instance.listen_port,
+                )
+                for instance in self.instances
+            ],
+            namespace=self.namespace,
+            service_port=self.service_port,
+        )
+        client_bootstrap = self._pilot.bootstrap(admin_port=client_admin, node_id="client-side")
+        client_bootstrap.setdefault("stats_config", envoy.stats_config())
+        self.client = envoy.start_envoy(
+            self.supervisor,
+            client_bootstrap,
+            name="client-side",
+            admin_port=client_admin,
+            workdir=self.workdir / "client-side",
+        )
+        self.prometheus.wait_targets_up(expected=1 + len(self.instances))
+        if self.rate > 0:
+            self.load = loadgen.LoadGenerator(
+                self.client_url,
+                rate_per_second=self.rate,
+                duration_s=self.duration,
+                host_header=self.service,
+            ).start()
+
+    def _app_argv(self, spec: VersionSpec, port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "canary.localmesh.app",
+            f"--port={port}",
+            f"--version={spec.name}",
+            f"--error-rate={spec.error_rate}",
+            f"--latency-ms={spec.latency_ms}",
+            f"--latency-jitter-ms={spec.latency_jitter_ms}",
+        ]
+
+    @staticmethod
+    def _started(part: T | None) -> T:
+        if part is None:
+            raise RuntimeError("the local mesh is not started")
+        return part
+
+    def describe(self) -> str:
+        """Where everything listens, for the demo to print."""
+        lines = [f"local mesh for {self.host}  (work dir {self.workdir})"]
+        if self.client is not None:
+            lines.append(f"  client-side Envoy  {self.client_url}  admin {self.client.admin_url}")
+        for instance in self.instances:
+            lines.append(
+                f"  {instance.name:<14} app :{instance.app_port}  inbound Envoy "
+                f":{instance.listen_port}  admin {instance.inbound.admin_url}"
+            )
+        if self.prometheus is not None:
+            lines.append(f"  Prometheus         {self.prometheus.url}")
+        if self.load is not None:
+            lines.append(
+                f"  load               {self.rate:g} req/s for at most {self.duration:g}s, "
+                f"Host: {self.service}"
+            )
+        return "\n".join(lines)
+
+
+def _app_env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{_SOURCE_ROOT}{os.pathsep}{path}" if path else str(_SOURCE_ROOT)}
