@@ -7,31 +7,28 @@ MergeTrafficPolicy does: a block set at the subset replaces the host's block ent
 unset fields fall back to defaults, not to the host's values), and port-level settings for the
 service port replace all four blocks, set or not.
 
-The translations follow istiod's cluster builder: circuit-breaker thresholds default to the
-maximum (Envoy's own defaults are small enough to trip under a canary's load), outlier detection
-turns success-rate ejection off and enforces consecutive errors at 100%, and `minHealthPercent`
-is the panic threshold, 0 when unset, so that a service with few endpoints can eject them all.
+The translations follow istiod's cluster builder: outlier detection turns success-rate ejection
+off and enforces consecutive errors at 100%, and `minHealthPercent` is the panic threshold, 0
+when unset, so that a service with few endpoints can eject them all; a load balancer left
+unspecified is LEAST_REQUEST. Connection pools have a module of their own (connection_pool.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from canary.localmesh.pilot import fields
+from canary.localmesh.pilot import connection_pool, fields
 from canary.localmesh.pilot.fields import Json, Report
-from canary.localmesh.pilot.model import DEFAULT_CONNECT_TIMEOUT
 
-_MAX = 2**32 - 1
 _BLOCK_KEYS = {"connectionPool", "outlierDetection", "loadBalancer", "tls"}
 _POLICY_REFUSED = {
     "tunnel": "the local mesh does not tunnel",
     "proxyProtocol": "the local mesh's workloads do not speak the PROXY protocol",
     "retryBudget": "not implemented by the local mesh's Pilot",
 }
-_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _LB_POLICIES = {
     "UNSPECIFIED": "LEAST_REQUEST",  # istiod's default
     "LEAST_REQUEST": "LEAST_REQUEST",
@@ -63,7 +60,7 @@ class Policy:
         return merged
 
     def cluster_fields(self) -> Json:
-        out = dict(self.connection_pool or default_connection_pool())
+        out = dict(self.connection_pool or connection_pool.default())
         out.update(self.load_balancer or {"lb_policy": _LB_POLICIES["UNSPECIFIED"]})
         if self.outlier_detection is not None:
             out.update(self.outlier_detection)
@@ -97,138 +94,25 @@ def read(report: Report, parent: Mapping[str, Any], path: str, *, port: int) -> 
 
 
 def _blocks(report: Report, found: Mapping[str, Any], path: str) -> Policy:
-    pool = fields.get_map(report, found, "connectionPool", path)
-    outlier = fields.get_map(report, found, "outlierDetection", path)
-    balancer = fields.get_map(report, found, "loadBalancer", path)
     tls = fields.get_map(report, found, "tls", path)
     if tls is not None and (tls.get("mode") != "DISABLE" or set(tls) != {"mode"}):
         report.refuse(f"{path}.tls", "the local mesh has no mTLS and originates no TLS")
     return Policy(
-        connection_pool=None
-        if pool is None
-        else connection_pool(report, pool, f"{path}.connectionPool"),
-        outlier_detection=None
-        if outlier is None
-        else outlier_detection(report, outlier, f"{path}.outlierDetection"),
-        load_balancer=None
-        if balancer is None
-        else load_balancer(report, balancer, f"{path}.loadBalancer"),
+        connection_pool=_block(report, found, "connectionPool", path, connection_pool.translate),
+        outlier_detection=_block(report, found, "outlierDetection", path, outlier_detection),
+        load_balancer=_block(report, found, "loadBalancer", path, load_balancer),
     )
 
 
-def default_connection_pool() -> Json:
-    """What istiod gives a cluster whose policy has no connectionPool."""
-    return connection_pool(Report("default"), {}, "")
-
-
-def connection_pool(report: Report, pool: Mapping[str, Any], path: str) -> Json:
-    fields.check_keys(report, pool, path, supported={"tcp", "http"})
-    thresholds: Json = {
-        "max_connections": _MAX,
-        "max_pending_requests": _MAX,
-        "max_requests": _MAX,
-        "max_retries": _MAX,
-        "track_remaining": True,
-    }
-    out: Json = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT}
-    common: Json = {}
-    http = fields.get_map(report, pool, "http", path)
-    if http is not None:
-        where = f"{path}.http"
-        fields.check_keys(
-            report,
-            http,
-            where,
-            supported={
-                "http1MaxPendingRequests",
-                "http2MaxRequests",
-                "maxRequestsPerConnection",
-                "maxRetries",
-                "idleTimeout",
-                "h2UpgradePolicy",
-                "useClientProtocol",
-            },
-            refused={
-                "maxConcurrentStreams": "HTTP/2 only; the local mesh's workloads speak HTTP/1.1",
-                "http2KeepAlive": "HTTP/2 only; the local mesh's workloads speak HTTP/1.1",
-            },
-        )
-        # istiod treats 0 as unset: the defaults stay.
-        for key, envoy in (
-            ("http2MaxRequests", "max_requests"),
-            ("http1MaxPendingRequests", "max_pending_requests"),
-            ("maxRetries", "max_retries"),
-        ):
-            value = fields.get_int(report, http, key, where, maximum=2**31 - 1)
-            if value:
-                thresholds[envoy] = value
-        per_connection = fields.get_int(report, http, "maxRequestsPerConnection", where)
-        if per_connection:
-            common["max_requests_per_connection"] = per_connection
-        idle = fields.get_duration(report, http, "idleTimeout", where)
-        if idle is not None:
-            common["idle_timeout"] = idle
-        if fields.get_str(report, http, "h2UpgradePolicy", where) == "UPGRADE":
-            report.refuse(f"{where}.h2UpgradePolicy", "the local mesh's workloads speak HTTP/1.1")
-        if fields.get_bool(report, http, "useClientProtocol", where):
-            report.refuse(f"{where}.useClientProtocol", "the local mesh's workloads speak HTTP/1.1")
-    tcp = fields.get_map(report, pool, "tcp", path)
-    if tcp is not None:
-        _tcp(report, tcp, f"{path}.tcp", thresholds=thresholds, common=common, out=out)
-    out["circuit_breakers"] = {"thresholds": [thresholds]}
-    if common:
-        out["typed_extension_protocol_options"] = {
-            _PROTOCOL_OPTIONS: {
-                "@type": f"type.googleapis.com/{_PROTOCOL_OPTIONS}",
-                "common_http_protocol_options": common,
-                "explicit_http_config": {"http_protocol_options": {}},
-            }
-        }
-    return out
-
-
-def _tcp(
-    report: Report, tcp: Mapping[str, Any], path: str, *, thresholds: Json, common: Json, out: Json
-) -> None:
-    fields.check_keys(
-        report,
-        tcp,
-        path,
-        supported={
-            "maxConnections",
-            "connectTimeout",
-            "maxConnectionDuration",
-            "idleTimeout",
-            "tcpKeepalive",
-        },
-    )
-    connect = fields.get_duration(report, tcp, "connectTimeout", path, positive=True)
-    if connect is not None:
-        out["connect_timeout"] = connect
-    connections = fields.get_int(report, tcp, "maxConnections", path, maximum=2**31 - 1)
-    if connections:
-        thresholds["max_connections"] = connections
-    duration = fields.get_duration(report, tcp, "maxConnectionDuration", path, positive=True)
-    if duration is not None:
-        common["max_connection_duration"] = duration
-    idle = fields.get_duration(report, tcp, "idleTimeout", path)
-    if idle is not None:
-        common.setdefault("idle_timeout", idle)  # the http idleTimeout wins, as in istiod
-    keepalive = fields.get_map(report, tcp, "tcpKeepalive", path)
-    if keepalive is not None:
-        where = f"{path}.tcpKeepalive"
-        fields.check_keys(report, keepalive, where, supported={"probes", "time", "interval"})
-        settings: Json = {}
-        probes = fields.get_int(report, keepalive, "probes", where)
-        if probes is not None:
-            settings["keepalive_probes"] = probes
-        for key in ("time", "interval"):
-            value = fields.get_duration(report, keepalive, key, where)
-            if value is not None:
-                # Envoy counts keepalive time and interval in whole seconds.
-                nanos = fields.parse_duration(value) or 0
-                settings[f"keepalive_{key}"] = max(1, nanos // 10**9)
-        out["upstream_connection_options"] = {"tcp_keepalive": settings}
+def _block(
+    report: Report,
+    found: Mapping[str, Any],
+    key: str,
+    path: str,
+    translate: Callable[[Report, Mapping[str, Any], str], Json],
+) -> Json | None:
+    block = fields.get_map(report, found, key, path)
+    return None if block is None else translate(report, block, f"{path}.{key}")
 
 
 def outlier_detection(report: Report, outlier: Mapping[str, Any], path: str) -> Json:

@@ -12,7 +12,10 @@ unless there are none: a translation either expresses everything it was given or
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from canary.api import istio
@@ -40,57 +43,16 @@ def translate(
     services: dict[str, list[Workload]] = {}
     for workload in workloads:
         services.setdefault(workload.fqdn, []).append(workload)
-
-    rules: dict[str, clusters.Rule] = {}
-    owners: dict[str, str] = {}  # which object claimed a host, for messages about a second one
-    for body in destination_rules:
-        report, rule_namespace, spec = _open(body, "DestinationRule", client, problems)
-        if spec is None:
-            continue
-        host = fields.get_str(report, spec, "host", "spec")
-        fqdn = None if host is None else istio.fqdn(host, rule_namespace)
-        if fqdn is None:
-            report.invalid("spec.host", "missing")
-        elif fqdn not in services:
-            report.refuse("spec.host", f"no workload of the local mesh serves {host!r}")
-        elif fqdn in rules:
-            report.refuse("spec.host", f"{fqdn} already has {owners[fqdn]}")
-        config = _config(body, "destination-rule", rule_namespace)
-        rule = clusters.read_rule(report, spec, config=config, port=port)
-        if fqdn in services and fqdn not in rules:
-            rules[fqdn] = rule
-            owners[fqdn] = report.subject
-
-    owners.clear()
-    routed: dict[str, list[Json]] = {}
-    for body in virtual_services:
-        report, vs_namespace, spec = _open(body, "VirtualService", client, problems)
-        if spec is None:
-            continue
-        source = http.Source(
-            name=str((body.get("metadata") or {}).get("name", "")),
-            config=_config(body, "virtual-service", vs_namespace),
-            client=client,
-            resolve=_resolver(services, rules, vs_namespace, port),
-        )
-
-        def host_fqdn(host: str, vs_namespace: str = vs_namespace) -> str | None:
-            fqdn = istio.fqdn(host, vs_namespace)
-            return fqdn if fqdn in services else None
-
-        read = routes.read_virtual_service(report, spec, source=source, host_fqdn=host_fqdn)
-        for index, fqdn in read.hosts:
-            if fqdn in owners:
-                report.refuse(f"spec.hosts[{index}]", f"{fqdn} is already routed by {owners[fqdn]}")
-            else:
-                owners[fqdn] = report.subject
-                routed[fqdn] = read.routes
-
+    rules = _read_rules(destination_rules, services, client, problems)
+    routed = _read_virtual_services(virtual_services, services, rules, client, problems)
     if problems:
         raise TranslationError(tuple(problems))
     virtual_hosts = [
         routes.virtual_host(
-            fqdn, client=client, routes=routed.get(fqdn) or [routes.default_route(fqdn, port)]
+            fqdn,
+            client=client,
+            # Each host gets its own copy: a VirtualService may name several.
+            routes=copy.deepcopy(routed.get(fqdn) or [routes.default_route(fqdn, port)]),
         )
         for fqdn in sorted(services)
     ]
@@ -106,29 +68,112 @@ def translate(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    """What every Istio object has around its spec."""
+
+    report: Report
+    namespace: str
+    name: str
+    spec: Mapping[str, Any]
+    config: str  # istiod's `istio.config` metadata: the path of the object
+
+
+def _read_rules(
+    bodies: Sequence[Mapping[str, Any]],
+    services: Mapping[str, list[Workload]],
+    client: match.Client,
+    problems: list[str],
+) -> dict[str, clusters.Rule]:
+    rules: dict[str, clusters.Rule] = {}
+    owners: dict[str, str] = {}
+    for body in bodies:
+        envelope = _open(body, "DestinationRule", client, problems)
+        if envelope is None:
+            continue
+        report, spec = envelope.report, envelope.spec
+        host = fields.get_str(report, spec, "host", "spec")
+        fqdn = None if host is None else istio.fqdn(host, envelope.namespace)
+        if fqdn is None:
+            report.invalid("spec.host", "missing")
+        elif fqdn not in services:
+            report.refuse("spec.host", f"no workload of the local mesh serves {host!r}")
+        elif fqdn in rules:
+            report.refuse("spec.host", f"{fqdn} already has {owners[fqdn]}")
+        rule = clusters.read_rule(report, spec, config=envelope.config, port=client.port)
+        # A rule with problems is kept all the same, so that the routes naming its subsets are
+        # not refused as well for the same cause.
+        if fqdn is not None and fqdn in services and fqdn not in rules:
+            rules[fqdn], owners[fqdn] = rule, report.subject
+    return rules
+
+
+def _read_virtual_services(
+    bodies: Sequence[Mapping[str, Any]],
+    services: Mapping[str, list[Workload]],
+    rules: Mapping[str, clusters.Rule],
+    client: match.Client,
+    problems: list[str],
+) -> dict[str, list[Json]]:
+    """The routes of each service host that a VirtualService routes."""
+    routed: dict[str, list[Json]] = {}
+    owners: dict[str, str] = {}
+    for body in bodies:
+        envelope = _open(body, "VirtualService", client, problems)
+        if envelope is None:
+            continue
+        report, namespace = envelope.report, envelope.namespace
+        source = http.Source(
+            name=envelope.name,
+            config=envelope.config,
+            client=client,
+            resolve=_resolver(services, rules, namespace, client.port),
+        )
+
+        def host_fqdn(host: str, namespace: str = namespace) -> str | None:
+            fqdn = istio.fqdn(host, namespace)
+            return fqdn if fqdn in services else None
+
+        read = routes.read_virtual_service(
+            report, envelope.spec, source=source, host_fqdn=host_fqdn
+        )
+        for index, fqdn in read.hosts:
+            if fqdn in owners:
+                report.refuse(f"spec.hosts[{index}]", f"{fqdn} is already routed by {owners[fqdn]}")
+            else:
+                owners[fqdn], routed[fqdn] = report.subject, read.routes
+    return routed
+
+
 def _open(
     body: Mapping[str, Any], kind: str, client: match.Client, problems: list[str]
-) -> tuple[Report, str, Mapping[str, Any] | None]:
-    """The object's report (sharing `problems`), namespace and spec; no spec if it is unusable."""
-    meta = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
-    assert isinstance(meta, Mapping)
+) -> _Envelope | None:
+    """The object's envelope, its report sharing `problems`; None if there is no usable spec."""
+    found = body.get("metadata")
+    meta: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     name, namespace = meta.get("name"), meta.get("namespace") or client.namespace
     report = Report(f"{kind} {namespace}/{name}", problems)
     if body.get("kind") != kind:
         report.invalid("kind", f"expected {kind}, got {body.get('kind')!r}")
-        return report, namespace, None
+        return None
     api_version = body.get("apiVersion")
     if not (isinstance(api_version, str) and api_version.startswith("networking.istio.io/")):
         report.invalid("apiVersion", f"expected networking.istio.io/..., got {api_version!r}")
+        api_version = "networking.istio.io/v1"
     if not isinstance(name, str) or not name:
         report.invalid("metadata.name", "missing")
+        name = ""
+    # Only the spec carries routing; metadata and status are Kubernetes' business.
     fields.check_keys(report, body, "", supported=_ENVELOPE)
-    spec = fields.get_map(report, body, "spec", "") if "spec" in body else None
+    spec = fields.get_map(report, body, "spec", "")
     if spec is None:
-        report.invalid("spec", "missing")
-        return report, namespace, None
+        if "spec" not in body:
+            report.invalid("spec", "missing")
+        return None
     _check_visible(report, spec, namespace, client)
-    return report, namespace, spec
+    resource = "-".join(part.lower() for part in re.findall(r"[A-Z][a-z]*", kind))
+    config = f"/apis/{api_version}/namespaces/{namespace}/{resource}/{name}"
+    return _Envelope(report, namespace, name, spec, config)
 
 
 def _check_visible(
@@ -180,10 +225,3 @@ def _resolver(
         return cluster_name(fqdn, port, subset)
 
     return resolve
-
-
-def _config(body: Mapping[str, Any], kind: str, namespace: str) -> str:
-    """istiod's `istio.config` metadata: the path of the object a route or cluster came from."""
-    api_version = body.get("apiVersion") or "networking.istio.io/v1"
-    name = (body.get("metadata") or {}).get("name", "")
-    return f"/apis/{api_version}/namespaces/{namespace}/{kind}/{name}"
