@@ -130,7 +130,8 @@ class Supervisor:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.processes: list[Process] = []
-        self._lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler runs on the main thread, maybe inside start() or stop().
+        self._lock = threading.RLock()
         self._closed = False
 
     def start(
