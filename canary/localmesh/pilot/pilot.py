@@ -5,12 +5,13 @@ integer, and only the files whose content changed are rewritten (CDS before RDS,
 never names a cluster Envoy has not got yet). A translation that fails writes nothing, so Envoy
 keeps serving the last good config and no half-applied change exists.
 
-"Applied" has to be read back from Envoy, because Envoy reports per resource type: its RDS version
-moves only when the route configuration's content changes (Envoy skips an update whose hash it
-already has), and its CDS version only when the cluster file is replaced. So the Pilot remembers,
-for each version it published, which RDS and CDS versions carry it; version N is applied once
-Envoy's config dump shows both at least that far. A restarted Pilot on the same directory goes on
-counting from the versions in the files, so the numbers never go back.
+"Applied" has to be read back from Envoy, which reports a version per resource type, and only
+moves it when the content changes: a file rewritten with the same resources and a new
+`version_info` leaves the RDS and the CDS version in the config dump where they were (Envoy 1.40
+skips an update whose hash it already has). So the Pilot writes only the files that changed and
+remembers, for each version it published, which RDS and CDS versions carry it; version N is
+applied once Envoy's config dump shows both at least that far. A restarted Pilot on the same
+directory goes on counting from the versions in the files, so the numbers never go back.
 """
 
 from __future__ import annotations
