@@ -124,6 +124,7 @@ def demo(
     """
     from rich.console import Console
 
+    from canary.controller import logs
     from canary.demo import run
     from canary.demo import scenario as scenarios
     from canary.errors import CanaryError
@@ -132,6 +133,11 @@ def demo(
 
     console = Console()
     objects = _policy_objects(policy) if policy else None
+    report_dir.mkdir(parents=True, exist_ok=True)
+    log_path = report_dir / "controller.log"
+    # The live view owns the terminal; the controller's own log goes to a file beside the report.
+    log_file = log_path.open("w", encoding="utf-8")
+    logs.configure(json=False, level="info", stream=log_file)
     options = run.DemoOptions(
         scenario=scenarios.Scenario(scenario),
         error_rate=error_rate,
@@ -153,6 +159,9 @@ def demo(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: every process the demo started was stopped[/]")
         sys.exit(130)
+    finally:
+        log_file.close()
+    console.print(f"controller log: {log_path}")
     sys.exit(0 if outcome.as_expected else 1)
 
 

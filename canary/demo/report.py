@@ -14,7 +14,7 @@ from typing import Any
 
 from canary.demo.timeline import Sample
 
-WIDTH, HEIGHT, MARGIN = 900, 360, 50
+WIDTH, HEIGHT, MARGIN = 900, 380, 56
 COLOURS = {"weight": "#1f77b4", "v1": "#2ca02c", "v2": "#ff7f0e"}
 
 
@@ -60,19 +60,25 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
             f'y2="{y(percent):.1f}" stroke="#ddd"/>'
             f'<text x="{MARGIN - 8}" y="{y(percent) + 4:.1f}" text-anchor="end">{percent}%</text>'
         )
-    parts.append(
-        f'<text x="{WIDTH / 2}" y="{HEIGHT - 12}" text-anchor="middle">seconds since start '
-        f"(0 to {end:.0f})</text>"
-    )
+    for second in range(0, int(end) + 1, max(1, int(end) // 10 or 1)):
+        parts.append(
+            f'<text x="{x(second):.1f}" y="{HEIGHT - MARGIN + 16}" text-anchor="middle" '
+            f'fill="#555">{second}s</text>'
+        )
     previous_phase = None
+    changes = 0
     for s in samples:
         if s.phase != previous_phase:
+            # Phases often change a second apart; alternate two rows so their names don't collide.
+            label_y = MARGIN - 4 - 13 * (changes % 2)
             parts.append(
-                f'<line x1="{x(s.t):.1f}" x2="{x(s.t):.1f}" y1="{MARGIN}" '
+                f'<line x1="{x(s.t):.1f}" x2="{x(s.t):.1f}" y1="{label_y + 2}" '
                 f'y2="{HEIGHT - MARGIN}" stroke="#999" stroke-dasharray="3,3"/>'
-                f'<text x="{x(s.t) + 3:.1f}" y="{MARGIN - 6}" fill="#555">{escape(s.phase)}</text>'
+                f'<text x="{x(s.t) + 3:.1f}" y="{label_y}" fill="#555"'
+                f"{_anchor_near_edge(x(s.t))}>{escape(s.phase)}</text>"
             )
             previous_phase = s.phase
+            changes += 1
     series = {
         "weight": [(s.t, float(s.canary_weight)) for s in samples],
         "v1": [(s.t, v) for s in samples if (v := s.success_rate.get("v1")) is not None],
@@ -89,12 +95,18 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
         ("v1", "v1 success rate"),
         ("v2", "v2 success rate"),
     ]
+    # Below the plot, where no line can run through it.
     for index, (name, label) in enumerate(legend):
-        left = WIDTH - MARGIN - 150
-        top = MARGIN + 10 + 16 * index
+        left = MARGIN + 150 * index
+        top = HEIGHT - 8
         parts.append(
-            f'<rect x="{left}" y="{top - 9}" width="12" height="4" fill="{COLOURS[name]}"/>'
-            f'<text x="{left + 18}" y="{top - 4}">{label}</text>'
+            f'<rect x="{left}" y="{top - 6}" width="12" height="4" fill="{COLOURS[name]}"/>'
+            f'<text x="{left + 18}" y="{top}">{label}</text>'
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _anchor_near_edge(left: float) -> str:
+    # A label that starts near the right edge would run off the picture: end it at the line.
+    return ' text-anchor="end"' if left > WIDTH - MARGIN - 60 else ""

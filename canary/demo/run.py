@@ -50,6 +50,8 @@ class Outcome:
     expected: scenario.Expected
     status: CanaryStatus
     seconds: float
+    # Every process the mesh started, all stopped by now: the report lists them to check that.
+    pids: tuple[int, ...] = ()
 
     @property
     def as_expected(self) -> bool:
@@ -84,6 +86,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             duration=options.timeout + 30,
         ) as mesh:
             console.print(mesh.describe())
+            pids = mesh.pids()
             metrics = PrometheusMetrics(mesh.prometheus_url)
             reconciler = Reconciler(
                 store=store,
@@ -108,10 +111,9 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         expected=scenario.EXPECTED[options.scenario],
         status=status,
         seconds=samples[-1].t if samples else 0.0,
+        pids=tuple(pids),
     )
-    _summarize(
-        outcome, samples=samples, events=events, plan=plan, options=options, console=console
-    )
+    _summarize(outcome, samples=samples, events=events, plan=plan, options=options, console=console)
     return outcome
 
 
@@ -164,6 +166,7 @@ def _summarize(
         "expected": {"phase": outcome.expected.phase, "weight": outcome.expected.canary_weight},
         "as_expected": outcome.as_expected,
         "message": status.message,
+        "pids": list(outcome.pids),
         "status": status.model_dump(mode="json", by_alias=True),
     }
     data, picture = report.write(

@@ -1,0 +1,149 @@
+"""`canary demo` as a user runs it: a real rollout on real Envoys and Prometheus, start to end.
+
+Each test runs the command in its own process (as a user would, and so a hung run can be killed
+by its process group), then reads the report it wrote and checks that nothing it started is
+still running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CANARY = [sys.executable, "-c", "from canary.cli import main; main()"]
+
+
+def _children_alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def _mesh_pids(report: dict[str, Any]) -> list[int]:
+    return [int(pid) for pid in report["summary"].get("pids", [])]
+
+
+def _run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> tuple[int, dict[str, Any], str]:
+    report_dir = tmp_path / "report"
+    process = subprocess.Popen(
+        [*CANARY, "demo", "--report-dir", str(report_dir), *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = output.decode(errors="replace")
+    report = json.loads((report_dir / "report.json").read_text())
+    assert (report_dir / "report.svg").read_text().startswith("<svg")
+    return process.returncode, report, text
+
+
+def test_a_healthy_v2_is_promoted(tmp_path: Path) -> None:
+    code, report, output = _run_demo(tmp_path)
+    summary = report["summary"]
+    assert code == 0, output[-3000:]
+    assert (summary["phase"], summary["canary_weight"], summary["stable_subset"]) == (
+        "Succeeded",
+        100,
+        "v2",
+    )
+    reasons = [event["reason"] for event in report["events"]]
+    assert reasons == [
+        "RolloutStarted",
+        "StepStarted",
+        "StepAdvanced",
+        "StepAdvanced",
+        "Promoting",
+        "Promoted",
+    ]
+    weights = [sample["canary_weight"] for sample in report["samples"]]
+    assert weights == sorted(weights), "the canary weight never went down"
+    history = summary["status"]["history"]
+    assert history, "every step was judged on measurements"
+    assert all(entry["verdict"] in ("pass", "inconclusive") for entry in history)
+    assert _children_alive(_mesh_pids(report)) == []
+    assert "Succeeded" in output
+
+
+def test_a_v2_that_fails_a_fifth_of_requests_is_rolled_back(tmp_path: Path) -> None:
+    code, report, output = _run_demo(tmp_path, "--scenario", "bad", "--error-rate", "0.2")
+    summary = report["summary"]
+    assert code == 0, output[-3000:]
+    assert (summary["phase"], summary["canary_weight"], summary["stable_subset"]) == (
+        "Failed",
+        0,
+        "v1",
+    )
+    failed = [e for e in summary["status"]["history"] if e["verdict"] == "fail"]
+    assert len(failed) >= 2
+    assert all(e["name"] == "request-success-rate" and e["value"] < 99 for e in failed)
+    reasons = [event["reason"] for event in report["events"]]
+    assert reasons[-2:] == ["RollingBack", "RolledBack"]
+    assert summary["seconds"] < 60, "a bad canary is caught within its first step"
+    assert _children_alive(_mesh_pids(report)) == []
+
+
+def test_a_users_policy_with_its_own_metric_template_runs_as_written(tmp_path: Path) -> None:
+    policy = REPO / "tests" / "data" / "demo" / "payments.yaml"
+    code, report, output = _run_demo(tmp_path, "--policy", str(policy))
+    summary = report["summary"]
+    assert code == 0, output[-3000:]
+    assert (summary["phase"], summary["stable_subset"]) == ("Succeeded", "green")
+    queries = {e["query"] for e in summary["status"]["history"] if e["name"] == "server-errors"}
+    assert queries, "the template metric was measured"
+    assert all('envoy_response_code_class="5"' in q and "[|]green[|]payments" in q for q in queries)
+
+
+def test_an_invalid_policy_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((REPO / "tests" / "data" / "broken" / "same-subset.yaml").read_text())
+    started = time.monotonic()
+    result = subprocess.run(
+        [*CANARY, "demo", "--policy", str(broken)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "spec.canary.subset" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("missing", ["CANARY_PROMETHEUS", "CANARY_ENVOY"])
+def test_a_missing_binary_says_how_to_get_it(tmp_path: Path, missing: str) -> None:
+    result = subprocess.run(
+        [*CANARY, "demo", "--report-dir", str(tmp_path / "r")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, missing: str(tmp_path / "no-such-binary")},
+    )
+    assert result.returncode == 2
+    assert "cannot run the demo" in result.stdout
+    assert missing in result.stdout
