@@ -72,7 +72,24 @@ def crds(output_dir: Path | None) -> None:
     type=click.FloatRange(0.0),
     default=5.0,
     show_default=True,
-    help="How long each version takes to answer.",
+    help="How long each version takes to answer (see --stable-latency-ms, --canary-latency-ms).",
+)
+@click.option(
+    "--stable-latency-ms",
+    type=click.FloatRange(0.0),
+    help="How long the stable version (v1) takes to answer; default: --latency-ms.",
+)
+@click.option(
+    "--canary-latency-ms",
+    type=click.FloatRange(0.0),
+    help="How long the canary version (v2) takes to answer; default: --latency-ms.",
+)
+@click.option(
+    "--stable-error-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="The share of the stable version's answers that are 503, in every scenario.",
 )
 @click.option(
     "--rate",
@@ -111,6 +128,9 @@ def demo(
     scenario: str,
     error_rate: float,
     latency_ms: float,
+    stable_latency_ms: float | None,
+    canary_latency_ms: float | None,
+    stable_error_rate: float,
     rate: float,
     timeout: float,
     policy: Path | None,
@@ -141,7 +161,9 @@ def demo(
     options = run.DemoOptions(
         scenario=scenarios.Scenario(scenario),
         error_rate=error_rate,
-        latency_ms=latency_ms,
+        stable_error_rate=stable_error_rate,
+        stable_latency_ms=latency_ms if stable_latency_ms is None else stable_latency_ms,
+        canary_latency_ms=latency_ms if canary_latency_ms is None else canary_latency_ms,
         rate=rate,
         timeout=timeout,
         report_dir=report_dir,
@@ -181,3 +203,42 @@ def _policy_objects(policy: Path) -> list[dict[str, Any]]:
         *(placed.obj for placed in inventory.virtual_services),
         *(placed.obj for placed in inventory.destination_rules),
     ]
+
+
+@main.command()
+@click.argument("name")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option(
+    "--state-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The local store a `canary demo --state-dir` (or another canary) writes.",
+)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+def status(name: str, namespace: str, state_dir: Path, output: str) -> None:
+    """Print a Canary's status as another canary process wrote it (exit 1 if there is none)."""
+    from canary.localmesh.store import LocalStore
+    from canary.ports import CanaryKey
+
+    store = LocalStore(state_dir)
+    key = CanaryKey(namespace, name)
+    if store.get("Canary", namespace, name) is None:
+        click.echo(f"Canary {key} not found in {state_dir}", err=True)
+        sys.exit(1)
+    current = store.status(key)
+    if output == "json":
+        click.echo(current.model_dump_json(by_alias=True, exclude_none=True, indent=1))
+        return
+    click.echo(f"Canary {key}: {current.phase or 'not started'}")
+    click.echo(
+        f"  weight {current.canary_weight}% to {current.canary_subset or '-'}, stable "
+        f"{current.stable_subset or '-'}, step {current.step + 1}, "
+        f"failed checks {current.failed_checks}"
+    )
+    if current.message:
+        click.echo(f"  {current.message}")
+    for condition in current.conditions:
+        click.echo(f"  condition {condition.type}={condition.status} ({condition.reason})")
+    for check in current.checks:
+        value = "-" if check.value is None else f"{check.value:g}"
+        click.echo(f"  check {check.name}: {check.verdict} {value} {check.message}".rstrip())

@@ -34,8 +34,10 @@ from canary.localmesh.store import LocalStore
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     scenario: scenario.Scenario
+    # The canary version's share of 503s in the bad scenario (the good one has none).
     error_rate: float
-    latency_ms: float
+    stable_latency_ms: float
+    canary_latency_ms: float
     rate: float
     timeout: float
     report_dir: Path
@@ -43,6 +45,7 @@ class DemoOptions:
     # Objects from --policy (a Canary, and optionally its VirtualService, DestinationRule and
     # MetricTemplates); None runs the built-in demo objects.
     policy_objects: Sequence[dict[str, Any]] | None = None
+    stable_error_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +69,20 @@ def run(options: DemoOptions, console: Console) -> Outcome:
     plan = scenario.plan(objects)
     bad = options.scenario is scenario.Scenario.BAD
     versions = [
-        VersionSpec(name=plan.stable_version, error_rate=0.0, latency_ms=options.latency_ms),
+        VersionSpec(
+            name=plan.stable_version,
+            error_rate=options.stable_error_rate,
+            latency_ms=options.stable_latency_ms,
+        ),
         VersionSpec(
             name=plan.canary_version,
             error_rate=options.error_rate if bad else 0.0,
-            latency_ms=options.latency_ms,
+            latency_ms=options.canary_latency_ms,
         ),
     ]
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as scratch:
         store = LocalStore(options.state_dir or Path(scratch) / "state")
-        for body in objects:
-            store.put(body)
+        _seed(store, objects)
         with LocalMesh(
             service=plan.service,
             namespace=plan.key.namespace,
@@ -183,3 +189,20 @@ def _summarize(
     for event in events:
         console.print(f"  [dim]{event['type']:7}[/] {event['reason']}: {event['message']}")
     console.print(f"report: {data}  picture: {picture}")
+
+
+def _seed(store: LocalStore, objects: Sequence[dict[str, Any]]) -> None:
+    """Put the objects in the store, except a VirtualService or DestinationRule it already has.
+
+    Those hold the live weights of a rollout a previous run left in --state-dir: overwriting
+    them with the file's copy would send all traffic back to stable behind the controller's
+    back. Canaries and templates are put every time, so an edited spec takes effect (a new
+    generation, and the rollout starts over).
+    """
+    for body in objects:
+        meta = body.get("metadata") or {}
+        kept = body.get("kind") in ("VirtualService", "DestinationRule") and store.get(
+            body["kind"], meta.get("namespace") or scenario.NAMESPACE, meta["name"]
+        )
+        if not kept:
+            store.put(body)
