@@ -101,8 +101,10 @@ def _start(tick: Tick) -> Decision:
         now=tick.now,
     )
     cleared = tuple(c for c in cleared if c.type != conditions.ROLLBACK_VERIFIED)
+    # Given as the status enter() starts from, not as one of its updates, which would replace
+    # the Progressing condition it sets (and that initializing reads back).
     started = enter(
-        tick,
+        tick.with_status(status.model_copy(update={"conditions": cleared})),
         Phase.INITIALIZING,
         reason="RolloutRestarted" if restarting else "RolloutStarted",
         message=f"rolling out {spec.canary.subset} in place of {spec.stable.subset}"
@@ -116,7 +118,6 @@ def _start(tick: Tick) -> Decision:
         step_started_at=None,
         last_check_at=None,
         checks=(),
-        conditions=cleared,
     )
     following = phases.initializing(tick.with_status(started.status))
     return Decision(following.status, (*started.actions, *following.actions), following.wake_after)

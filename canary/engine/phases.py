@@ -53,9 +53,27 @@ def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
     )
 
 
+def _replaced_a_rollout(tick: Tick) -> bool:
+    """Whether this rollout started over one still in progress (see decide._start).
+
+    That one's own step or promotion may have put the canary at 100%, which is then no sign of
+    an earlier promotion: the new revision starts from stable like any other. The Progressing
+    condition keeps the reason until the first step, so a tick that still reads the old split
+    does not mistake it either.
+    """
+    return any(
+        condition.type == conditions.PROGRESSING and condition.reason == "RolloutRestarted"
+        for condition in tick.status.conditions
+    )
+
+
 def initializing(tick: Tick) -> Decision:
     spec, seen = tick.spec, tick.seen
-    if seen.traffic is not None and seen.traffic.weights.get(spec.canary.subset) == 100:
+    if (
+        seen.traffic is not None
+        and seen.traffic.weights.get(spec.canary.subset) == 100
+        and not _replaced_a_rollout(tick)
+    ):
         return enter(
             tick,
             Phase.SUCCEEDED,
