@@ -9,6 +9,7 @@ says whether it fails at once or may wait, for a bounded time, for data to arriv
 from __future__ import annotations
 
 import difflib
+import functools
 from enum import StrEnum
 from typing import Self
 
@@ -46,11 +47,17 @@ class ThresholdRange(Model):
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
     def describe(self) -> str:
-        if self.min is not None and self.max is not None:
-            return f"{self.min:g}..{self.max:g}"
-        if self.min is not None:
-            return f">= {self.min:g}"
-        return f"<= {self.max:g}"
+        return _describe(self.min, self.max)
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe(low: float | None, high: float | None) -> str:
+    # Cached: every judged measurement records its threshold, on the engine's hot path.
+    if low is not None and high is not None:
+        return f"{low:g}..{high:g}"
+    if low is not None:
+        return f">= {low:g}"
+    return f"<= {high:g}"
 
 
 class TemplateRef(Model):

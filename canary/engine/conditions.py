@@ -31,7 +31,8 @@ def with_condition(
         return conditions
     # The transition time marks a change of status, not of wording (the API convention).
     since = current.last_transition_time if current and current.status == status else now
-    updated = Condition(
+    # Built without validation, like the engine's check records: every value is the engine's own.
+    updated = Condition.model_construct(
         type=type, status=status, reason=reason, message=message, last_transition_time=since
     )
     return (*(c for c in conditions if c.type != type), updated)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import conditions, phases
+from canary.engine import conditions, phases, records
 from canary.engine.actions import Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
@@ -61,8 +61,9 @@ def invalid(
         message=message,
         now=now,
     )
-    status = status.model_copy(
-        update={
+    status = records.evolve(
+        status,
+        {
             "phase": Phase.INVALID,
             "message": message,
             "revision": revision or status.revision,
@@ -70,7 +71,7 @@ def invalid(
             "deadline_at": None,
             "deadline_action": None,
             "conditions": updated,
-        }
+        },
     )
     return Decision(status=status, actions=(Notify("InvalidSpec", message, warning=True),))
 
@@ -104,7 +105,7 @@ def _start(tick: Tick) -> Decision:
     # Given as the status enter() starts from, not as one of its updates, which would replace
     # the Progressing condition it sets (and that initializing reads back).
     started = enter(
-        tick.with_status(status.model_copy(update={"conditions": cleared})),
+        tick.with_status(records.evolve(status, {"conditions": cleared})),
         Phase.INITIALIZING,
         reason="RolloutRestarted" if restarting else "RolloutStarted",
         message=f"rolling out {spec.canary.subset} in place of {spec.stable.subset}"
@@ -137,7 +138,7 @@ def _deadline_passed(tick: Tick) -> Decision:
         now=tick.now,
     )
     return enter(
-        tick.with_status(status.model_copy(update={"conditions": unverified})),
+        tick.with_status(records.evolve(status, {"conditions": unverified})),
         Phase.FAILED,
         reason="RollbackUnverified",
         message=f"{waited}: the live route may still send traffic to {status.canary_subset}",
@@ -157,7 +158,7 @@ def _suspended(tick: Tick) -> Decision:
         message="spec.suspend is set: no weight change and no check until it is lifted",
         now=tick.now,
     )
-    status = status.model_copy(update={"suspended_at": tick.now, "conditions": frozen})
+    status = records.evolve(status, {"suspended_at": tick.now, "conditions": frozen})
     return Decision(status=status, actions=(Notify("Suspended", "the rollout is suspended"),))
 
 
@@ -177,14 +178,15 @@ def _resumed(tick: Tick) -> tuple[Tick, tuple[Notify, ...]]:
         message="",
         now=tick.now,
     )
-    status = status.model_copy(
-        update={
+    status = records.evolve(
+        status,
+        {
             "suspended_at": None,
             "step_started_at": shifted(status.step_started_at),
             "last_check_at": shifted(status.last_check_at),
             "deadline_at": shifted(status.deadline_at),
             "conditions": thawed,
-        }
+        },
     )
     seconds = frozen_for / timedelta(seconds=1)
     return tick.with_status(status), (Notify("Resumed", f"resumed after {seconds:g}s"),)

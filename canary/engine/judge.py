@@ -31,14 +31,30 @@ def _missing(metric: MetricCheck, why: str, *, waited: float, wait_limit: float)
     return Judgement(Verdict.FAIL, why)
 
 
+_PASSED = Judgement(Verdict.PASS, "")
+
+
 def metric(
     check: MetricCheck, measurement: Measurement, *, waited: float, step_interval: float
 ) -> Judgement:
     """Judge `measurement`, taken `waited` seconds into a step that lasts `step_interval`."""
+    value = measurement.value
+    if (
+        value is not None
+        and measurement.kind is MeasurementKind.VALUE
+        and (
+            check.min_requests is None
+            or (measurement.samples is not None and measurement.samples >= check.min_requests)
+        )
+    ):
+        # The common case first, and cheaply: a value from enough requests.
+        if check.threshold_range.holds(value):
+            return _PASSED
+        return Judgement(Verdict.FAIL, f"{value:g} is outside {check.threshold_range.describe()}")
     wait_limit = (
         durations.seconds(check.no_data_timeout) if check.no_data_timeout else step_interval
     )
-    if measurement.kind is not MeasurementKind.VALUE or measurement.value is None:
+    if measurement.kind is not MeasurementKind.VALUE or value is None:
         why = {
             MeasurementKind.NO_DATA: "no data",
             MeasurementKind.NAN: "NaN (no requests in the window?)",
@@ -59,10 +75,7 @@ def metric(
                 waited=waited,
                 wait_limit=wait_limit,
             )
-    value = measurement.value
-    if check.threshold_range.holds(value):
-        return Judgement(Verdict.PASS, "")
-    return Judgement(Verdict.FAIL, f"{value:g} is outside {check.threshold_range.describe()}")
+    raise AssertionError("unreachable: a value from enough requests is judged above")
 
 
 def gate(passed: bool, message: str) -> Judgement:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from canary.api.spec import WebhookType
 from canary.api.status import Phase
-from canary.engine import checks, conditions
+from canary.engine import checks, conditions, records
 from canary.engine.actions import CallWebhook, Decision, Notify
 from canary.engine.tick import (
     PROPAGATION_POLL,
@@ -130,15 +130,16 @@ def progressing(tick: Tick) -> Decision:
         return unsettled
     if status.step_started_at is None:
         # The step's clock starts now that Envoy serves its weights, and its deadline with it.
-        started = status.model_copy(
-            update={
+        started = records.evolve(
+            status,
+            {
                 "step_started_at": tick.now,
                 "deadline_at": tick.later(
                     spec.analysis.interval_seconds + spec.progress_deadline_seconds
                 ),
                 "message": f"step {status.step + 1}/{len(spec.analysis.weights)}: weight "
                 f"{status.canary_weight} is live",
-            }
+            },
         )
         return Decision(status=started)
     checked = checks.run(tick, gate_type=WebhookType.ROLLOUT)
@@ -229,7 +230,7 @@ def rolling_back(tick: Tick) -> Decision:
         now=tick.now,
     )
     return enter(
-        tick.with_status(tick.status.model_copy(update={"conditions": verified})),
+        tick.with_status(records.evolve(tick.status, {"conditions": verified})),
         Phase.FAILED,
         reason="RolledBack",
         message=f"rolled back: {stable} receives 100%",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import conditions
+from canary.engine import conditions, records
 from canary.engine.actions import Action, Decision, Notify, SetWeights
 from canary.engine.observation import Observation
 
@@ -87,8 +87,9 @@ def enter(
         message=message,
         now=tick.now,
     )
-    status = status.model_copy(
-        update={
+    status = records.evolve(
+        status,
+        {
             "phase": phase,
             "message": message,
             "last_transition_time": tick.now,
@@ -96,14 +97,19 @@ def enter(
             "deadline_action": None if terminal else deadline,
             "conditions": with_condition,
             **updates,
-        }
+        },
     )
     notify = Notify(reason=reason, message=message, warning=warning)
-    return Decision(status=status, actions=(notify, *actions))
+    # A new split is confirmed at the next tick: look again soon rather than a check interval
+    # later, so the step's clock starts as soon as the data plane serves it.
+    writes = any(isinstance(action, SetWeights) for action in actions)
+    return Decision(
+        status=status, actions=(notify, *actions), wake_after=PROPAGATION_POLL if writes else None
+    )
 
 
 def waiting(tick: Tick, message: str, *actions: Action, poll: bool = False) -> Decision:
     status = tick.status
     if status.message != message:
-        status = status.model_copy(update={"message": message})
+        status = records.evolve(status, {"message": message})
     return Decision(status=status, actions=actions, wake_after=PROPAGATION_POLL if poll else None)

@@ -1,0 +1,73 @@
+"""The hot-path builders give exactly what pydantic's own constructors would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from canary.api.status import (
+    HISTORY_LIMIT,
+    CanaryStatus,
+    CheckResult,
+    MeasurementKind,
+    Phase,
+    Verdict,
+)
+from canary.engine import records
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+VALUES = {
+    "name": "request-success-rate",
+    "kind": MeasurementKind.VALUE,
+    "value": 99.5,
+    "samples": 120,
+    "query": "sum(x)",
+    "threshold": ">= 99",
+    "verdict": Verdict.PASS,
+    "passed": True,
+    "counted": True,
+    "message": "",
+    "revision": "abc",
+    "step": 1,
+    "weight": 25,
+    "at": AT,
+}
+
+
+def test_a_trusted_record_equals_a_validated_one() -> None:
+    trusted = records.trusted(dict(VALUES))
+    validated = CheckResult.model_validate(VALUES)
+    assert trusted == validated
+    assert trusted.model_dump(mode="json", by_alias=True) == validated.model_dump(
+        mode="json", by_alias=True
+    )
+    assert trusted.model_fields_set == validated.model_fields_set
+    assert trusted.model_copy(update={"step": 2}).step == 2
+
+
+def test_evolve_equals_model_copy() -> None:
+    status = CanaryStatus(phase=Phase.PROGRESSING, canary_weight=10, revision="abc")
+    updates = {"canary_weight": 25, "step": 1, "message": "step 2"}
+    evolved = records.evolve(status, updates)
+    copied = status.model_copy(update=updates)
+    assert evolved == copied
+    assert evolved.model_dump_json(by_alias=True) == copied.model_dump_json(by_alias=True)
+    assert evolved.model_fields_set == copied.model_fields_set
+    assert status.canary_weight == 10, "the original is untouched"
+
+
+def test_with_latest_replaces_by_name_and_keeps_the_others() -> None:
+    old = [records.trusted({**VALUES, "name": name, "step": 0}) for name in ("a", "b", "c")]
+    new = [records.trusted({**VALUES, "name": name, "step": 1}) for name in ("b",)]
+    merged = records.with_latest(tuple(old), new)
+    assert [(c.name, c.step) for c in merged] == [("a", 0), ("c", 0), ("b", 1)]
+    again = records.with_latest(merged, [records.trusted({**VALUES, "name": n}) for n in "acb"])
+    assert [c.name for c in again] == ["a", "c", "b"]
+
+
+def test_history_keeps_the_newest_entries() -> None:
+    history = tuple(records.trusted({**VALUES, "step": i}) for i in range(HISTORY_LIMIT))
+    newer = [records.trusted({**VALUES, "step": HISTORY_LIMIT + i}) for i in range(3)]
+    kept = records.appended(history, newer)
+    assert len(kept) == HISTORY_LIMIT
+    assert kept[-1].step == HISTORY_LIMIT + 2
+    assert kept[0].step == 3
