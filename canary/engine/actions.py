@@ -41,7 +41,9 @@ class CallWebhook:
 Action = SetWeights | Notify | CallWebhook
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the actions: one is built (sometimes two) on every tick of every Canary, and
+# a frozen dataclass pays an object.__setattr__ per field. Nothing assigns to one once made.
+@dataclass(slots=True)
 class Decision:
     status: CanaryStatus
     actions: tuple[Action, ...] = ()

@@ -22,7 +22,7 @@ _FAIL, _PASS, _INCONCLUSIVE = Verdict.FAIL, Verdict.PASS, Verdict.INCONCLUSIVE
 _VALUE = MeasurementKind.VALUE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Checked:
     status: CanaryStatus
     notices: tuple[Notify, ...]
@@ -139,7 +139,7 @@ def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
             "history": records.appended(status.history, results),
         },
     )
-    return Checked(status=status, notices=tuple(notices))
+    return Checked(status=status, notices=tuple(notices) if notices else ())
 
 
 def _gate_record(
@@ -169,14 +169,10 @@ def step_passed(tick: Tick) -> bool:
     Observe-mode metrics never hold a step back (dry run): their verdicts are reported only.
     """
     status = tick.status
-    latest = {check.name: check for check in status.checks}
-    for name in _plan(tick.spec).required:
-        check = latest.get(name)
-        if (
-            check is None
-            or check.verdict is not _PASS
-            or check.step != status.step
-            or check.revision != status.revision
-        ):
-            return False
-    return True
+    step, revision = status.step, status.revision
+    passed = {
+        check.name
+        for check in status.checks
+        if check.verdict is _PASS and check.step == step and check.revision == revision
+    }
+    return all(name in passed for name in _plan(tick.spec).required)

@@ -6,6 +6,9 @@ from datetime import datetime
 from typing import Literal
 
 from canary.api.status import Condition
+from canary.engine import records
+
+_FIELDS = frozenset(Condition.model_fields)
 
 INVALID_SPEC = "InvalidSpec"
 PROGRESSING = "Progressing"
@@ -32,8 +35,16 @@ def with_condition(
     # The transition time marks a change of status, not of wording (the API convention).
     since = current.last_transition_time if current and current.status == status else now
     # Built without validation, like the engine's check records: every value is the engine's own.
-    updated = Condition.model_construct(
-        type=type, status=status, reason=reason, message=message, last_transition_time=since
+    updated = records.built(
+        Condition,
+        {
+            "type": type,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "last_transition_time": since,
+        },
+        _FIELDS,
     )
     return (*(c for c in conditions if c.type != type), updated)
 

@@ -17,7 +17,8 @@ from canary.api.status import MeasurementKind, Verdict
 from canary.engine.observation import Measurement
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the same reason as engine.tick.Tick: one is made per judged measurement.
+@dataclass(slots=True)
 class Judgement:
     verdict: Verdict
     message: str

@@ -152,6 +152,8 @@ def progressing(tick: Tick) -> Decision:
             checked.notices,
         )
     decision = _advance(tick)
+    if not checked.notices:
+        return decision
     return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
 
 

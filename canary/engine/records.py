@@ -8,10 +8,13 @@ from an already-validated spec or from the engine's own arithmetic, and every fi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from canary.api.status import HISTORY_LIMIT, CanaryStatus, CheckResult
 
+M = TypeVar("M", bound=BaseModel)
 _ALL_FIELDS = frozenset(CheckResult.model_fields)
 _new = object.__new__
 _set = object.__setattr__
@@ -20,12 +23,17 @@ _set = object.__setattr__
 def trusted(values: dict[str, Any]) -> CheckResult:
     # Equal to CheckResult.model_construct(**values) when every field is given, at a fraction of
     # the cost; tests/unit/engine/test_records.py holds the two equal.
-    record = _new(CheckResult)
-    _set(record, "__dict__", values)
-    _set(record, "__pydantic_fields_set__", set(_ALL_FIELDS))
-    _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
-    return record
+    return built(CheckResult, values, _ALL_FIELDS)
+
+
+def built(model: type[M], values: dict[str, Any], fields: frozenset[str]) -> M:
+    """An instance of `model` holding `values` (every one of `fields`), without validation."""
+    instance = _new(model)
+    _set(instance, "__dict__", values)
+    _set(instance, "__pydantic_fields_set__", set(fields))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 def evolve(status: CanaryStatus, updates: dict[str, Any]) -> CanaryStatus:
@@ -47,8 +55,16 @@ def with_latest(
     checks: tuple[CheckResult, ...], results: list[CheckResult]
 ) -> tuple[CheckResult, ...]:
     """`checks` with each of `results` replacing the earlier result of the same name."""
+    if len(checks) == len(results):
+        # Every check ran again, in the same order: the usual case of a judged tick. A plain
+        # loop, because this runs on every judged tick and a generator costs twice as much.
+        for old, new in zip(checks, results, strict=True):
+            if old.name != new.name:
+                break
+        else:
+            return tuple(results)
     fresh = {result.name for result in results}
-    return tuple(check for check in checks if check.name not in fresh) + tuple(results)
+    return (*(check for check in checks if check.name not in fresh), *results)
 
 
 def appended(

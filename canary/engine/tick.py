@@ -18,7 +18,9 @@ from canary.engine.observation import Observation
 PROPAGATION_POLL = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays an object.__setattr__ per field on every construction, and
+# a Tick is built several times per decide; nothing assigns to one after it is made.
+@dataclass(slots=True)
 class Tick:
     spec: CanarySpec
     status: CanaryStatus
