@@ -71,6 +71,9 @@ def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
     revision and step, so a pass earned by one revision never counts for another.
     """
     status, seen, now = tick.status, tick.seen, tick.now
+    if not seen.measurements and not seen.gates:
+        # Most ticks between checks: nothing was measured, so there is nothing to judge.
+        return Checked(status=status, notices=())
     plan = _plan(tick.spec)
     waited = tick.since(status.step_started_at)
     revision, step, weight = seen.revision, status.step, status.canary_weight

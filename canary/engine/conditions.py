@@ -8,7 +8,7 @@ from typing import Literal
 from canary.api.status import Condition
 from canary.engine import records
 
-_FIELDS = frozenset(Condition.model_fields)
+_FIELDS = set(Condition.model_fields)
 
 INVALID_SPEC = "InvalidSpec"
 PROGRESSING = "Progressing"

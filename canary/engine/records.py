@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from canary.api.status import HISTORY_LIMIT, CanaryStatus, CheckResult
 
 M = TypeVar("M", bound=BaseModel)
-_ALL_FIELDS = frozenset(CheckResult.model_fields)
+_ALL_FIELDS = set(CheckResult.model_fields)
 _new = object.__new__
 _set = object.__setattr__
 
@@ -26,11 +26,15 @@ def trusted(values: dict[str, Any]) -> CheckResult:
     return built(CheckResult, values, _ALL_FIELDS)
 
 
-def built(model: type[M], values: dict[str, Any], fields: frozenset[str]) -> M:
-    """An instance of `model` holding `values` (every one of `fields`), without validation."""
+def built(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
+    """An instance of `model` holding `values` (every one of `fields`), without validation.
+
+    Instances share the one `fields` set: pydantic copies the set before it changes it (in
+    model_copy), and nothing here changes it in place.
+    """
     instance = _new(model)
     _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(fields))
+    _set(instance, "__pydantic_fields_set__", fields)
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)
     return instance
@@ -43,9 +47,13 @@ def evolve(status: CanaryStatus, updates: dict[str, Any]) -> CanaryStatus:
     fields are the model's own (a test holds the two ways equal).
     """
     values = {**status.__dict__, **updates}
+    fields = status.__pydantic_fields_set__
+    if not updates.keys() <= fields:
+        fields = fields | updates.keys()
     evolved = _new(CanaryStatus)
     _set(evolved, "__dict__", values)
-    _set(evolved, "__pydantic_fields_set__", status.__pydantic_fields_set__ | updates.keys())
+    # Shared with `status` when nothing new is set, for the reason given in `built`.
+    _set(evolved, "__pydantic_fields_set__", fields)
     _set(evolved, "__pydantic_extra__", None)
     _set(evolved, "__pydantic_private__", None)
     return evolved
