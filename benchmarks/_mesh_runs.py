@@ -23,17 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from canary.adapters.prometheus import PrometheusMetrics
-from canary.adapters.webhooks import call_gate, call_hook
-from canary.api import builtins
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
 from canary.controller import logs
-from canary.controller.clock import SystemClock
-from canary.controller.reconcile import Reconciler
-from canary.controller.scheduler import Controller
+from canary.demo import run as demo_run
 from canary.demo import scenario
 from canary.localmesh import loadgen
 from canary.localmesh.mesh import LocalMesh, VersionSpec
-from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
 
 # Load after the terminal phase: a version still answering then would be counted.
@@ -106,18 +101,9 @@ def run(
             assert mesh.load is not None, "the mesh runs a load generator when rate > 0"
             load_started = datetime.now(UTC) - timedelta(seconds=mesh.load.snapshot().elapsed_s)
             logs.configure(json=False, level=log_level, stream=log_file)
-            metrics = PrometheusMetrics(mesh.prometheus_url)
-            reconciler = Reconciler(
-                store=store,
-                router=LocalRouter(store, mesh),
-                notifier=store,
-                clock=SystemClock(),
-                provider_for=lambda address: metrics,
-                call_gate=call_gate,
-                call_hook=call_hook,
-                query_set=builtins.QuerySet.ENVOY,
+            controller = demo_run.local_controller(
+                store, mesh, PrometheusMetrics(mesh.prometheus_url)
             )
-            controller = Controller(reconciler, resync=1.0)
             started = time.monotonic()
             controller.start()
             try:

@@ -94,18 +94,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             console.print(mesh.describe())
             pids = mesh.pids()
             metrics = PrometheusMetrics(mesh.prometheus_url)
-            reconciler = Reconciler(
-                store=store,
-                router=LocalRouter(store, mesh),
-                notifier=store,
-                clock=SystemClock(),
-                # On the local mesh every query, a template's too, goes to the mesh's Prometheus.
-                provider_for=lambda address: metrics,
-                call_gate=call_gate,
-                call_hook=call_hook,
-                query_set=builtins.QuerySet.ENVOY,
-            )
-            controller = Controller(reconciler, resync=1.0)
+            controller = local_controller(store, mesh, metrics)
             controller.start()
             try:
                 samples = _watch(store, metrics, plan, options, console)
@@ -121,6 +110,22 @@ def run(options: DemoOptions, console: Console) -> Outcome:
     )
     _summarize(outcome, samples=samples, events=events, plan=plan, options=options, console=console)
     return outcome
+
+
+def local_controller(store: LocalStore, mesh: LocalMesh, metrics: PrometheusMetrics) -> Controller:
+    """The real controller, wired to the local mesh instead of a cluster."""
+    reconciler = Reconciler(
+        store=store,
+        router=LocalRouter(store, mesh),
+        notifier=store,
+        clock=SystemClock(),
+        # On the local mesh every query, a template's too, goes to the mesh's Prometheus.
+        provider_for=lambda address: metrics,
+        call_gate=call_gate,
+        call_hook=call_hook,
+        query_set=builtins.QuerySet.ENVOY,
+    )
+    return Controller(reconciler, resync=1.0)
 
 
 def _watch(
