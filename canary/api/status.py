@@ -98,6 +98,11 @@ class CanaryStatus(Model):
         default=None, description="When the current step's weights took effect."
     )
     last_check_at: datetime | None = Field(default=None, description="When checks last ran.")
+    data_wait_from: datetime | None = Field(
+        default=None,
+        description="Where onNoData: wait counts from: the step's start, or the first check "
+        "after the controller was away for more than two check intervals.",
+    )
     deadline_at: datetime | None = Field(
         default=None, description="When the current phase gives up; see deadlineAction."
     )

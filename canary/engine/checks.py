@@ -75,7 +75,7 @@ def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
         return Checked(status=status, notices=())
     plan = _plan(tick.spec)
-    waited = tick.since(status.step_started_at)
+    waited = tick.since(status.data_wait_from or status.step_started_at)
     revision, step, weight = seen.revision, status.step, status.canary_weight
     results: list[CheckResult] = []
     notices: list[Notify] = []

@@ -183,6 +183,7 @@ def _resumed(tick: Tick) -> tuple[Tick, tuple[Notify, ...]]:
         {
             "suspended_at": None,
             "step_started_at": shifted(status.step_started_at),
+            "data_wait_from": shifted(status.data_wait_from),
             "last_check_at": shifted(status.last_check_at),
             "deadline_at": shifted(status.deadline_at),
             "conditions": thawed,

@@ -134,6 +134,7 @@ def progressing(tick: Tick) -> Decision:
             status,
             {
                 "step_started_at": tick.now,
+                "data_wait_from": tick.now,
                 "deadline_at": tick.later(
                     spec.analysis.interval_seconds + spec.progress_deadline_seconds
                 ),
@@ -142,6 +143,10 @@ def progressing(tick: Tick) -> Decision:
             },
         )
         return Decision(status=started)
+    if tick.seen.measurements and _came_back(tick):
+        # Nobody could have seen data while the controller was away (and the data plane may be
+        # new, as after a demo restart): the no-data grace starts again rather than being spent.
+        tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
     checked = checks.run(tick, gate_type=WebhookType.ROLLOUT)
     tick = tick.with_status(checked.status)
     if checked.status.failed_checks >= spec.analysis.threshold:
@@ -155,6 +160,14 @@ def progressing(tick: Tick) -> Decision:
     if not checked.notices:
         return decision
     return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
+
+
+def _came_back(tick: Tick) -> bool:
+    status = tick.status
+    last = status.step_started_at
+    if status.last_check_at is not None and (last is None or status.last_check_at > last):
+        last = status.last_check_at
+    return tick.since(last) > 2 * tick.spec.analysis.check_interval_seconds
 
 
 def _advance(tick: Tick) -> Decision:

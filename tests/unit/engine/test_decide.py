@@ -351,3 +351,29 @@ def test_terminal_phases_stay_put(spec: CanarySpec) -> None:
     """Succeeded and Failed do nothing more until the revision changes."""
     failed = progressing(spec).model_copy(update={"phase": Phase.FAILED})
     assert decide(spec, failed, seen(spec, STABLE_ONLY), at(100)).actions == ()
+
+
+def test_a_controller_that_was_away_does_not_spend_the_no_data_grace() -> None:
+    """After a gap longer than two check intervals, onNoData: wait waits again from that tick;
+    without a gap, the grace counts from the step's start."""
+    spec = make_spec(
+        checkInterval="5s",
+        metrics=[
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "onNoData": "wait"}
+        ],
+    )
+    status = progressing(spec).model_copy(
+        update={"data_wait_from": at(0), "deadline_at": at(10_000)}
+    )
+    nothing = {"request-success-rate": Measurement.no_data()}
+    back = decide(spec, status, seen(spec, live(spec, status), values=nothing), at(300))
+    assert back.status.failed_checks == 0
+    assert back.status.checks[-1].passed is None
+    assert back.status.data_wait_from == at(300)
+    current = status
+    for second in (9, 18, 27, 31):
+        current = decide(
+            spec, current, seen(spec, live(spec, status), values=nothing), at(second)
+        ).status
+        assert current.data_wait_from == at(0)
+    assert current.failed_checks == 1, "checked on time, the grace ran out an interval in"
