@@ -80,7 +80,7 @@ def destination_rule() -> dict[str, Any]:
     }
 
 
-def canary(*, step_seconds: int = 12, check_seconds: int = 3) -> dict[str, Any]:
+def canary(*, step_seconds: int = 12, check_seconds: int = 2) -> dict[str, Any]:
     window = f"{step_seconds}s"
     return {
         "apiVersion": "canary.dev/v1alpha1",
