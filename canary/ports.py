@@ -57,6 +57,8 @@ class Store(Protocol):
 
     def canaries(self) -> Sequence[StoredCanary]: ...
 
+    def canary(self, key: CanaryKey) -> StoredCanary | None: ...
+
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None: ...
 
     def target_ready(self, namespace: str, target: TargetRef) -> bool: ...
@@ -130,6 +132,9 @@ class FakeStore:
 
     def canaries(self) -> Sequence[StoredCanary]:
         return list(self.stored.values())
+
+    def canary(self, key: CanaryKey) -> StoredCanary | None:
+        return self.stored.get(key)
 
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None:
         return self.templates.get((namespace, name))

@@ -48,7 +48,7 @@ class Reconciler:
             return decision
 
     def _tick(self, key: CanaryKey) -> Decision | None:
-        stored = next((c for c in self.store.canaries() if c.key == key), None)
+        stored = self.store.canary(key)
         if stored is None:
             return None
         now = self.clock.now()

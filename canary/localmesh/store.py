@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from canary.api import problems as api_problems
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
-from canary.api.spec import TargetRef
+from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
 from canary.engine.actions import Notify
 from canary.errors import InvalidSpec
@@ -37,6 +37,7 @@ class LocalStore:
         self.root.mkdir(parents=True, exist_ok=True)
         # One writer at a time inside this process; across processes, rename keeps reads whole.
         self._lock = threading.Lock()
+        self._parsed: dict[CanaryKey, tuple[str, CanarySpec | None, tuple[str, ...]]] = {}
 
     # Objects
 
@@ -78,6 +79,10 @@ class LocalStore:
 
     def canaries(self) -> list[StoredCanary]:
         return [self._stored(body) for body in self.objects("Canary")]
+
+    def canary(self, key: CanaryKey) -> StoredCanary | None:
+        body = self.get("Canary", key.namespace, key.name)
+        return None if body is None else self._stored(body)
 
     def status(self, key: CanaryKey) -> CanaryStatus:
         raw = _read_json(self._status_path(key))
@@ -139,12 +144,17 @@ class LocalStore:
         meta = body.get("metadata") or {}
         key = CanaryKey(meta.get("namespace") or "default", meta.get("name") or "")
         generation = int(meta.get("generation", 0))
-        try:
-            spec = Canary.model_validate(body).spec
-        except ValidationError as exc:
-            found = tuple(api_problems.lines(exc, Canary))
-            return StoredCanary(key, None, self.status(key), generation, found)
-        return StoredCanary(key, spec, self.status(key), generation)
+        version = str(meta.get("resourceVersion", ""))
+        cached = self._parsed.get(key)
+        if cached is None or cached[0] != version:
+            # Parsed once per stored version: the same spec object on every tick also lets the
+            # engine reuse what it worked out for that spec.
+            try:
+                cached = (version, Canary.model_validate(body).spec, ())
+            except ValidationError as exc:
+                cached = (version, None, tuple(api_problems.lines(exc, Canary)))
+            self._parsed[key] = cached
+        return StoredCanary(key, cached[1], self.status(key), generation, cached[2])
 
 
 def _write_json(path: Path, body: Body) -> None:
