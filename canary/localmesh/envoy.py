@@ -85,11 +85,6 @@ class EnvoyHandle:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    @property
-    def stats_target(self) -> str:
-        """The `host:port` Prometheus scrapes (at /stats/prometheus)."""
-        return f"127.0.0.1:{self.admin_port}"
-
 
 def start_envoy(
     supervisor: procs.Supervisor,

@@ -72,9 +72,6 @@ class LocalStore:
         found = (_read_json(path) for path in sorted(base.glob(pattern)))
         return [body for body in found if body is not None]
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
-        self._object_path(kind, namespace, name).unlink(missing_ok=True)
-
     # The Store Protocol
 
     def canaries(self) -> list[StoredCanary]:
@@ -101,14 +98,6 @@ class LocalStore:
         wanted = int((body.get("spec") or {}).get("replicas", 1))
         ready = int((body.get("status") or {}).get("readyReplicas", 0))
         return ready >= wanted
-
-    def set_object_status(self, kind: str, namespace: str, name: str, status: Body) -> None:
-        """What a kubelet would report; the local mesh marks its demo Deployments ready."""
-        with self._lock:
-            body = self.get(kind, namespace, name)
-            if body is not None:
-                body["status"] = status
-                _write_json(self._object_path(kind, namespace, name), body)
 
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
         _write_json(self._status_path(key), status.model_dump(mode="json", by_alias=True))
