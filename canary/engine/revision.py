@@ -12,8 +12,20 @@ import json
 
 from canary.api.spec import CanarySpec
 
+# Keyed by id(spec), holding the spec so the id is not reused while the entry lives: the
+# scheduler and every tick ask for the same spec object's revision until the spec changes.
+_digests: dict[tuple[int, str], tuple[CanarySpec, str]] = {}
+_CACHE_LIMIT = 4096
+
 
 def of(spec: CanarySpec, *, target_revision: str = "") -> str:
+    cached = _digests.get((id(spec), target_revision))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     wire = spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})
     text = json.dumps(wire, sort_keys=True, separators=(",", ":")) + "|" + target_revision
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    if len(_digests) >= _CACHE_LIMIT:
+        _digests.clear()
+    _digests[(id(spec), target_revision)] = (spec, digest)
+    return digest
