@@ -28,6 +28,15 @@ class CanaryKey:
 
 
 @dataclass(frozen=True, slots=True)
+class SubsetRef:
+    """A subset the managed route sends traffic to; with labels, the router makes sure the
+    DestinationRule defines it, without them it must already be there."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RouteRef:
     """The one http route of one VirtualService that a Canary manages."""
 
@@ -36,6 +45,8 @@ class RouteRef:
     host: str
     # The http route's name; None means the first route whose destinations all point at host.
     route: str | None
+    destination_rule: str | None = None
+    subsets: tuple[SubsetRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from canary.engine import revision
 from canary.engine.observation import GateResult, Measurement, Observation, Traffic
 from canary.engine.wanted import wanted
 from canary.errors import InvalidSpec
-from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store
+from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store, SubsetRef
 
 # A provider per address: the controller's own Prometheus for built-ins, a template's otherwise.
 ProviderFor = Callable[[str | None], MetricsProvider]
@@ -32,6 +32,11 @@ def route_of(key: CanaryKey, spec: CanarySpec) -> RouteRef:
         virtual_service=spec.service.virtual_service_name,
         host=spec.service.host,
         route=spec.service.route,
+        destination_rule=spec.service.destination_rule_name,
+        subsets=tuple(
+            SubsetRef(variant.subset, tuple(sorted((variant.labels or {}).items())))
+            for variant in (spec.stable, spec.canary)
+        ),
     )
 
 

@@ -1,0 +1,52 @@
+"""The informers of every kind the controller reads, started and synced together."""
+
+from __future__ import annotations
+
+import time
+
+from canary.adapters.kube.informer import Informer, Listener
+from canary.adapters.kube.rest import (
+    CANARY,
+    DEPLOYMENT,
+    DESTINATION_RULE,
+    METRIC_TEMPLATE,
+    VIRTUAL_SERVICE,
+    Kind,
+    Rest,
+)
+
+CONTROLLER_KINDS = (CANARY, METRIC_TEMPLATE, VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT)
+
+
+class ClusterCache:
+    def __init__(self, rest: Rest, kinds: tuple[Kind, ...] = CONTROLLER_KINDS) -> None:
+        self.rest = rest
+        self.informers = {kind: Informer(rest, kind) for kind in kinds}
+
+    def of(self, kind: Kind) -> Informer:
+        return self.informers[kind]
+
+    def on_change(self, listener: Listener) -> None:
+        for informer in self.informers.values():
+            informer.on_change(listener)
+
+    def start(self) -> None:
+        for informer in self.informers.values():
+            informer.start()
+
+    def stop(self) -> None:
+        for informer in self.informers.values():
+            informer.stop()
+
+    def unsynced(self) -> list[str]:
+        """The kinds not listed yet: the controller is not ready while any is left."""
+        return [
+            kind.plural for kind, informer in self.informers.items() if not informer.synced.is_set()
+        ]
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(
+            informer.wait_synced(max(0.0, deadline - time.monotonic()))
+            for informer in self.informers.values()
+        )

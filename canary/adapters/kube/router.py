@@ -1,0 +1,214 @@
+"""The Router on a Kubernetes API server: Istio's VirtualService weights, by JSON patch.
+
+A GitOps tool usually owns the VirtualService. So a weight change is a JSON patch that touches
+only the `weight` of the managed route's destinations (and appends the canary destination if
+the route lacks it), guarded by a `test` of that route as we read it: if anyone changed the same
+route meanwhile, the patch fails whole and the next tick reads again, and a change anywhere
+else in the object survives untouched. The subsets the Canary names get the same care in the
+DestinationRule: one with labels in the Canary is added when missing, one without must exist.
+
+"Applied" means the data plane serves the split. The API server cannot say that; a
+`Propagation` (the local Pilot's Envoy in tests, istiod's sync status in a mesh) can. Without
+one, a write counts as applied once the API server holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from canary.adapters.kube.cache import ClusterCache
+from canary.adapters.kube.rest import (
+    DESTINATION_RULE,
+    JSON_PATCH,
+    VIRTUAL_SERVICE,
+    ApiError,
+    Body,
+    Rest,
+)
+from canary.api import istio
+from canary.engine.actions import SetWeights
+from canary.engine.observation import Traffic
+from canary.errors import InvalidSpec, Unavailable
+from canary.ports import RouteRef, SubsetRef
+
+log = structlog.get_logger("canary.kube.router")
+
+
+class Propagation(Protocol):
+    def serves(
+        self, namespace: str, host: str, route: str | None, weights: Mapping[str, int]
+    ) -> bool:
+        """Whether the data plane serves this split on the managed route."""
+        ...
+
+
+class KubeRouter:
+    def __init__(
+        self, rest: Rest, cache: ClusterCache, *, propagation: Propagation | None = None
+    ) -> None:
+        self.rest = rest
+        self.cache = cache
+        self.propagation = propagation
+
+    def read(self, ref: RouteRef) -> Traffic:
+        virtual_service = self._virtual_service(ref)
+        route = _route(virtual_service, ref)
+        self._check_subsets(ref)
+        weights = istio.live_weights(route)
+        applied = self.propagation is None or self.propagation.serves(
+            ref.namespace, ref.host, route.name, weights
+        )
+        return Traffic(weights=weights, applied=applied)
+
+    def last_writer(self, ref: RouteRef) -> str | None:
+        """Who wrote the VirtualService's http routes last, from managedFields."""
+        return weights_writer(self._virtual_service(ref))
+
+    def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
+        self._ensure_subsets(ref)
+        virtual_service = self._virtual_service(ref)
+        route = _route(virtual_service, ref)
+        try:
+            wanted = istio.weighted_destinations(
+                virtual_service,
+                route,
+                stable=weights.stable_subset,
+                canary=weights.canary_subset,
+                canary_weight=weights.canary_weight,
+            )
+        except istio.RouteProblem as exc:
+            raise InvalidSpec(str(exc)) from exc
+        written = virtual_service["spec"]["http"][route.index].get("route") or []
+        path = f"/spec/http/{route.index}/route"
+        operations: list[dict[str, Any]] = [{"op": "test", "path": path, "value": written}]
+        for index, entry in enumerate(wanted):
+            if index >= len(written):
+                operations.append({"op": "add", "path": f"{path}/-", "value": entry})
+            elif written[index].get("weight") != entry["weight"]:
+                # "add" on an object member sets it whether or not it was there.
+                operations.append(
+                    {"op": "add", "path": f"{path}/{index}/weight", "value": entry["weight"]}
+                )
+        if len(operations) == 1:
+            return
+        self._patch(VIRTUAL_SERVICE.path(ref.namespace, ref.virtual_service), operations)
+
+    def _patch(self, path: str, operations: list[dict[str, Any]]) -> None:
+        kind = VIRTUAL_SERVICE if VIRTUAL_SERVICE.plural in path else DESTINATION_RULE
+        try:
+            written = self.rest.patch(path, operations, content_type=JSON_PATCH)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise InvalidSpec(f"{kind.kind} {path.rsplit('/', 1)[-1]} not found") from exc
+            if exc.status in (409, 422):
+                # Someone changed the object between our read and our write; the watch brings
+                # their version, and the next tick works from it.
+                fresh = self.rest.get_or_none(path)
+                if fresh is not None:
+                    self.cache.of(kind).remember(fresh)
+                raise Unavailable(
+                    f"{kind.kind} changed while writing ({exc.message}); trying again",
+                    retry_after=0.5,
+                ) from exc
+            raise
+        self.cache.of(kind).remember(written)
+        log.debug("patched", kind=kind.kind, version=written["metadata"].get("resourceVersion"))
+
+    def _virtual_service(self, ref: RouteRef) -> Body:
+        found = self.cache.of(VIRTUAL_SERVICE).get(ref.namespace, ref.virtual_service)
+        if found is None:
+            raise InvalidSpec(
+                f"spec.service.virtualService: VirtualService "
+                f"{ref.namespace}/{ref.virtual_service} not found"
+            )
+        return found
+
+    def _destination_rule(self, ref: RouteRef) -> Body | None:
+        if ref.destination_rule is None:
+            return None
+        found = self.cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
+        if found is None:
+            raise InvalidSpec(
+                f"spec.service.destinationRule: DestinationRule "
+                f"{ref.namespace}/{ref.destination_rule} not found"
+            )
+        return found
+
+    def _check_subsets(self, ref: RouteRef) -> list[SubsetRef]:
+        """The subsets to add; raises InvalidSpec for a DestinationRule that cannot serve."""
+        rule = self._destination_rule(ref)
+        if rule is None:
+            return []
+        who = f"DestinationRule {ref.namespace}/{ref.destination_rule}"
+        problems: list[str] = []
+        rule_host = istio.destination_host(rule)
+        if rule_host is None or not istio.host_matches(
+            rule_host, ref.namespace, ref.host, ref.namespace
+        ):
+            problems.append(
+                f"spec.service.destinationRule: {who} is for host {rule_host!r}, not {ref.host!r}"
+            )
+        defined = istio.subsets(rule)
+        missing: list[SubsetRef] = []
+        for subset in ref.subsets:
+            labels = dict(subset.labels)
+            if subset.name not in defined:
+                if labels:
+                    missing.append(subset)
+                else:
+                    problems.append(
+                        f"spec: subset {subset.name!r} is not defined in {who} "
+                        f"(subsets: {', '.join(sorted(defined)) or 'none'}); "
+                        "give it labels in the Canary to have it added"
+                    )
+            elif labels and defined[subset.name] != labels:
+                problems.append(
+                    f"spec: subset {subset.name!r} of {who} selects {defined[subset.name]}, "
+                    f"the Canary says {labels}"
+                )
+        if problems:
+            raise InvalidSpec(*problems)
+        return missing
+
+    def _ensure_subsets(self, ref: RouteRef) -> None:
+        missing = self._check_subsets(ref)
+        rule = self._destination_rule(ref)
+        if not missing or rule is None or ref.destination_rule is None:
+            return
+        version = rule["metadata"].get("resourceVersion")
+        operations: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+        ]
+        entries = [{"name": subset.name, "labels": dict(subset.labels)} for subset in missing]
+        if isinstance(rule.get("spec", {}).get("subsets"), list):
+            operations += [{"op": "add", "path": "/spec/subsets/-", "value": e} for e in entries]
+        else:
+            operations.append({"op": "add", "path": "/spec/subsets", "value": entries})
+        self._patch(DESTINATION_RULE.path(ref.namespace, ref.destination_rule), operations)
+        log.info("subsets.added", subsets=[subset.name for subset in missing])
+
+
+def weights_writer(virtual_service: Body) -> str | None:
+    """The manager that last wrote spec.http: Istio's CRDs keep lists atomic, so exactly one
+    manager owns the whole list, the last one to change any route in it."""
+    owners = [
+        entry
+        for entry in (virtual_service.get("metadata") or {}).get("managedFields") or []
+        if "f:http" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    ]
+    if not owners:
+        return None
+    latest = max(owners, key=lambda entry: str(entry.get("time") or ""))
+    return str(latest.get("manager") or "") or None
+
+
+def _route(virtual_service: Body, ref: RouteRef) -> istio.Route:
+    try:
+        return istio.managed_route(
+            virtual_service, name=ref.route, host=ref.host, namespace=ref.namespace
+        )
+    except istio.RouteProblem as exc:
+        raise InvalidSpec(str(exc)) from exc
