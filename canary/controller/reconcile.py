@@ -17,6 +17,8 @@ from canary.ports import CanaryKey, Clock, MetricsProvider, Notifier, Router, St
 
 log = structlog.get_logger("canary.tick")
 
+TickListener = Callable[[CanaryKey, Decision | None, float, str], None]
+
 
 @dataclass
 class Reconciler:
@@ -28,23 +30,35 @@ class Reconciler:
     call_gate: observe.GateCaller
     call_hook: act.HookCaller
     query_set: builtins.QuerySet = builtins.QuerySet.ISTIO
+    # Told of every tick (key, decision or None, seconds, outcome "ok|unavailable|error").
+    on_tick: TickListener | None = None
 
     def tick(self, key: CanaryKey) -> Decision | None:
-        """Run one tick; None when the Canary is gone or a backend was unavailable."""
+        """Run one tick; None when the Canary is gone or the tick could not finish."""
         with structlog.contextvars.bound_contextvars(namespace=key.namespace, name=key.name):
             started = time.monotonic()
+            decision: Decision | None = None
+            outcome = "ok"
             try:
                 decision = self._tick(key)
             except Unavailable as exc:
                 log.warning("tick.unavailable", error=str(exc), retry_after=exc.retry_after)
-                return None
+                outcome = "unavailable"
+            except Exception:
+                # A bug met by one Canary must not stop the others' ticks; the next tick of
+                # this one starts over from the stored status.
+                log.exception("tick.crashed")
+                outcome = "error"
+            seconds = time.monotonic() - started
             if decision is not None:
                 log.debug(
                     "tick.done",
                     phase=decision.status.phase,
                     weight=decision.status.canary_weight,
-                    seconds=round(time.monotonic() - started, 4),
+                    seconds=round(seconds, 4),
                 )
+            if self.on_tick is not None:
+                self.on_tick(key, decision, seconds, outcome)
             return decision
 
     def _tick(self, key: CanaryKey) -> Decision | None:

@@ -1,0 +1,202 @@
+"""`canary run`: the controller in a cluster, wired to the Kubernetes adapters.
+
+Every replica keeps its caches warm and serves /healthz, /readyz and /metrics; only the holder
+of the Lease runs the scheduler, so two replicas never both move traffic. A replica that loses
+the Lease stops acting and exits, as client-go's controllers do: a clean restart is simpler to
+reason about than a scheduler that resumes with state from before someone else acted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from canary.adapters import webhooks
+from canary.adapters.envoy_admin import EnvoyPropagation
+from canary.adapters.kube.cache import ClusterCache
+from canary.adapters.kube.events import KubeEvents
+from canary.adapters.kube.lease import LeaderElector
+from canary.adapters.kube.rest import Rest, connect
+from canary.adapters.kube.router import KubeRouter
+from canary.adapters.kube.store import KubeStore
+from canary.adapters.prometheus import PrometheusMetrics
+from canary.api import builtins
+from canary.api.status import CanaryStatus
+from canary.controller.clock import SystemClock
+from canary.controller.reconcile import Reconciler
+from canary.controller.scheduler import Controller
+from canary.controller.serve import HealthServer
+from canary.controller.telemetry import Telemetry
+from canary.engine.actions import Decision
+from canary.ports import CanaryKey, MetricsProvider
+
+log = structlog.get_logger("canary.run")
+
+SYNC_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    prometheus_url: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    query_set: builtins.QuerySet = builtins.QuerySet.ISTIO
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 8080
+    leader_election: bool = True
+    lease_namespace: str = "canary-system"
+    lease_name: str = "canary-controller"
+    lease_seconds: float = 15.0
+    identity: str = ""
+    # Envoy admin URLs whose config_dump must show a split before its step's clock starts.
+    envoy_admin: tuple[str, ...] = ()
+    resync: float = 1.0
+
+
+class ClusterController:
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.identity = options.identity or os.environ.get("POD_NAME") or _default_identity()
+        self.rest = Rest(connect(options.kubeconfig, options.context))
+        self.cache = ClusterCache(self.rest)
+        self.telemetry = Telemetry()
+        self.events = KubeEvents(self.rest, self.cache, instance=self.identity)
+        propagation = EnvoyPropagation(options.envoy_admin) if options.envoy_admin else None
+        self.store = KubeStore(self.rest, self.cache)
+        self._providers: dict[str, MetricsProvider] = {}
+        self.reconciler = Reconciler(
+            store=self.store,
+            router=KubeRouter(self.rest, self.cache, propagation=propagation),
+            notifier=self.events,
+            clock=SystemClock(),
+            provider_for=self._provider,
+            call_gate=webhooks.call_gate,
+            call_hook=webhooks.call_hook,
+            query_set=options.query_set,
+            on_tick=self._ticked,
+        )
+        self.controller = Controller(self.reconciler, resync=options.resync)
+        self.stopping = threading.Event()
+        # Set when the Lease was lost rather than the process asked to stop: `canary run` then
+        # exits non-zero, and the pod's restart starts a clean campaign.
+        self.lost = False
+        self._acting = threading.Event()
+        self.server = HealthServer(
+            host=options.metrics_host,
+            port=options.metrics_port,
+            registry=self.telemetry.registry,
+            healthy=lambda: not self.stopping.is_set(),
+            ready=self._readiness,
+        )
+        self._elector_thread: threading.Thread | None = None
+        self._checks_seen: dict[CanaryKey, datetime] = {}
+
+    def start(self) -> None:
+        self.server.start()
+        self.cache.start()
+        log.info("run.started", identity=self.identity, metrics_port=self.server.port)
+        if not self.cache.wait_synced(SYNC_TIMEOUT):
+            log.warning("run.cache_slow", unsynced=self.cache.unsynced())
+        if not self.options.leader_election:
+            self._lead()
+            return
+        elector = LeaderElector(
+            self.rest.api,
+            namespace=self.options.lease_namespace,
+            name=self.options.lease_name,
+            identity=self.identity,
+            lease_seconds=self.options.lease_seconds,
+            renew_seconds=self.options.lease_seconds / 3,
+            retry_seconds=min(2.0, self.options.lease_seconds / 3),
+        )
+        self._elector_thread = threading.Thread(
+            target=elector.run,
+            args=(self.stopping, self._lead, self._lost),
+            name="leader-election",
+            daemon=True,
+        )
+        self._elector_thread.start()
+
+    def wait(self) -> None:
+        self.stopping.wait()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._elector_thread is not None:
+            # The elector releases the Lease on its way out, so a standby takes over at once.
+            self._elector_thread.join(10.0)
+        self._stop_acting()
+        self.cache.stop()
+        self.server.stop()
+        log.info("run.stopped")
+
+    def _lead(self) -> None:
+        log.info("run.leading", identity=self.identity)
+        self.telemetry.set_leader(True)
+        self._acting.set()
+        self.controller.start()
+
+    def _lost(self) -> None:
+        self._stop_acting()
+        if not self.stopping.is_set():
+            log.warning("run.lease_lost", identity=self.identity)
+            self.lost = True
+            self.stopping.set()
+
+    def _stop_acting(self) -> None:
+        if self._acting.is_set():
+            self._acting.clear()
+            self.controller.stop()
+        self.telemetry.set_leader(False)
+
+    def _readiness(self) -> tuple[bool, str]:
+        unsynced = self.cache.unsynced()
+        if unsynced:
+            return False, "caches not synced: " + ", ".join(unsynced)
+        return True, "ok"
+
+    def _provider(self, address: str | None) -> MetricsProvider:
+        url = address or self.options.prometheus_url
+        provider = self._providers.get(url)
+        if provider is None:
+            provider = self._providers[url] = PrometheusMetrics(url)
+        return provider
+
+    def _ticked(
+        self, key: CanaryKey, decision: Decision | None, seconds: float, outcome: str
+    ) -> None:
+        if decision is None:
+            self.telemetry.tick_failed(outcome, seconds)
+            if outcome == "ok":
+                # The Canary is gone: its series and its Event series go with it.
+                self.telemetry.forget(key.namespace, key.name)
+                self.events.forget(key)
+            return
+        status = decision.status
+        self.telemetry.tick_done(
+            key.namespace,
+            key.name,
+            phase=str(status.phase or ""),
+            weight=status.canary_weight,
+            failed_checks=status.failed_checks,
+            checks=self._new_checks(key, status),
+            seconds=seconds,
+        )
+
+    def _new_checks(self, key: CanaryKey, status: CanaryStatus) -> list[tuple[str, str]]:
+        """The checks judged by this tick: status.checks keeps the last of each, so only those
+        measured after the last one seen are new, and a counter counts each once."""
+        seen = self._checks_seen.get(key)
+        new = [check for check in status.checks if seen is None or check.at > seen]
+        if status.checks:
+            self._checks_seen[key] = max(check.at for check in status.checks)
+        return [(check.name, str(check.verdict)) for check in new]
+
+
+def _default_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"

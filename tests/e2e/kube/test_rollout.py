@@ -1,0 +1,263 @@
+"""Rollouts end to end: `canary run` on a real API server, our Pilot fed from it, real Envoys.
+
+The controller runs as its own process under the ClusterRole of deploy/rbac.yaml; the weights
+it writes reach Envoy the way they do in a cluster (API server, then a Pilot watching it, then
+xDS), and its step clock starts only when Envoy's config_dump shows the split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from canary.adapters.envoy_admin import EnvoyPropagation
+from tests.e2e.kube import harness
+from tests.kubeenv.cluster import KubeCluster
+
+STEPS = [0, 10, 25, 50, 100]
+
+
+def _serves(mesh_admin: str, namespace: str, canary_weight: int) -> bool:
+    return EnvoyPropagation([mesh_admin]).serves(
+        namespace, harness.SERVICE, "primary", {"v1": 100 - canary_weight, "v2": canary_weight}
+    )
+
+
+def _reasons(kube: KubeCluster, namespace: str) -> list[str]:
+    return [event.get("reason", "") for event in harness.events(kube, namespace)]
+
+
+def test_a_good_canary_is_promoted_step_by_step(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path) as (mesh, feed):
+        harness.apply(kube_cluster, harness.objects(kube_namespace))
+        controller = harness.ControllerProcess(
+            kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url
+        ).start()
+        try:
+            trace = harness.Trace()
+            served: dict[int, bool] = {}
+
+            def done(current: dict[str, object]) -> bool:
+                weight = int(current.get("canaryWeight") or 0)  # type: ignore[call-overload]
+                if current.get("phase") == "Progressing" and weight not in served:
+                    served[weight] = _serves(mesh.admin_url, kube_namespace, weight)
+                return current.get("phase") in ("Succeeded", "Failed")
+
+            final = harness.follow(
+                kube_cluster, kube_namespace, done, timeout=150, trace=trace, controller=controller
+            )
+            assert final["phase"] == "Succeeded", controller.log_tail()
+            assert final["canaryWeight"] == 100
+            # Every write the API server held, in order: one step at a time, none skipped.
+            assert feed.canary_weights() == STEPS, feed.splits
+            assert feed.refused == []
+            # The step's clock starts only once Envoy serves the split, so each step was seen there.
+            assert all(served.get(weight) for weight in (10, 25, 50)), served
+            assert _serves(mesh.admin_url, kube_namespace, 100)
+            vs = harness.get(
+                kube_cluster, "virtualservices.networking.istio.io", kube_namespace, "demo"
+            )
+            assert harness.route_weights(vs) == {"v1": 0, "v2": 100}
+            reasons = _reasons(kube_cluster, kube_namespace)
+            assert "Succeeded" in reasons or "Promoted" in reasons, reasons
+            status, metrics = controller.get("/metrics")
+            assert status == 200
+            assert f'canary_weight{{name="demo",namespace="{kube_namespace}"}} 100.0' in metrics
+        finally:
+            controller.stop()
+
+
+def test_a_bad_canary_is_rolled_back(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path, canary_error_rate=0.5) as (
+        mesh,
+        feed,
+    ):
+        harness.apply(kube_cluster, harness.objects(kube_namespace))
+        controller = harness.ControllerProcess(
+            kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url
+        ).start()
+        try:
+            final = harness.follow(
+                kube_cluster,
+                kube_namespace,
+                lambda current: current.get("phase") in ("Succeeded", "Failed"),
+                timeout=120,
+                controller=controller,
+            )
+            assert final["phase"] == "Failed", controller.log_tail()
+            assert final["canaryWeight"] == 0
+            vs = harness.get(
+                kube_cluster, "virtualservices.networking.istio.io", kube_namespace, "demo"
+            )
+            assert harness.route_weights(vs) == {"v1": 100, "v2": 0}
+            harness.wait_for(
+                "Envoy to serve 100/0",
+                lambda: None if _serves(mesh.admin_url, kube_namespace, 0) else "not yet",
+                timeout=15,
+            )
+            assert feed.canary_weights()[0] == 0
+            assert feed.canary_weights()[-1] == 0
+            failed = [c for c in final.get("checks") or [] if c.get("passed") is False]
+            assert any(c["name"] == "request-success-rate" for c in failed), final
+            events = harness.events(kube_cluster, kube_namespace)
+            warnings = [e for e in events if e.get("type") == "Warning"]
+            assert warnings, [e.get("reason") for e in events]
+        finally:
+            controller.stop()
+
+
+def test_a_killed_controller_resumes_from_the_status(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path) as (mesh, feed):
+        harness.apply(kube_cluster, harness.objects(kube_namespace, step_seconds=8))
+        first = harness.ControllerProcess(
+            kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url,
+            identity="canary-a", lease_seconds=4,
+        ).start()  # fmt: skip
+        try:
+            harness.follow(
+                kube_cluster,
+                kube_namespace,
+                lambda current: current.get("canaryWeight") == 25,
+                timeout=90,
+                controller=first,
+            )
+        finally:
+            first.kill()
+        before = harness.status(kube_cluster, kube_namespace)
+        second = harness.ControllerProcess(
+            kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url,
+            identity="canary-b", lease_seconds=4,
+        ).start()  # fmt: skip
+        try:
+            final = harness.follow(
+                kube_cluster,
+                kube_namespace,
+                lambda current: current.get("phase") in ("Succeeded", "Failed"),
+                timeout=120,
+                controller=second,
+            )
+        finally:
+            second.stop()
+        assert before["phase"] == "Progressing"
+        assert before["canaryWeight"] == 25
+        assert final["phase"] == "Succeeded", second.log_tail()
+        # Traffic never jumped and no step was repeated or skipped across the restart.
+        assert feed.canary_weights() == STEPS, feed.splits
+        history = final.get("history") or []
+        steps_judged = [entry.get("step") for entry in history]
+        assert steps_judged == sorted(steps_judged), json.dumps(history)[:2000]
+
+
+def test_an_invalid_canary_gets_a_condition_and_an_event_and_nothing_is_patched(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    vs, dr, canary = harness.objects(kube_namespace)
+    missing_vs = json.loads(json.dumps(canary))
+    missing_vs["metadata"]["name"] = "no-vs"
+    missing_vs["spec"]["service"]["virtualService"] = "absent"
+    no_route = json.loads(json.dumps(canary))
+    no_route["metadata"]["name"] = "no-route"
+    no_route["spec"]["service"]["route"] = "secondary"
+    same_subsets = json.loads(json.dumps(canary))
+    same_subsets["metadata"]["name"] = "same-subsets"
+    same_subsets["spec"]["canary"] = {"subset": "v1", "labels": {"version": "v1"}}
+    harness.apply(kube_cluster, [vs, dr])
+    refused = harness.apply(
+        kube_cluster,
+        [{**canary, "metadata": {"name": "typo", "namespace": kube_namespace},
+          "spec": {**canary["spec"], "analysys": {}}}],
+        check=False,
+    )  # fmt: skip
+    # The real schema validation refuses an unknown field before any controller sees it.
+    assert refused.returncode != 0
+    assert "analysys" in refused.stderr, refused.stderr
+    before = {
+        kind: harness.get(kube_cluster, kind, kube_namespace, "demo")["metadata"]["resourceVersion"]
+        for kind in ("virtualservices.networking.istio.io", "destinationrules.networking.istio.io")
+    }
+    harness.apply(kube_cluster, [missing_vs, no_route, same_subsets])
+    controller = harness.ControllerProcess(
+        kube_cluster, tmp_path, "http://127.0.0.1:1", leader_election=False
+    ).start()
+    try:
+        expected = {
+            "no-vs": "VirtualService",
+            "no-route": "secondary",
+            "same-subsets": "subset",
+        }
+        for name, words in expected.items():
+            current = _wait_invalid(kube_cluster, kube_namespace, name)
+            conditions = current.get("conditions") or []
+            assert isinstance(conditions, list)
+            invalid = [c for c in conditions if c.get("reason") == "InvalidSpec"]
+            assert invalid, current
+            assert words in invalid[0]["message"], current
+        reasons = [
+            (e["involvedObject"]["name"], e["reason"])
+            for e in harness.events(kube_cluster, kube_namespace)
+        ]
+        for name in expected:
+            assert (name, "InvalidSpec") in reasons, reasons
+        after = {
+            kind: harness.get(kube_cluster, kind, kube_namespace, "demo")["metadata"][
+                "resourceVersion"
+            ]
+            for kind in before
+        }
+        assert after == before
+    finally:
+        controller.stop()
+
+
+def _wait_invalid(kube: KubeCluster, namespace: str, name: str) -> dict[str, object]:
+    found: dict[str, object] = {}
+
+    def invalid() -> str | None:
+        found.clear()
+        found.update(harness.status(kube, namespace, name))
+        return None if found.get("phase") == "Invalid" else f"phase {found.get('phase')}"
+
+    harness.wait_for(f"{name} to be Invalid", invalid, timeout=30)
+    return found
+
+
+def test_another_writers_change_to_the_virtual_service_survives_a_rollout(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path) as (mesh, _feed):
+        harness.apply(kube_cluster, harness.objects(kube_namespace))
+        controller = harness.ControllerProcess(
+            kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url
+        ).start()
+        try:
+            harness.follow(
+                kube_cluster, kube_namespace, lambda c: c.get("canaryWeight") == 10,
+                timeout=60, controller=controller,
+            )  # fmt: skip
+            # A GitOps tool sets a timeout on the same route, with its own field manager.
+            kube_cluster.kubectl(
+                "patch", "virtualservices.networking.istio.io", "demo", "-n", kube_namespace,
+                "--type=json", "--field-manager=gitops",
+                "--patch", '[{"op": "add", "path": "/spec/http/0/timeout", "value": "7s"}]',
+                check=True,
+            )  # fmt: skip
+            final = harness.follow(
+                kube_cluster, kube_namespace, lambda c: c.get("phase") in ("Succeeded", "Failed"),
+                timeout=120, controller=controller,
+            )  # fmt: skip
+        finally:
+            controller.stop()
+        assert final["phase"] == "Succeeded", controller.log_tail()
+        vs = harness.get(
+            kube_cluster, "virtualservices.networking.istio.io", kube_namespace, "demo"
+        )
+        assert vs["spec"]["http"][0]["timeout"] == "7s"
+        assert harness.route_weights(vs) == {"v1": 0, "v2": 100}
+        managers = {entry["manager"] for entry in vs["metadata"]["managedFields"]}
+        assert "canary" in managers, managers
