@@ -26,7 +26,7 @@ from canary.adapters.kube.router import KubeRouter
 from canary.adapters.kube.store import KubeStore
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.api import builtins
-from canary.api.status import CanaryStatus
+from canary.api.status import CanaryStatus, Verdict
 from canary.controller.clock import SystemClock
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
@@ -90,8 +90,8 @@ class ClusterController:
             host=options.metrics_host,
             port=options.metrics_port,
             registry=self.telemetry.registry,
-            healthy=lambda: not self.stopping.is_set(),
-            ready=self._readiness,
+            alive=lambda: not self.stopping.is_set(),
+            missing=self.cache.unsynced,
         )
         self._elector_thread: threading.Thread | None = None
         self._checks_seen: dict[CanaryKey, datetime] = {}
@@ -154,12 +154,6 @@ class ClusterController:
             self.controller.stop()
         self.telemetry.set_leader(False)
 
-    def _readiness(self) -> tuple[bool, str]:
-        unsynced = self.cache.unsynced()
-        if unsynced:
-            return False, "caches not synced: " + ", ".join(unsynced)
-        return True, "ok"
-
     def _provider(self, address: str | None) -> MetricsProvider:
         url = address or self.options.prometheus_url
         provider = self._providers.get(url)
@@ -170,12 +164,17 @@ class ClusterController:
     def _ticked(
         self, key: CanaryKey, decision: Decision | None, seconds: float, outcome: str
     ) -> None:
+        requests = self.rest.take_thread_calls()
+        # One line per tick with its cost, for benchmarks/bench_kube_scale.py and for anyone
+        # asking why the API server is busy.
+        log.debug("tick.cost", seconds=round(seconds, 5), requests=requests, outcome=outcome)
         if decision is None:
-            self.telemetry.tick_failed(outcome, seconds)
             if outcome == "ok":
                 # The Canary is gone: its series and its Event series go with it.
                 self.telemetry.forget(key.namespace, key.name)
                 self.events.forget(key)
+            else:
+                self.telemetry.tick_failed(outcome, seconds)
             return
         status = decision.status
         self.telemetry.tick_done(
@@ -195,7 +194,10 @@ class ClusterController:
         new = [check for check in status.checks if seen is None or check.at > seen]
         if status.checks:
             self._checks_seen[key] = max(check.at for check in status.checks)
-        return [(check.name, str(check.verdict)) for check in new]
+        return [(check.name, _RESULTS[check.verdict]) for check in new]
+
+
+_RESULTS = {Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.INCONCLUSIVE: "no_data"}
 
 
 def _default_identity() -> str:

@@ -94,6 +94,9 @@ class Rest:
         self.timeout = timeout
         self.calls: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        # Per thread too: a tick runs on one scheduler thread, so the requests a tick made are
+        # the ones its thread made since its last tick (see take_thread_calls).
+        self._thread_calls = threading.local()
 
     def get(self, path: str, **query: str | int) -> Body:
         return self._json("GET", path, query)
@@ -134,6 +137,12 @@ class Rest:
         with self._count_lock:
             return dict(self.calls)
 
+    def take_thread_calls(self) -> int:
+        """The requests this thread made since it last asked."""
+        count: int = getattr(self._thread_calls, "count", 0)
+        self._thread_calls.count = 0
+        return count
+
     def _json(
         self,
         method: str,
@@ -159,6 +168,7 @@ class Rest:
     ) -> Any:
         with self._count_lock:
             self.calls[method] += 1
+        self._thread_calls.count = getattr(self._thread_calls, "count", 0) + 1
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
