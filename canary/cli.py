@@ -269,10 +269,10 @@ def status(name: str, namespace: str, state_dir: Path, output: str) -> None:
 @click.option("--lease-namespace", default="canary-system", show_default=True)
 @click.option("--lease-name", default="canary-controller", show_default=True)
 @click.option("--lease-seconds", type=float, default=15.0, show_default=True)
-@click.option("--identity", default="", help="This replica's name in the Lease (default: POD_NAME).")
 @click.option(
-    "--no-leader-election", is_flag=True, help="Act without a Lease (one replica only)."
+    "--identity", default="", help="This replica's name in the Lease (default: POD_NAME)."
 )
+@click.option("--no-leader-election", is_flag=True, help="Act without a Lease (one replica only).")
 @click.option(
     "--envoy-admin",
     multiple=True,
@@ -282,6 +282,7 @@ def status(name: str, namespace: str, state_dir: Path, output: str) -> None:
 @click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
 @click.option("--log-level", default="info", show_default=True)
 def run(
+    *,
     kubeconfig: str | None,
     context: str | None,
     prometheus_url: str,

@@ -58,7 +58,7 @@ def served_splits(dump: Json, fqdn: str, route_name: str | None) -> Iterator[dic
         for host in (config.get("route_config") or {}).get("virtual_hosts") or []:
             for route in host.get("routes") or []:
                 name = str(route.get("name") or "")
-                if route_name is not None and name.split(".")[0] != route_name:
+                if route_name is not None and name.split(".", maxsplit=1)[0] != route_name:
                     continue
                 split = _split(route.get("route") or {}, fqdn)
                 if split:
