@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from canary.adapters.kube.rest import CANARY, Rest, connect
+from canary.adapters.kube.rest import CANARY, DESTINATION_RULE, VIRTUAL_SERVICE, Rest, connect
 from canary.demo import scenario
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from tests.e2e.kube.meshfeed import MeshFeed
@@ -159,10 +159,14 @@ def apply(
     return kube.kubectl("apply", "-f", "-", input=text, check=check)
 
 
+_KINDS = {
+    kind.plural + "." + kind.group: kind for kind in (VIRTUAL_SERVICE, DESTINATION_RULE, CANARY)
+}
+
+
 def get(kube: KubeCluster, kind: str, namespace: str, name: str) -> dict[str, Any]:
-    result = kube.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=True)
-    loaded: dict[str, Any] = json.loads(result.stdout)
-    return loaded
+    """The object as the API server holds it, managedFields included (kubectl hides them)."""
+    return admin_rest(kube).get(_KINDS[kind].path(namespace, name))
 
 
 _RESTS: dict[Path, Rest] = {}

@@ -27,7 +27,10 @@ class MeshFeed:
         self.cache = ClusterCache(rest, kinds=(VIRTUAL_SERVICE, DESTINATION_RULE))
         self.cache.on_change(self._changed)
         self.pushes = 0
-        self.refused: list[str] = []
+        # Why the last push was refused, None once one went through: an object can arrive
+        # before the one it depends on (a VirtualService before its DestinationRule), and then
+        # the Pilot refuses until both are there, as istiod warns until both are there.
+        self.refused: str | None = None
         # Every split the API server held for the managed route, in watch order: a test reads
         # "traffic never jumped" from it without sampling gaps.
         self.splits: list[dict[str, int]] = []
@@ -80,9 +83,10 @@ class MeshFeed:
             try:
                 self.mesh.push(self._objects(VIRTUAL_SERVICE), self._objects(DESTINATION_RULE))
                 self.pushes += 1
+                self.refused = None
             except TranslationRefused as exc:
                 # Like istiod, a config the Pilot cannot express is not served; the test sees it.
-                self.refused.append(str(exc))
+                self.refused = str(exc)
                 log.warning("meshfeed.refused", error=str(exc))
 
     def _objects(self, kind: Kind) -> list[dict[str, Any]]:
