@@ -23,10 +23,18 @@ from canary.ports import (
     FakeStore,
     RouteRef,
     StoredCanary,
+    SubsetRef,
 )
 
 KEY = CanaryKey("shop", "accounts")
-ROUTE = RouteRef(namespace="shop", virtual_service="accounts", host="accounts", route=None)
+ROUTE = RouteRef(
+    namespace="shop",
+    virtual_service="accounts",
+    host="accounts",
+    route=None,
+    destination_rule="accounts",
+    subsets=(SubsetRef("v1"), SubsetRef("v2")),
+)
 
 
 def _spec(**analysis: Any) -> CanarySpec:
