@@ -107,6 +107,15 @@ class ControllerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def ticks(self) -> int:
+        """The ticks this process has run, from its own /metrics."""
+        _, text = self.get("/metrics")
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("canary_ticks_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

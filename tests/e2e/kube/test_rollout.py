@@ -264,3 +264,66 @@ def test_another_writers_change_to_the_virtual_service_survives_a_rollout(
         assert harness.route_weights(vs) == {"v1": 0, "v2": 100}
         managers = {entry["manager"] for entry in vs["metadata"]["managedFields"]}
         assert "canary" in managers, managers
+
+
+def _deployment(namespace: str) -> dict[str, object]:
+    labels = {"app": "demo", "version": "v2"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "demo-v2", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "demo:v2"}]},
+            },
+        },
+    }
+
+
+def test_the_first_step_waits_for_the_target_deployment_to_be_ready(
+    kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    vs, dr, canary = harness.objects(kube_namespace)
+    canary["spec"]["canary"]["targetRef"] = {"kind": "Deployment", "name": "demo-v2"}
+    harness.apply(kube_cluster, [vs, dr, _deployment(kube_namespace), canary])
+    # No Prometheus and no Envoy: this test is about the gate, and the gate comes first.
+    controller = harness.ControllerProcess(
+        kube_cluster, tmp_path, "http://127.0.0.1:1", leader_election=False
+    ).start()
+    try:
+        harness.follow(
+            kube_cluster, kube_namespace, lambda c: c.get("phase") == "Initializing",
+            timeout=30, controller=controller,
+        )  # fmt: skip
+        harness.wait_for(
+            "the controller to have looked a few times",
+            lambda: None if controller.ticks() >= 3 else f"{controller.ticks()} ticks",
+            timeout=20,
+        )
+        gated = harness.status(kube_cluster, kube_namespace)
+        assert gated["canaryWeight"] == 0
+        assert gated["message"] == "waiting for Deployment demo-v2 to be ready", gated
+        vs_now = harness.get(
+            kube_cluster, "virtualservices.networking.istio.io", kube_namespace, "demo"
+        )
+        assert harness.route_weights(vs_now) == {"v1": 100, "v2": 0}
+        # No controller-manager here: the test plays it, as the Deployment's rollout finishes.
+        status_path = f"/apis/apps/v1/namespaces/{kube_namespace}/deployments/demo-v2/status"
+        code, body = kube_cluster.request(
+            "PATCH",
+            status_path,
+            {"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                        "readyReplicas": 2, "availableReplicas": 2}},
+            content_type="application/merge-patch+json",
+        )  # fmt: skip
+        assert code == 200, body
+        moved = harness.follow(
+            kube_cluster, kube_namespace, lambda c: c.get("canaryWeight") == 10,
+            timeout=30, controller=controller,
+        )  # fmt: skip
+        assert moved["phase"] == "Progressing"
+    finally:
+        controller.stop()
