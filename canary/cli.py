@@ -305,14 +305,19 @@ def run(
     from canary.controller import logs
 
     logs.configure(json=log_format == "json", level=log_level)
-    host, _, port = metrics_address.rpartition(":")
+    from canary.controller.serve import parse_address
+
+    try:
+        host, port = parse_address(metrics_address)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics-address") from exc
     options = RunOptions(
         prometheus_url=prometheus_url,
         kubeconfig=kubeconfig,
         context=context,
         query_set=builtins.QuerySet(query_set),
-        metrics_host=host or "0.0.0.0",
-        metrics_port=int(port),
+        metrics_host=host,
+        metrics_port=port,
         leader_election=not no_leader_election,
         lease_namespace=lease_namespace,
         lease_name=lease_name,

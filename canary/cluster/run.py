@@ -90,7 +90,7 @@ class ClusterController:
             host=options.metrics_host,
             port=options.metrics_port,
             registry=self.telemetry.registry,
-            alive=lambda: not self.stopping.is_set(),
+            alive=self._alive,
             missing=self.cache.unsynced,
         )
         self._elector_thread: threading.Thread | None = None
@@ -153,6 +153,15 @@ class ClusterController:
             self._acting.clear()
             self.controller.stop()
         self.telemetry.set_leader(False)
+
+    def _alive(self) -> bool:
+        """Live while stopping is not under way, the election still runs, and a leader's
+        scheduler still runs: a wedged replica is restarted by its liveness probe."""
+        if self.stopping.is_set():
+            return False
+        if self._elector_thread is not None and not self._elector_thread.is_alive():
+            return False
+        return not self._acting.is_set() or bool(self.controller.scheduler.running)
 
     def _provider(self, address: str | None) -> MetricsProvider:
         url = address or self.options.prometheus_url
