@@ -1,8 +1,8 @@
 """Judging one tick's measurements and webhook answers into check records and failures.
 
 This is the engine's hot path (every judged tick of every Canary builds a record per check), so
-what depends on the spec alone (which checks count, each threshold's text, the step length) is
-worked out once per spec object and reused, and records are built as plain dicts handed to
+what depends on the spec alone (which checks count, each threshold's text, the step length) comes
+from the tick's plan (engine/plan.py), and records are built as plain dicts handed to
 `records.trusted`.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from canary.api.metrics import MetricCheck, MetricMode
-from canary.api.spec import CanarySpec, Webhook, WebhookType
+from canary.api.spec import Webhook
 from canary.api.status import CanaryStatus, CheckResult, MeasurementKind, Verdict
 from canary.engine import judge, records
 from canary.engine.actions import Notify
@@ -26,79 +25,48 @@ _VALUE = MeasurementKind.VALUE
 class Checked:
     status: CanaryStatus
     notices: tuple[Notify, ...]
+    # The rollout's failed checks so far, this tick's included: status.failed_checks.
+    failed_checks: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    # (metric, its threshold as text, whether it counts), in the spec's order.
-    metrics: tuple[tuple[MetricCheck, str, bool], ...]
-    webhooks: tuple[Webhook, ...]
-    step_interval: float
-    # The names whose latest result must be a pass for a step to pass.
-    required: tuple[str, ...]
-
-
-# Keyed by id(spec), holding the spec itself so the id cannot be reused while the entry lives.
-_plans: dict[int, tuple[CanarySpec, _Plan]] = {}
-_PLAN_CACHE_LIMIT = 4096
-
-
-def _plan(spec: CanarySpec) -> _Plan:
-    cached = _plans.get(id(spec))
-    if cached is not None and cached[0] is spec:
-        return cached[1]
-    analysis = spec.analysis
-    plan = _Plan(
-        metrics=tuple(
-            (m, m.threshold_range.describe(), m.mode is MetricMode.ENFORCE)
-            for m in analysis.metrics
-        ),
-        webhooks=tuple(analysis.webhooks),
-        step_interval=analysis.interval_seconds,
-        required=tuple(m.name for m in analysis.metrics if m.mode is MetricMode.ENFORCE)
-        + tuple(h.name for h in analysis.webhooks if h.type is WebhookType.ROLLOUT),
-    )
-    if len(_plans) >= _PLAN_CACHE_LIMIT:
-        _plans.clear()
-    _plans[id(spec)] = (spec, plan)
-    return plan
-
-
-def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
-    """Judge what this tick measured; count enforced failures; record every result.
+def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
+    """Judge what this tick measured and the answers of `gates`; count enforced failures.
 
     Only checks the spec still declares are judged, and a result is stamped with the current
     revision and step, so a pass earned by one revision never counts for another.
     """
     status, seen, now = tick.status, tick.seen, tick.now
-    if not seen.measurements and not seen.gates:
+    measurements = seen.measurements
+    if not measurements and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
-        return Checked(status=status, notices=())
-    plan = _plan(tick.spec)
+        return Checked(status, (), status.failed_checks)
+    plan = tick.plan
     waited = tick.since(status.data_wait_from or status.step_started_at)
     revision, step, weight = seen.revision, status.step, status.canary_weight
     results: list[CheckResult] = []
+    names: list[str] = []
     notices: list[Notify] = []
     failures = 0
-    measurements = seen.measurements
-    for metric, threshold, counted in plan.metrics:
-        measurement = measurements.get(metric.name)
+    for rule in plan.rules:
+        name = rule.name
+        measurement = measurements.get(name)
         if measurement is None:
             continue
-        judged = judge.metric(metric, measurement, waited=waited, step_interval=plan.step_interval)
+        judged = judge.verdict(rule, measurement, waited=waited, step_interval=plan.interval)
         verdict = judged.verdict
+        names.append(name)
         results.append(
             records.trusted(
                 {
-                    "name": metric.name,
+                    "name": name,
                     "kind": measurement.kind,
                     "value": measurement.value,
                     "samples": measurement.samples,
                     "query": measurement.query,
-                    "threshold": threshold,
+                    "threshold": rule.threshold,
                     "verdict": verdict,
                     "passed": None if verdict is _INCONCLUSIVE else verdict is _PASS,
-                    "counted": counted,
+                    "counted": rule.enforced,
                     "message": judged.message,
                     "revision": revision,
                     "step": step,
@@ -107,20 +75,21 @@ def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
                 }
             )
         )
-        if verdict is _FAIL and counted:
+        if verdict is _FAIL and rule.enforced:
             failures += 1
             notices.append(
                 Notify(
                     reason="MetricFailed" if measurement.kind is _VALUE else "MetricNoData",
-                    message=f"{metric.name} at weight {weight}: {judged.message}",
+                    message=f"{name} at weight {weight}: {judged.message}",
                     warning=True,
                 )
             )
-    for hook in plan.webhooks:
+    for hook in gates:
         answer = seen.gates.get(hook.name)
-        if hook.type is not gate_type or answer is None:
+        if answer is None:
             continue
         judged = judge.gate(answer.passed, answer.message)
+        names.append(hook.name)
         results.append(records.trusted(_gate_record(hook, answer.passed, judged, tick)))
         if judged.verdict is _FAIL:
             failures += 1
@@ -131,18 +100,19 @@ def run(tick: Tick, *, gate_type: WebhookType) -> Checked:
                     warning=True,
                 )
             )
+    failed_checks = status.failed_checks + failures
     if not results:
-        return Checked(status=status, notices=())
+        return Checked(status, (), failed_checks)
     status = records.evolve(
         status,
         {
-            "failed_checks": status.failed_checks + failures,
+            "failed_checks": failed_checks,
             "last_check_at": now,
-            "checks": records.with_latest(status.checks, results),
+            "checks": records.with_latest(status.checks, results, names),
             "history": records.appended(status.history, results),
         },
     )
-    return Checked(status=status, notices=tuple(notices) if notices else ())
+    return Checked(status, tuple(notices) if notices else (), failed_checks)
 
 
 def _gate_record(
@@ -178,4 +148,4 @@ def step_passed(tick: Tick) -> bool:
         for check in status.checks
         if check.verdict is _PASS and check.step == step and check.revision == revision
     }
-    return all(name in passed for name in _plan(tick.spec).required)
+    return all(name in passed for name in tick.plan.required)

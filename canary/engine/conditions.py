@@ -25,15 +25,20 @@ def with_condition(
     message: str,
     now: datetime,
 ) -> tuple[Condition, ...]:
-    current = next((c for c in conditions if c.type == type), None)
-    if current is not None and (current.status, current.reason, current.message) == (
-        status,
-        reason,
-        message,
-    ):
-        return conditions
-    # The transition time marks a change of status, not of wording (the API convention).
-    since = current.last_transition_time if current and current.status == status else now
+    # Plain loops rather than generators: this runs on every phase change of every Canary.
+    current: Condition | None = None
+    others: list[Condition] = []
+    for condition in conditions:
+        if condition.type != type:
+            others.append(condition)
+        elif current is None:
+            current = condition
+    since = now
+    if current is not None and current.status == status:
+        if current.reason == reason and current.message == message:
+            return conditions
+        # The transition time marks a change of status, not of wording (the API convention).
+        since = current.last_transition_time
     # Built without validation, like the engine's check records: every value is the engine's own.
     updated = records.built(
         Condition,
@@ -46,7 +51,8 @@ def with_condition(
         },
         _FIELDS,
     )
-    return (*(c for c in conditions if c.type != type), updated)
+    others.append(updated)
+    return tuple(others)
 
 
 def is_true(conditions: tuple[Condition, ...], type: str) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import conditions, phases, records
+from canary.engine import conditions, phases, plan, records
 from canary.engine.actions import Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
@@ -32,10 +32,10 @@ _PHASES = {
 def decide(
     spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
 ) -> Decision:
-    tick = Tick(spec, status, observation, now)
+    tick = Tick(spec, status, observation, now, plan.of(spec))
     if observation.problems:
         return invalid(status, observation.problems, now=now, revision=observation.revision)
-    if spec.suspend:
+    if tick.plan.suspend:
         return _suspended(tick)
     notices: tuple[Notify, ...] = ()
     if status.suspended_at is not None:
@@ -78,20 +78,22 @@ def invalid(
 
 def _run(tick: Tick) -> Decision:
     status = tick.status
-    if status.phase is None or status.revision != tick.seen.revision:
+    phase = status.phase
+    if phase is None or status.revision != tick.seen.revision:
         return _start(tick)
-    if status.phase is Phase.INVALID:
+    if phase is Phase.INVALID:
         # Whatever was wrong has been fixed (the observation found no problem this time).
         return _start(tick)
-    if status.phase in TERMINAL_PHASES:
+    if phase in TERMINAL_PHASES:
         return Decision(status=status)
-    if status.deadline_at is not None and tick.now >= status.deadline_at:
+    deadline = status.deadline_at
+    if deadline is not None and tick.now >= deadline:
         return _deadline_passed(tick)
-    return _PHASES[status.phase](tick)
+    return _PHASES[phase](tick)
 
 
 def _start(tick: Tick) -> Decision:
-    spec, status = tick.spec, tick.status
+    subsets, status = tick.plan, tick.status
     restarting = status.phase is not None and status.phase not in TERMINAL_PHASES
     cleared = conditions.with_condition(
         status.conditions,
@@ -108,11 +110,11 @@ def _start(tick: Tick) -> Decision:
         tick.with_status(records.evolve(status, {"conditions": cleared})),
         Phase.INITIALIZING,
         reason="RolloutRestarted" if restarting else "RolloutStarted",
-        message=f"rolling out {spec.canary.subset} in place of {spec.stable.subset}"
+        message=f"rolling out {subsets.canary_subset} in place of {subsets.stable_subset}"
         + (" (the spec changed: starting over from the first step)" if restarting else ""),
         revision=tick.seen.revision,
-        stable_subset=spec.stable.subset,
-        canary_subset=spec.canary.subset,
+        stable_subset=subsets.stable_subset,
+        canary_subset=subsets.canary_subset,
         canary_weight=0,
         step=0,
         failed_checks=0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canary.api import durations
-from canary.api.metrics import MetricCheck, NoDataPolicy
+from canary.api.metrics import MetricCheck, MetricMode, NoDataPolicy
 from canary.api.status import MeasurementKind, Verdict
 from canary.engine.observation import Measurement
 
@@ -24,55 +24,101 @@ class Judgement:
     message: str
 
 
-def _missing(metric: MetricCheck, why: str, *, waited: float, wait_limit: float) -> Judgement:
-    if metric.on_no_data is NoDataPolicy.WAIT and waited < wait_limit:
+def _missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float) -> Judgement:
+    if policy is NoDataPolicy.WAIT and waited < wait_limit:
         return Judgement(Verdict.INCONCLUSIVE, f"{why}; waiting up to {wait_limit:g}s for data")
-    if metric.on_no_data is NoDataPolicy.WAIT:
+    if policy is NoDataPolicy.WAIT:
         return Judgement(Verdict.FAIL, f"{why} after waiting {wait_limit:g}s")
     return Judgement(Verdict.FAIL, why)
 
 
 _PASSED = Judgement(Verdict.PASS, "")
+_VALUE = MeasurementKind.VALUE
+_WHY_MISSING = {
+    MeasurementKind.NO_DATA: "no data",
+    MeasurementKind.NAN: "NaN (no requests in the window?)",
+    MeasurementKind.ERROR: "query error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A metric check with the fields judging reads, taken out of the spec once per spec object.
+
+    Every judged tick reads these for every metric, and a plain slot is several times cheaper to
+    read than a pydantic field (see engine/plan.py).
+    """
+
+    name: str
+    low: float | None
+    high: float | None
+    min_requests: int | None
+    # The passing range as text, e.g. ">= 99": kept on every record.
+    threshold: str
+    on_no_data: NoDataPolicy
+    # None: wait up to the step's length.
+    no_data_timeout: float | None
+    enforced: bool
+
+    @classmethod
+    def of(cls, check: MetricCheck) -> Rule:
+        return cls(
+            name=check.name,
+            low=check.threshold_range.min,
+            high=check.threshold_range.max,
+            min_requests=check.min_requests,
+            threshold=check.threshold_range.describe(),
+            on_no_data=check.on_no_data,
+            no_data_timeout=(
+                durations.seconds(check.no_data_timeout) if check.no_data_timeout else None
+            ),
+            enforced=check.mode is MetricMode.ENFORCE,
+        )
 
 
 def metric(
     check: MetricCheck, measurement: Measurement, *, waited: float, step_interval: float
 ) -> Judgement:
     """Judge `measurement`, taken `waited` seconds into a step that lasts `step_interval`."""
+    return verdict(Rule.of(check), measurement, waited=waited, step_interval=step_interval)
+
+
+def verdict(
+    rule: Rule, measurement: Measurement, *, waited: float, step_interval: float
+) -> Judgement:
+    """`metric`, for a check already made a `Rule`: what the engine calls on every judged tick."""
     value = measurement.value
+    minimum = rule.min_requests
+    samples = measurement.samples
     if (
         value is not None
-        and measurement.kind is MeasurementKind.VALUE
-        and (
-            check.min_requests is None
-            or (measurement.samples is not None and measurement.samples >= check.min_requests)
-        )
+        and measurement.kind is _VALUE
+        and (minimum is None or (samples is not None and samples >= minimum))
     ):
         # The common case first, and cheaply: a value from enough requests.
-        if check.threshold_range.holds(value):
+        low, high = rule.low, rule.high
+        if (low is None or value >= low) and (high is None or value <= high):
             return _PASSED
-        return Judgement(Verdict.FAIL, f"{value:g} is outside {check.threshold_range.describe()}")
-    wait_limit = (
-        durations.seconds(check.no_data_timeout) if check.no_data_timeout else step_interval
-    )
-    if measurement.kind is not MeasurementKind.VALUE or value is None:
-        why = {
-            MeasurementKind.NO_DATA: "no data",
-            MeasurementKind.NAN: "NaN (no requests in the window?)",
-            MeasurementKind.ERROR: "query error",
-        }.get(measurement.kind, "no value")
+        return Judgement(Verdict.FAIL, f"{value:g} is outside {rule.threshold}")
+    wait_limit = step_interval if rule.no_data_timeout is None else rule.no_data_timeout
+    policy = rule.on_no_data
+    if measurement.kind is not _VALUE or value is None:
+        why = _WHY_MISSING.get(measurement.kind, "no value")
         if measurement.message and measurement.kind is not MeasurementKind.NAN:
             why = f"{why}: {measurement.message}"
-        return _missing(check, why, waited=waited, wait_limit=wait_limit)
-    if check.min_requests is not None:
-        if measurement.samples is None:
+        return _missing(policy, why, waited=waited, wait_limit=wait_limit)
+    if minimum is not None:
+        if samples is None:
             return _missing(
-                check, "request count unknown for minRequests", waited=waited, wait_limit=wait_limit
+                policy,
+                "request count unknown for minRequests",
+                waited=waited,
+                wait_limit=wait_limit,
             )
-        if measurement.samples < check.min_requests:
+        if samples < minimum:
             return _missing(
-                check,
-                f"{measurement.samples} requests, fewer than minRequests {check.min_requests}",
+                policy,
+                f"{samples} requests, fewer than minRequests {minimum}",
                 waited=waited,
                 wait_limit=wait_limit,
             )

@@ -8,7 +8,6 @@ when one passes).
 
 from __future__ import annotations
 
-from canary.api.spec import WebhookType
 from canary.api.status import Phase
 from canary.engine import checks, conditions, records
 from canary.engine.actions import CallWebhook, Decision, Notify
@@ -46,11 +45,7 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
 
 
 def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
-    return tuple(
-        CallWebhook(hook=hook, outcome=outcome)
-        for hook in tick.spec.analysis.webhooks
-        if hook.type is WebhookType.POST_ROLLOUT
-    )
+    return tuple(CallWebhook(hook=hook, outcome=outcome) for hook in tick.plan.post_rollout)
 
 
 def _replaced_a_rollout(tick: Tick) -> bool:
@@ -68,18 +63,18 @@ def _replaced_a_rollout(tick: Tick) -> bool:
 
 
 def initializing(tick: Tick) -> Decision:
-    spec, seen = tick.spec, tick.seen
+    spec, plan, seen = tick.spec, tick.plan, tick.seen
     if (
         seen.traffic is not None
-        and seen.traffic.weights.get(spec.canary.subset) == 100
+        and seen.traffic.weights.get(plan.canary_subset) == 100
         and not _replaced_a_rollout(tick)
     ):
         return enter(
             tick,
             Phase.SUCCEEDED,
             reason="AlreadyPromoted",
-            message=f"{spec.canary.subset} already receives 100% of the traffic",
-            stable_subset=spec.canary.subset,
+            message=f"{plan.canary_subset} already receives 100% of the traffic",
+            stable_subset=plan.canary_subset,
             canary_weight=100,
         )
     unsettled = _settled(tick, 0)
@@ -88,17 +83,17 @@ def initializing(tick: Tick) -> Decision:
     if seen.target_ready is False:
         assert spec.canary.target_ref is not None
         return waiting(tick, f"waiting for Deployment {spec.canary.target_ref.name} to be ready")
-    pre_rollout = [h for h in spec.analysis.webhooks if h.type is WebhookType.PRE_ROLLOUT]
+    pre_rollout = plan.pre_rollout
     if pre_rollout:
-        checked = checks.run(tick, gate_type=WebhookType.PRE_ROLLOUT)
+        checked = checks.run(tick, gates=pre_rollout)
         tick = tick.with_status(checked.status)
-        if checked.status.failed_checks >= spec.analysis.threshold:
+        if checked.failed_checks >= plan.threshold:
             return _roll_back(tick, "pre-rollout webhooks failed", checked.notices)
         refused = [h.name for h in pre_rollout if not _gate_open(tick, h.name)]
         if refused:
             decision = waiting(tick, f"waiting for pre-rollout webhook(s) {', '.join(refused)}")
             return Decision(decision.status, (*checked.notices, *decision.actions))
-    if spec.skip_analysis:
+    if plan.skip_analysis:
         return _promote(tick, "skipAnalysis is set: promoting without steps")
     return _start_step(tick, 0)
 
@@ -109,13 +104,14 @@ def _gate_open(tick: Tick, name: str) -> bool:
 
 
 def _start_step(tick: Tick, step: int) -> Decision:
-    weight = tick.spec.analysis.weights[step]
+    weights = tick.plan.weights
+    weight = weights[step]
     status = tick.status
     return enter(
         tick,
         Phase.PROGRESSING,
         reason="StepStarted" if step == 0 else "StepAdvanced",
-        message=f"step {step + 1}/{len(tick.spec.analysis.weights)}: weight {weight}",
+        message=f"step {step + 1}/{len(weights)}: weight {weight}",
         actions=(set_weights(status, weight),),
         step=step,
         canary_weight=weight,
@@ -124,7 +120,7 @@ def _start_step(tick: Tick, step: int) -> Decision:
 
 
 def progressing(tick: Tick) -> Decision:
-    status, spec = tick.status, tick.spec
+    status, plan = tick.status, tick.plan
     unsettled = _settled(tick, status.canary_weight)
     if unsettled is not None:
         return unsettled
@@ -135,10 +131,8 @@ def progressing(tick: Tick) -> Decision:
             {
                 "step_started_at": tick.now,
                 "data_wait_from": tick.now,
-                "deadline_at": tick.later(
-                    spec.analysis.interval_seconds + spec.progress_deadline_seconds
-                ),
-                "message": f"step {status.step + 1}/{len(spec.analysis.weights)}: weight "
+                "deadline_at": tick.later(plan.interval + plan.progress_deadline),
+                "message": f"step {status.step + 1}/{len(plan.weights)}: weight "
                 f"{status.canary_weight} is live",
             },
         )
@@ -147,13 +141,12 @@ def progressing(tick: Tick) -> Decision:
         # Nobody could have seen data while the controller was away (and the data plane may be
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
         tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
-    checked = checks.run(tick, gate_type=WebhookType.ROLLOUT)
+    checked = checks.run(tick, gates=plan.rollout)
     tick = tick.with_status(checked.status)
-    if checked.status.failed_checks >= spec.analysis.threshold:
+    if checked.failed_checks >= plan.threshold:
         return _roll_back(
             tick,
-            f"{checked.status.failed_checks} failed checks reached the threshold "
-            f"{spec.analysis.threshold}",
+            f"{checked.failed_checks} failed checks reached the threshold {plan.threshold}",
             checked.notices,
         )
     decision = _advance(tick)
@@ -167,23 +160,23 @@ def _came_back(tick: Tick) -> bool:
     last = status.step_started_at
     if status.last_check_at is not None and (last is None or status.last_check_at > last):
         last = status.last_check_at
-    return tick.since(last) > 2 * tick.spec.analysis.check_interval_seconds
+    return tick.since(last) > 2 * tick.plan.check_interval
 
 
 def _advance(tick: Tick) -> Decision:
-    status, spec = tick.status, tick.spec
+    status, plan = tick.status, tick.plan
     held = tick.since(status.step_started_at)
-    if not elapsed(held, spec.analysis.interval_seconds):
+    if not elapsed(held, plan.interval):
         return Decision(status=status)
     if not checks.step_passed(tick):
         return waiting(tick, f"step {status.step + 1}: waiting for every check to pass")
-    if status.step + 1 < len(spec.analysis.weights):
-        return _start_step(tick, status.step + 1)
-    confirm = [h.name for h in spec.analysis.webhooks if h.type is WebhookType.CONFIRM_PROMOTION]
-    unconfirmed = [name for name in confirm if not _gate_open(tick, name)]
+    step = status.step
+    if step + 1 < len(plan.weights):
+        return _start_step(tick, step + 1)
+    unconfirmed = [h.name for h in plan.confirm_promotion if not _gate_open(tick, h.name)]
     if unconfirmed:
         return waiting(tick, f"waiting for confirm-promotion webhook(s) {', '.join(unconfirmed)}")
-    return _promote(tick, f"all {len(spec.analysis.weights)} steps passed")
+    return _promote(tick, f"all {len(plan.weights)} steps passed")
 
 
 def _promote(tick: Tick, why: str) -> Decision:

@@ -17,13 +17,26 @@ from canary.api.status import HISTORY_LIMIT, CanaryStatus, CheckResult
 M = TypeVar("M", bound=BaseModel)
 _ALL_FIELDS = set(CheckResult.model_fields)
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's own slot descriptors, called directly: about half the cost of object.__setattr__,
+# which looks each name up on the class first, and a record or status is built several times
+# per tick.
+_slots = BaseModel.__dict__
+_set_dict = _slots["__dict__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
 
 
 def trusted(values: dict[str, Any]) -> CheckResult:
     # Equal to CheckResult.model_construct(**values) when every field is given, at a fraction of
-    # the cost; tests/unit/engine/test_records.py holds the two equal.
-    return built(CheckResult, values, _ALL_FIELDS)
+    # the cost; tests/unit/engine/test_records.py holds the two equal. `built`, inlined: this
+    # runs for every check of every judged tick.
+    record = _new(CheckResult)
+    _set_dict(record, values)
+    _set_fields_set(record, _ALL_FIELDS)
+    _set_extra(record, None)
+    _set_private(record, None)
+    return record
 
 
 def built(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
@@ -33,10 +46,10 @@ def built(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
     model_copy), and nothing here changes it in place.
     """
     instance = _new(model)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", fields)
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    _set_dict(instance, values)
+    _set_fields_set(instance, fields)
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance
 
 
@@ -46,32 +59,26 @@ def evolve(status: CanaryStatus, updates: dict[str, Any]) -> CanaryStatus:
     Safe for the same reason `trusted` is: the values come from the engine's own rules, and the
     fields are the model's own (a test holds the two ways equal).
     """
-    values = {**status.__dict__, **updates}
     fields = status.__pydantic_fields_set__
     if not updates.keys() <= fields:
         fields = fields | updates.keys()
-    evolved = _new(CanaryStatus)
-    _set(evolved, "__dict__", values)
     # Shared with `status` when nothing new is set, for the reason given in `built`.
-    _set(evolved, "__pydantic_fields_set__", fields)
-    _set(evolved, "__pydantic_extra__", None)
-    _set(evolved, "__pydantic_private__", None)
-    return evolved
+    return built(CanaryStatus, {**status.__dict__, **updates}, fields)
 
 
 def with_latest(
-    checks: tuple[CheckResult, ...], results: list[CheckResult]
+    checks: tuple[CheckResult, ...], results: list[CheckResult], names: list[str]
 ) -> tuple[CheckResult, ...]:
-    """`checks` with each of `results` replacing the earlier result of the same name."""
+    """`checks` with each of `results` (named `names`) replacing the earlier one of its name."""
     if len(checks) == len(results):
         # Every check ran again, in the same order: the usual case of a judged tick. A plain
         # loop, because this runs on every judged tick and a generator costs twice as much.
-        for old, new in zip(checks, results, strict=True):
-            if old.name != new.name:
+        for old, name in zip(checks, names, strict=True):
+            if old.name != name:
                 break
         else:
             return tuple(results)
-    fresh = {result.name for result in results}
+    fresh = set(names)
     return (*(check for check in checks if check.name not in fresh), *results)
 
 

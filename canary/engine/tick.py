@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
 from canary.engine import conditions, records
 from canary.engine.actions import Action, Decision, Notify, SetWeights
 from canary.engine.observation import Observation
+from canary.engine.plan import Plan
 
 # How soon to look again while waiting on something that usually takes a second or two (a new
 # split reaching Envoy), instead of a whole check interval later.
@@ -26,9 +28,11 @@ class Tick:
     status: CanaryStatus
     seen: Observation
     now: datetime
+    # What the phases read from `spec`, read once per spec object (see engine/plan.py).
+    plan: Plan
 
     def with_status(self, status: CanaryStatus) -> Tick:
-        return Tick(self.spec, status, self.seen, self.now)
+        return Tick(self.spec, status, self.seen, self.now, self.plan)
 
     def since(self, moment: datetime | None) -> float:
         return 0.0 if moment is None else (self.now - moment).total_seconds()
@@ -59,12 +63,14 @@ def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight:
     return live.get(canary, 0) == canary_weight
 
 
+# Actions are frozen values, so equal ones are shared: a frozen dataclass pays an
+# object.__setattr__ per field, and a step change of every Canary builds these two.
+_set_weights = functools.lru_cache(maxsize=1024)(SetWeights)
+_notify = functools.lru_cache(maxsize=1024)(Notify)
+
+
 def set_weights(status: CanaryStatus, canary_weight: int) -> SetWeights:
-    return SetWeights(
-        stable_subset=status.stable_subset,
-        canary_subset=status.canary_subset,
-        canary_weight=canary_weight,
-    )
+    return _set_weights(status.stable_subset, status.canary_subset, canary_weight)
 
 
 def enter(
@@ -95,13 +101,13 @@ def enter(
             "phase": phase,
             "message": message,
             "last_transition_time": tick.now,
-            "deadline_at": None if terminal else tick.later(tick.spec.progress_deadline_seconds),
+            "deadline_at": None if terminal else tick.later(tick.plan.progress_deadline),
             "deadline_action": None if terminal else deadline,
             "conditions": with_condition,
             **updates,
         },
     )
-    notify = Notify(reason=reason, message=message, warning=warning)
+    notify = _notify(reason, message, warning)
     # A new split is confirmed at the next tick: look again soon rather than a check interval
     # later, so the step's clock starts as soon as the data plane serves it.
     writes = any(isinstance(action, SetWeights) for action in actions)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.api.metrics import MetricCheck
-from canary.api.spec import CanarySpec, Webhook, WebhookType
+from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus, Phase
+from canary.engine import plan
 from canary.engine.tick import elapsed
 
 
@@ -26,26 +27,24 @@ NOTHING = Wanted()
 
 
 def wanted(spec: CanarySpec, status: CanaryStatus, now: datetime) -> Wanted:
-    if spec.suspend:
+    made = plan.of(spec)
+    if made.suspend:
         return NOTHING
-    analysis = spec.analysis
-    if status.phase is Phase.INITIALIZING:
-        return Wanted(webhooks=_of_type(spec, WebhookType.PRE_ROLLOUT))
-    if status.phase is not Phase.PROGRESSING or status.step_started_at is None:
+    phase = status.phase
+    if phase is Phase.INITIALIZING:
+        return Wanted(webhooks=made.pre_rollout)
+    started = status.step_started_at
+    if phase is not Phase.PROGRESSING or started is None:
         return NOTHING
     # A check made during the previous step says nothing about this one.
-    last = status.step_started_at
-    if status.last_check_at is not None and status.last_check_at > last:
-        last = status.last_check_at
-    due = elapsed((now - last).total_seconds(), analysis.check_interval_seconds)
-    metrics = tuple(analysis.metrics) if due else ()
-    webhooks = _of_type(spec, WebhookType.ROLLOUT) if due else ()
-    last_step = status.step + 1 >= len(analysis.weights)
-    held = (now - status.step_started_at).total_seconds()
-    if last_step and elapsed(held, analysis.interval_seconds):
-        webhooks += _of_type(spec, WebhookType.CONFIRM_PROMOTION)
+    last = started
+    checked = status.last_check_at
+    if checked is not None and checked > last:
+        last = checked
+    due = elapsed((now - last).total_seconds(), made.check_interval)
+    metrics = made.metrics if due else ()
+    webhooks = made.rollout if due else ()
+    last_step = status.step + 1 >= len(made.weights)
+    if last_step and elapsed((now - started).total_seconds(), made.interval):
+        webhooks += made.confirm_promotion
     return Wanted(metrics=metrics, webhooks=webhooks)
-
-
-def _of_type(spec: CanarySpec, kind: WebhookType) -> tuple[Webhook, ...]:
-    return tuple(hook for hook in spec.analysis.webhooks if hook.type is kind)

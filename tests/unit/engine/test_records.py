@@ -58,10 +58,14 @@ def test_evolve_equals_model_copy() -> None:
 def test_with_latest_replaces_by_name_and_keeps_the_others() -> None:
     old = [records.trusted({**VALUES, "name": name, "step": 0}) for name in ("a", "b", "c")]
     new = [records.trusted({**VALUES, "name": name, "step": 1}) for name in ("b",)]
-    merged = records.with_latest(tuple(old), new)
+    merged = records.with_latest(tuple(old), new, ["b"])
     assert [(c.name, c.step) for c in merged] == [("a", 0), ("c", 0), ("b", 1)]
-    again = records.with_latest(merged, [records.trusted({**VALUES, "name": n}) for n in "acb"])
+    rerun = [records.trusted({**VALUES, "name": n}) for n in "acb"]
+    again = records.with_latest(merged, rerun, list("acb"))
     assert [c.name for c in again] == ["a", "c", "b"]
+    reordered = [records.trusted({**VALUES, "name": n, "step": 2}) for n in "abc"]
+    latest = records.with_latest(again, reordered, list("abc"))
+    assert [(c.name, c.step) for c in latest] == [("a", 2), ("b", 2), ("c", 2)]
 
 
 def test_history_keeps_the_newest_entries() -> None:

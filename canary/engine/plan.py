@@ -1,0 +1,83 @@
+"""What the engine reads from a spec, worked out once per spec object.
+
+`decide` runs for every Canary on every tick, and reading a pydantic field costs several times
+what a plain slot does (BaseModel's `__getattr__` keeps CPython from specializing the lookup), so
+the step weights, the durations in seconds, the checks by kind and the like are read here once
+and kept on a slots dataclass that the phases read instead. A spec is frozen, so its plan never
+goes stale; a changed spec is a new object with a plan of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from canary.api.metrics import MetricCheck
+from canary.api.spec import CanarySpec, Webhook, WebhookType
+from canary.engine import judge
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    weights: tuple[int, ...]
+    # Seconds: how long a step holds, how often its checks run, how long a phase may wait.
+    interval: float
+    check_interval: float
+    progress_deadline: float
+    threshold: int
+    stable_subset: str
+    canary_subset: str
+    suspend: bool
+    skip_analysis: bool
+    metrics: tuple[MetricCheck, ...]
+    rules: tuple[judge.Rule, ...]
+    pre_rollout: tuple[Webhook, ...]
+    rollout: tuple[Webhook, ...]
+    confirm_promotion: tuple[Webhook, ...]
+    post_rollout: tuple[Webhook, ...]
+    # The names whose latest result must be a pass for a step to pass.
+    required: tuple[str, ...]
+
+
+# Keyed by id(spec), holding the spec itself so the id cannot be reused while the entry lives.
+_plans: dict[int, tuple[CanarySpec, Plan]] = {}
+_CACHE_LIMIT = 4096
+
+
+def of(spec: CanarySpec) -> Plan:
+    cached = _plans.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    made = _made(spec)
+    if len(_plans) >= _CACHE_LIMIT:
+        _plans.clear()
+    _plans[id(spec)] = (spec, made)
+    return made
+
+
+def _made(spec: CanarySpec) -> Plan:
+    analysis = spec.analysis
+    rules = tuple(judge.Rule.of(metric) for metric in analysis.metrics)
+
+    def hooks(kind: WebhookType) -> tuple[Webhook, ...]:
+        return tuple(hook for hook in analysis.webhooks if hook.type is kind)
+
+    rollout = hooks(WebhookType.ROLLOUT)
+    return Plan(
+        weights=analysis.weights,
+        interval=analysis.interval_seconds,
+        check_interval=analysis.check_interval_seconds,
+        progress_deadline=spec.progress_deadline_seconds,
+        threshold=analysis.threshold,
+        stable_subset=spec.stable.subset,
+        canary_subset=spec.canary.subset,
+        suspend=spec.suspend,
+        skip_analysis=spec.skip_analysis,
+        metrics=tuple(analysis.metrics),
+        rules=rules,
+        pre_rollout=hooks(WebhookType.PRE_ROLLOUT),
+        rollout=rollout,
+        confirm_promotion=hooks(WebhookType.CONFIRM_PROMOTION),
+        post_rollout=hooks(WebhookType.POST_ROLLOUT),
+        required=tuple(rule.name for rule in rules if rule.enforced)
+        + tuple(hook.name for hook in rollout),
+    )

@@ -1,0 +1,25 @@
+"""A spec's plan holds what the spec says, once per spec object."""
+
+from __future__ import annotations
+
+from canary.api.spec import CanarySpec, WebhookType
+from canary.engine import plan
+
+
+def test_a_plan_reads_the_spec_it_was_made_from(spec: CanarySpec) -> None:
+    made = plan.of(spec)
+    analysis = spec.analysis
+    assert made.weights == analysis.weights
+    assert made.interval == analysis.interval_seconds
+    assert made.check_interval == analysis.check_interval_seconds
+    assert made.progress_deadline == spec.progress_deadline_seconds
+    assert made.threshold == analysis.threshold
+    assert (made.stable_subset, made.canary_subset) == (spec.stable.subset, spec.canary.subset)
+    assert [rule.name for rule in made.rules] == [m.name for m in analysis.metrics]
+    assert made.rollout == tuple(h for h in analysis.webhooks if h.type is WebhookType.ROLLOUT)
+
+
+def test_a_plan_is_made_once_per_spec_object_and_never_shared(spec: CanarySpec) -> None:
+    assert plan.of(spec) is plan.of(spec)
+    changed = spec.model_copy(update={"suspend": not spec.suspend})
+    assert plan.of(changed).suspend is not plan.of(spec).suspend
