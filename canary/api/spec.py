@@ -196,6 +196,13 @@ class CanarySpec(Model):
     suspend: bool = Field(
         default=False, description="Freeze the rollout where it is: no weight change, no check."
     )
+    on_drift: Literal["reassert", "pause"] = Field(
+        default="reassert",
+        description="When someone else changes the managed route's weights during a step: "
+        "reassert writes the step's weights back, pause stops writing (and judging) until the "
+        "route sends the step's weights again. Either way an Event names the other writer and "
+        "the step's clock starts over.",
+    )
     progress_deadline: Duration = Field(
         default="10m",
         description="How long any phase may wait beyond its own work (a target not ready, "

@@ -14,6 +14,7 @@ INVALID_SPEC = "InvalidSpec"
 PROGRESSING = "Progressing"
 SUSPENDED = "Suspended"
 ROLLBACK_VERIFIED = "RollbackVerified"
+DRIFTED = "WeightsDrifted"
 
 
 def with_condition(

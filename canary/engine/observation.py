@@ -22,6 +22,10 @@ class Traffic:
     # True once the data plane serves this split (Envoy acknowledged the config), not merely
     # once the object was written: a step's clock must not start before traffic really moved.
     applied: bool
+    # Who else last wrote the route's weights (a field manager, e.g. "argocd"), when the router
+    # can tell and it was not this controller: a split that moved away from a live step with
+    # another writer named is drift, not a write of ours still on its way.
+    writer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

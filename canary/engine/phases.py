@@ -33,15 +33,83 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
         canary=status.canary_subset,
         canary_weight=canary_weight,
     ):
+        drifted = _drifted(tick, canary_weight)
+        if drifted is not None:
+            return drifted
         return waiting(
             tick,
             f"setting weights {100 - canary_weight}/{canary_weight}",
             set_weights(status, canary_weight),
             poll=True,
         )
+    if conditions.is_true(status.conditions, conditions.DRIFTED):
+        message = f"the route sends {100 - canary_weight}/{canary_weight} again"
+        restored = conditions.with_condition(
+            status.conditions,
+            type=conditions.DRIFTED,
+            status="False",
+            reason="WeightsRestored",
+            message=message,
+            now=tick.now,
+        )
+        return Decision(
+            status=records.evolve(status, {"conditions": restored, "message": message}),
+            actions=(Notify("WeightsRestored", message),),
+            wake_after=PROPAGATION_POLL,
+        )
     if not tick.seen.traffic.applied:
         return waiting(tick, "waiting for the data plane to apply the new weights", poll=True)
     return None
+
+
+def _drifted(tick: Tick, canary_weight: int) -> Decision | None:
+    """Someone else moved the weights of a live step (or did, and we are paused on it).
+
+    Only a step whose weights were live can drift: before that, a differing split is our own
+    write still on its way, or the object as its author wrote it. The step's clock starts over
+    either way, since what was measured meanwhile judged a split nobody chose.
+    """
+    status, traffic = tick.status, tick.seen.traffic
+    assert traffic is not None
+    in_step = status.phase is Phase.PROGRESSING
+    # Only a step pauses: a rollback or a promotion writes whatever anyone else did.
+    paused = in_step and conditions.is_true(status.conditions, conditions.DRIFTED)
+    live_step = in_step and status.step_started_at is not None
+    if not paused and (not live_step or traffic.writer is None):
+        return None
+    wanted = f"{100 - canary_weight}/{canary_weight}"
+    live = ", ".join(
+        f"{subset or '-'}={weight}" for subset, weight in sorted(traffic.weights.items())
+    )
+    who = traffic.writer or "another writer"
+    if not tick.plan.pause_on_drift:
+        message = f"{who} changed the weights to {live}; writing {wanted} back"
+        decision = waiting(tick, message, set_weights(status, canary_weight), poll=True)
+        restarted = records.evolve(decision.status, {"step_started_at": None})
+        return Decision(
+            restarted,
+            (Notify("WeightsDrifted", message, warning=True), *decision.actions),
+            wake_after=decision.wake_after,
+        )
+    message = f"{who} changed the weights to {live}; paused until the route sends {wanted} again"
+    if paused:
+        return waiting(tick, message)
+    status = records.evolve(
+        status,
+        {
+            "step_started_at": None,
+            "message": message,
+            "conditions": conditions.with_condition(
+                status.conditions,
+                type=conditions.DRIFTED,
+                status="True",
+                reason="WeightsDrifted",
+                message=message,
+                now=tick.now,
+            ),
+        },
+    )
+    return Decision(status, (Notify("WeightsDrifted", message, warning=True),))
 
 
 def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:

@@ -27,6 +27,7 @@ class Plan:
     stable_subset: str
     canary_subset: str
     suspend: bool
+    pause_on_drift: bool
     skip_analysis: bool
     metrics: tuple[MetricCheck, ...]
     rules: tuple[judge.Rule, ...]
@@ -71,6 +72,7 @@ def _made(spec: CanarySpec) -> Plan:
         stable_subset=spec.stable.subset,
         canary_subset=spec.canary.subset,
         suspend=spec.suspend,
+        pause_on_drift=spec.on_drift == "pause",
         skip_analysis=spec.skip_analysis,
         metrics=tuple(analysis.metrics),
         rules=rules,

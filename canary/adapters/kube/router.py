@@ -22,6 +22,7 @@ import structlog
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import (
     DESTINATION_RULE,
+    FIELD_MANAGER,
     JSON_PATCH,
     VIRTUAL_SERVICE,
     ApiError,
@@ -61,11 +62,12 @@ class KubeRouter:
         applied = self.propagation is None or self.propagation.serves(
             ref.namespace, ref.host, route.name, weights
         )
-        return Traffic(weights=weights, applied=applied)
-
-    def last_writer(self, ref: RouteRef) -> str | None:
-        """Who wrote the VirtualService's http routes last, from managedFields."""
-        return weights_writer(self._virtual_service(ref))
+        writer = weights_writer(virtual_service)
+        return Traffic(
+            weights=weights,
+            applied=applied,
+            writer=None if writer in (None, FIELD_MANAGER) else writer,
+        )
 
     def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
         self._ensure_subsets(ref)

@@ -43,10 +43,13 @@ def seen(
     values: Mapping[str, Measurement] | None = None,
     gates: Mapping[str, GateResult] | None = None,
     problems: tuple[str, ...] = (),
+    writer: str | None = None,
 ) -> Observation:
     return Observation(
         revision=revision.of(spec),
-        traffic=None if weights is None else Traffic(weights=dict(weights), applied=applied),
+        traffic=None
+        if weights is None
+        else Traffic(weights=dict(weights), applied=applied, writer=writer),
         target_ready=ready,
         measurements=dict(values or {}),
         gates=dict(gates or {}),
