@@ -230,25 +230,27 @@ def _wait_invalid(kube: KubeCluster, namespace: str, name: str) -> dict[str, obj
     return found
 
 
-def test_another_writers_change_to_the_virtual_service_survives_a_rollout(
+def test_another_writers_changes_survive_and_its_weight_drift_is_named_and_undone(
     kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
 ) -> None:
-    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path) as (mesh, _feed):
+    with harness.mesh_for(kube_cluster, kube_namespace, tmp_path) as (mesh, feed):
         harness.apply(kube_cluster, harness.objects(kube_namespace))
         controller = harness.ControllerProcess(
             kube_cluster, tmp_path, mesh.prometheus_url, envoy_admin=mesh.admin_url
         ).start()
         try:
             harness.follow(
-                kube_cluster, kube_namespace, lambda c: c.get("canaryWeight") == 10,
+                kube_cluster, kube_namespace,
+                lambda c: c.get("canaryWeight") == 10 and bool(c.get("stepStartedAt")),
                 timeout=60, controller=controller,
             )  # fmt: skip
-            # A GitOps tool sets a timeout on the same route, with its own field manager.
-            kube_cluster.kubectl(
-                "patch", "virtualservices.networking.istio.io", "demo", "-n", kube_namespace,
-                "--type=json", "--field-manager=gitops",
-                "--patch", '[{"op": "add", "path": "/spec/http/0/timeout", "value": "7s"}]',
-                check=True,
+            # A GitOps tool sets a timeout on the same route, with its own field manager...
+            _gitops_patch(kube_cluster, kube_namespace, ("add", "/spec/http/0/timeout", "7s"))
+            # ...and then puts the weights back to what its Git says, mid-step.
+            _gitops_patch(
+                kube_cluster, kube_namespace,
+                ("replace", "/spec/http/0/route/0/weight", 100),
+                ("replace", "/spec/http/0/route/1/weight", 0),
             )  # fmt: skip
             final = harness.follow(
                 kube_cluster, kube_namespace, lambda c: c.get("phase") in ("Succeeded", "Failed"),
@@ -264,6 +266,26 @@ def test_another_writers_change_to_the_virtual_service_survives_a_rollout(
         assert harness.route_weights(vs) == {"v1": 0, "v2": 100}
         managers = {entry["manager"] for entry in vs["metadata"]["managedFields"]}
         assert "canary" in managers, managers
+        drift = [
+            e
+            for e in harness.events(kube_cluster, kube_namespace)
+            if e["reason"] == "WeightsDrifted"
+        ]
+        assert drift, [e["reason"] for e in harness.events(kube_cluster, kube_namespace)]
+        assert "gitops" in drift[0]["message"], drift[0]["message"]
+        # The drift is in the record, and the controller wrote the step's split back.
+        weights = feed.canary_weights()
+        assert weights[:4] == [0, 10, 0, 10], feed.splits
+        assert weights[-1] == 100
+
+
+def _gitops_patch(kube: KubeCluster, namespace: str, *ops: tuple[str, str, object]) -> None:
+    patch = [{"op": op, "path": path, "value": value} for op, path, value in ops]
+    kube.kubectl(
+        "patch", "virtualservices.networking.istio.io", "demo", "-n", namespace,
+        "--type=json", "--field-manager=gitops", "--patch", json.dumps(patch),
+        check=True,
+    )  # fmt: skip
 
 
 def _deployment(namespace: str) -> dict[str, object]:
