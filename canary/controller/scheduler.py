@@ -41,8 +41,12 @@ class Controller:
         self.resync = resync
         self._jobs: dict[CanaryKey, _Scheduled] = {}
         self._lock = threading.Lock()
-        # APScheduler logs every run at INFO; our own tick log says more, once.
+        # APScheduler logs every run at INFO; our own tick log says more, once. It also warns
+        # each time a tick is still running when its next one is due: that skip is the design
+        # (one tick at a time per Canary, the late one merged), and under load it would be
+        # most of the log. Job failures still show: a tick catches its own, and logs them.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
