@@ -107,6 +107,14 @@ class ControllerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def leading(self) -> bool:
+        """Whether this replica holds the Lease, by its own /metrics."""
+        try:
+            _, text = self.get("/metrics")
+        except OSError:
+            return False
+        return any(line.strip() == "canary_leader 1.0" for line in text.splitlines())
+
     def ticks(self) -> int:
         """The ticks this process has run, from its own /metrics."""
         _, text = self.get("/metrics")
