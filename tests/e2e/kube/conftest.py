@@ -7,9 +7,10 @@ failed build makes every test here error with the reason: these tests never skip
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,24 +27,19 @@ _CLUSTER = pytest.StashKey[cluster.KubeCluster]()
 @pytest.fixture(scope="session")
 def kube_bin_dir(pytestconfig: pytest.Config) -> Path:
     """The directory of kube-apiserver and etcd, built by tests/kubeenv/build if need be."""
-    # A cold build takes many minutes: show its progress instead of capturing it.
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    try:
-        if capture is None:
-            return assets.kube_bin_dir()
-        with capture.global_and_fixture_disabled():
-            return assets.kube_bin_dir()
-    except assets.Missing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    # A cold build takes many minutes: show its progress instead of capturing it.
+    uncaptured = (
+        contextlib.nullcontext() if capture is None else capture.global_and_fixture_disabled()
+    )
+    with uncaptured:
+        return _needed(assets.kube_bin_dir)
 
 
 @pytest.fixture(scope="session")
 def kube_cluster(pytestconfig: pytest.Config, kube_bin_dir: Path) -> Iterator[cluster.KubeCluster]:
     """The API server, ready: CRDs Established and discoverable, the controller's RBAC bound."""
-    try:
-        istio_crds = assets.istio_crds()
-    except assets.Missing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    istio_crds = _needed(assets.istio_crds)
     with cluster.start(kube_bin_dir) as kube:
         pytestconfig.stash[_CLUSTER] = kube
         try:
@@ -77,6 +73,16 @@ def pytest_runtest_makereport(
     if report.failed and kube is not None:
         report.sections.append(("kube-apiserver log (last 40 lines)", kube.log_tail(40)))
     return report
+
+
+def _needed(get: Callable[[], Path]) -> Path:
+    """What `get` builds or fetches; if it cannot, the test errors saying why (never skips)."""
+    try:
+        return get()
+    except assets.Missing as exc:
+        missing = str(exc)
+    # Outside the except block, so the report shows the reason and not a chained traceback.
+    pytest.fail(missing, pytrace=False)
 
 
 def _bind_controller(kube: cluster.KubeCluster) -> None:

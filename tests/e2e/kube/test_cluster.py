@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,24 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_clearing_a_namespace_removes_objects_a_controller_would_keep(
+    kube_cluster: cluster.KubeCluster,
+) -> None:
+    """What kube_namespace does after a test: finalized Canaries go too, the namespace ends."""
+    namespace = "t-clear-" + secrets.token_hex(3)
+    kube_cluster.create_namespace(namespace)
+    held = a_canary(namespace)
+    held["metadata"]["finalizers"] = ["canary.dev/test"]
+    kube_cluster.kubectl("create", "--filename=-", input=json.dumps(held), check=True)
+
+    kube_cluster.clear_namespace(namespace)
+
+    status, _ = kube_cluster.request(
+        "GET", f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/canaries/accounts"
+    )
+    assert status == 404
+    status, body = kube_cluster.request("GET", f"/api/v1/namespaces/{namespace}")
+    assert status == 200, body
+    assert body["status"]["phase"] == "Terminating"
