@@ -43,7 +43,7 @@ CONTROLLER_GROUPS = (
     "system:authenticated",
 )
 
-# Measured at about 10 s on 2 idle cores; a busy CI machine gets the margin.
+# Ready in 3-4 s on 2 idle cores, 5-7 s at a load average of 5; the margin is for worse.
 READY_TIMEOUT = 180.0
 # What a controller under test watches, by collection path: cleared from a test's namespace
 # after the test, since without a namespace controller it would otherwise outlive the test and

@@ -1,8 +1,8 @@
 """A real API server for the session, with our CRDs, Istio's and deploy/rbac.yaml installed.
 
-The server starts once per test run (about ten seconds) and each test gets a namespace of its
-own, since namespaces never finish deleting without a controller-manager. A missing binary or a
-failed build makes every test here error with the reason: these tests never skip.
+The server starts once per test run (about 10 s with the CRDs) and each test gets a namespace
+of its own, since namespaces never finish deleting without a controller-manager. A missing
+binary or a failed build makes every test here error with the reason: these tests never skip.
 """
 
 from __future__ import annotations
