@@ -27,6 +27,9 @@ class Checked:
     notices: tuple[Notify, ...]
     # The rollout's failed checks so far, this tick's included: status.failed_checks.
     failed_checks: int
+    # The names whose latest result passed for this step and revision, when this tick's results
+    # replaced every latest one (the usual judged tick); None when the records must be read.
+    passed: frozenset[str] | None = None
 
 
 def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
@@ -40,11 +43,17 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     if not measurements and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
         return Checked(status, (), status.failed_checks)
+    # One read of the status's fields, then plain dict lookups: each field read through the
+    # model costs several (see engine/plan.py).
+    current = status.__dict__
     plan = tick.plan
-    waited = tick.since(status.data_wait_from or status.step_started_at)
-    revision, step, weight = seen.revision, status.step, status.canary_weight
+    wait_from = current["data_wait_from"] or current["step_started_at"]
+    waited = 0.0 if wait_from is None else (now - wait_from).total_seconds()
+    interval = plan.interval
+    revision, step, weight = seen.revision, current["step"], current["canary_weight"]
     results: list[CheckResult] = []
     names: list[str] = []
+    passed: list[str] = []
     notices: list[Notify] = []
     failures = 0
     for rule in plan.rules:
@@ -52,9 +61,11 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         measurement = measurements.get(name)
         if measurement is None:
             continue
-        judged = judge.verdict(rule, measurement, waited=waited, step_interval=plan.interval)
+        judged = judge.verdict(rule, measurement, waited=waited, step_interval=interval)
         verdict = judged.verdict
         names.append(name)
+        if verdict is _PASS:
+            passed.append(name)
         results.append(
             records.trusted(
                 {
@@ -90,6 +101,8 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
             continue
         judged = judge.gate(answer.passed, answer.message)
         names.append(hook.name)
+        if judged.verdict is _PASS:
+            passed.append(hook.name)
         results.append(records.trusted(_gate_record(hook, answer.passed, judged, tick)))
         if judged.verdict is _FAIL:
             failures += 1
@@ -100,19 +113,28 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
                     warning=True,
                 )
             )
-    failed_checks = status.failed_checks + failures
+    failed_checks = current["failed_checks"] + failures
     if not results:
         return Checked(status, (), failed_checks)
+    latest = records.with_latest(current["checks"], results, names)
     status = records.evolve(
         status,
         {
             "failed_checks": failed_checks,
             "last_check_at": now,
-            "checks": records.with_latest(status.checks, results, names),
-            "history": records.appended(status.history, results),
+            "checks": latest,
+            "history": records.appended(current["history"], results),
         },
     )
-    return Checked(status, tuple(notices) if notices else (), failed_checks)
+    # When this tick's results are every latest one, whether the step passed needs no record
+    # read; they judged the status's own revision when it is the one observed.
+    known = len(latest) == len(results) and revision == current["revision"]
+    return Checked(
+        status,
+        tuple(notices) if notices else (),
+        failed_checks,
+        frozenset(passed) if known else None,
+    )
 
 
 def _gate_record(
@@ -136,11 +158,15 @@ def _gate_record(
     }
 
 
-def step_passed(tick: Tick) -> bool:
+def step_passed(tick: Tick, checked: Checked | None = None) -> bool:
     """Every enforced check of this step and revision passed at its latest run.
 
     Observe-mode metrics never hold a step back (dry run): their verdicts are reported only.
+    `checked`, this tick's judging, answers without reading the records when it can.
     """
+    if checked is not None and checked.passed is not None:
+        known = checked.passed
+        return all(name in known for name in tick.plan.required)
     status = tick.status
     step, revision = status.step, status.revision
     passed = {

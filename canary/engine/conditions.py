@@ -57,4 +57,20 @@ def with_condition(
 
 
 def is_true(conditions: tuple[Condition, ...], type: str) -> bool:
-    return any(c.type == type and c.status == "True" for c in conditions)
+    if not conditions:
+        return False
+    # Asked on every settled tick (is the route drifted?), while a status's conditions change
+    # only with its phase and are shared, as one tuple, by every status copied from it: the
+    # answer is worked out once per tuple (a Condition's field costs several plain slots).
+    cached = _true_types.get(id(conditions))
+    if cached is None or cached[0] is not conditions:
+        if len(_true_types) >= _CACHE_LIMIT:
+            _true_types.clear()
+        true = frozenset(c.type for c in conditions if c.status == "True")
+        cached = _true_types[id(conditions)] = (conditions, true)
+    return type in cached[1]
+
+
+# Keyed by id(conditions), holding the tuple itself so the id cannot be reused while it lives.
+_true_types: dict[int, tuple[tuple[Condition, ...], frozenset[str]]] = {}
+_CACHE_LIMIT = 4096

@@ -8,6 +8,8 @@ when one passes).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from canary.api.status import Phase
 from canary.engine import checks, conditions, records
 from canary.engine.actions import CallWebhook, Decision, Notify
@@ -192,7 +194,10 @@ def progressing(tick: Tick) -> Decision:
     unsettled = _settled(tick, status.canary_weight)
     if unsettled is not None:
         return unsettled
-    if status.step_started_at is None:
+    # Read once and handed on: nothing below moves the step's clock, and a status field costs
+    # several plain reads (see engine/plan.py).
+    step_started_at = status.step_started_at
+    if step_started_at is None:
         # The step's clock starts now that Envoy serves its weights, and its deadline with it.
         started = records.evolve(
             status,
@@ -205,38 +210,38 @@ def progressing(tick: Tick) -> Decision:
             },
         )
         return Decision(status=started)
-    if tick.seen.measurements and _came_back(tick):
+    if tick.seen.measurements and _came_back(tick, step_started_at):
         # Nobody could have seen data while the controller was away (and the data plane may be
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
         tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
     checked = checks.run(tick, gates=plan.rollout)
-    tick = tick.with_status(checked.status)
+    if checked.status is not tick.status:
+        tick = tick.with_status(checked.status)
     if checked.failed_checks >= plan.threshold:
         return _roll_back(
             tick,
             f"{checked.failed_checks} failed checks reached the threshold {plan.threshold}",
             checked.notices,
         )
-    decision = _advance(tick)
+    decision = _advance(tick, step_started_at, checked)
     if not checked.notices:
         return decision
     return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
 
 
-def _came_back(tick: Tick) -> bool:
-    status = tick.status
-    last = status.step_started_at
-    if status.last_check_at is not None and (last is None or status.last_check_at > last):
-        last = status.last_check_at
-    return tick.since(last) > 2 * tick.plan.check_interval
+def _came_back(tick: Tick, step_started_at: datetime) -> bool:
+    last_check_at = tick.status.last_check_at
+    last = step_started_at
+    if last_check_at is not None and last_check_at > last:
+        last = last_check_at
+    return (tick.now - last).total_seconds() > 2 * tick.plan.check_interval
 
 
-def _advance(tick: Tick) -> Decision:
+def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> Decision:
     status, plan = tick.status, tick.plan
-    held = tick.since(status.step_started_at)
-    if not elapsed(held, plan.interval):
+    if not elapsed((tick.now - step_started_at).total_seconds(), plan.interval):
         return Decision(status=status)
-    if not checks.step_passed(tick):
+    if not checks.step_passed(tick, checked):
         return waiting(tick, f"step {status.step + 1}: waiting for every check to pass")
     step = status.step
     if step + 1 < len(plan.weights):

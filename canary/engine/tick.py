@@ -52,6 +52,10 @@ def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight:
     if seen.traffic is None:
         return False
     live: Mapping[str, int] = seen.traffic.weights
+    # The usual answer, in one comparison: a route that names just the two subsets. The loop
+    # below is the rule itself (a subset the spec does not name must get nothing).
+    if stable != canary and live == {stable: 100 - canary_weight, canary: canary_weight}:
+        return True
     for subset, weight in live.items():
         expected = (
             canary_weight if subset == canary else 100 - canary_weight if subset == stable else 0
