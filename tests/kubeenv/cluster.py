@@ -25,13 +25,11 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import yaml
 
 from canary.localmesh import procs
 
@@ -55,8 +53,6 @@ TEST_COLLECTIONS = (
     "/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules",
     "/apis/apps/v1/namespaces/{namespace}/deployments",
 )
-
-Json = dict[str, Any]
 
 
 class ClusterError(Exception):
@@ -278,75 +274,6 @@ def start(bin_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> KubeCluster
         cleanup.close()
         raise
     return cluster
-
-
-def install_crds(
-    cluster: KubeCluster,
-    paths: Iterable[Path],
-    *,
-    groups: Collection[str] | None = None,
-    timeout: float = 120.0,
-) -> list[str]:
-    """Creates the CRDs in `paths`, waits until each is Established and discoverable.
-
-    Only the CRDs of `groups`, when given; returns the names of those installed. Created, not
-    applied: client-side apply copies each object into an annotation limited to 256 KiB, which
-    Istio's larger CRDs overflow. A CRD that already exists is left as it is.
-    """
-    crds = [
-        doc
-        for path in paths
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-        and doc.get("kind") == "CustomResourceDefinition"
-        and (groups is None or doc["spec"]["group"] in groups)
-    ]
-    if not crds:
-        raise ClusterError(f"no CustomResourceDefinition of {groups or 'any group'} to install")
-    deadline = time.monotonic() + timeout
-    listing = {"apiVersion": "v1", "kind": "List", "items": crds}
-    result = cluster.kubectl("create", "--filename=-", input=json.dumps(listing), timeout=timeout)
-    refused = [
-        line
-        for line in result.stderr.splitlines()
-        if line.strip() and "(AlreadyExists)" not in line
-    ]
-    if result.returncode != 0 and refused:
-        raise ClusterError(f"creating CRDs failed: {' '.join(refused)}")
-    pending = {crd["metadata"]["name"] for crd in crds}
-
-    def established() -> str | None:
-        for name in sorted(pending):
-            status, body = cluster.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            )
-            # A new CRD's status may hold `conditions: null` until the controller sets them.
-            conditions = (body.get("status") or {}).get("conditions") or [] if status == 200 else []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                pending.discard(name)
-        return f"not Established: {', '.join(sorted(pending))}" if pending else None
-
-    poll("the CRDs to be Established", established, timeout=deadline - time.monotonic())
-
-    # Established is set before discovery serves the new resource, and clients build their
-    # REST mappings from discovery.
-    wanted: dict[str, set[str]] = {}
-    for crd in crds:
-        for version in crd["spec"]["versions"]:
-            if version.get("served", True):
-                group_version = f"{crd['spec']['group']}/{version['name']}"
-                wanted.setdefault(group_version, set()).add(crd["spec"]["names"]["plural"])
-
-    def discoverable() -> str | None:
-        for group_version, plurals in sorted(wanted.items()):
-            status, body = cluster.request("GET", f"/apis/{group_version}")
-            served = {r["name"] for r in body.get("resources", [])} if status == 200 else set()
-            if not plurals <= served:
-                return f"{group_version} does not serve {', '.join(sorted(plurals - served))}"
-        return None
-
-    poll("discovery to serve the CRDs", discoverable, timeout=deadline - time.monotonic())
-    return [crd["metadata"]["name"] for crd in crds]
 
 
 def poll(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubeenv import assets, cluster
+from tests.kubeenv import assets, cluster, crds
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -43,9 +43,9 @@ def kube_cluster(pytestconfig: pytest.Config, kube_bin_dir: Path) -> Iterator[cl
     with cluster.start(kube_bin_dir) as kube:
         pytestconfig.stash[_CLUSTER] = kube
         try:
-            cluster.install_crds(kube, sorted((DEPLOY / "crds").glob("*.yaml")))
+            crds.install(kube, sorted((DEPLOY / "crds").glob("*.yaml")))
             # The group canary reads and patches; Istio's other groups would cost seconds more.
-            cluster.install_crds(kube, [istio_crds], groups={"networking.istio.io"})
+            crds.install(kube, [istio_crds], groups={"networking.istio.io"})
             _bind_controller(kube)
             yield kube
         finally:
