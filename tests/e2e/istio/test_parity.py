@@ -1,0 +1,429 @@
+"""The local mesh's Pilot and real istiod, given the same objects, program Envoy the same way.
+
+The local Pilot (`canary.localmesh.pilot`) claims to build a sidecar's outbound config the way
+istiod does. Here both are held to that, case by case: the same VirtualService and
+DestinationRule go to the local Pilot, which feeds one Envoy through files, and into the API
+server, from which istiod feeds a sidecar Envoy (interception NONE, so its outbound listener is
+a real 127.0.0.1 port). The service is the same on both sides (`demo.<ns>.svc.cluster.local`
+on one free port P, backends v1 and v2: the local Pilot's workloads, istiod's WorkloadEntries),
+so both route configurations are named P and both clusters `outbound|P|<subset>|<fqdn>`.
+
+Compared per case, from each Envoy's config_dump (so both sides are in Envoy's own rendering):
+the service's virtual host (domains and every route: match, weighted clusters, timeout, retry
+policy, fault, headers, decorator, metadata), the route configuration's own flags, and for each
+cluster of the service the fields a DestinationRule sets (outlier detection, circuit breakers,
+connect timeout, LB policy, HTTP protocol options). Then real requests, some with headers, go
+through both Envoys and must reach the same versions.
+
+A case where they differ is a finding about the local Pilot; it is marked `xfail(strict=True)`
+with the difference in its reason, so that it is visible in every run and a fix turns it green.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from canary.localmesh import envoy, pilot, procs
+from tests.e2e.istio.conftest import assert_no_nacks
+from tests.istiod import run
+from tests.kubeenv import cluster
+
+Json = dict[str, Any]
+
+SUBSETS = ("v1", "v2")
+# Cluster fields a DestinationRule sets; the rest is endpoint discovery (STATIC here, EDS there).
+CLUSTER_FIELDS = (
+    "outlier_detection",
+    "circuit_breakers",
+    "connect_timeout",
+    "lb_policy",
+    "common_lb_config",
+    "typed_extension_protocol_options",
+    "metadata",
+)
+ROUTE_CONFIG_FIELDS = (
+    "validate_clusters",
+    "ignore_port_in_host_matching",
+    "max_direct_response_body_size_bytes",
+)
+SETTLE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    http: list[Json]
+    traffic_policy: Json | None = None
+    subset_policies: dict[str, Json] = field(default_factory=dict)
+    # Requests to send through both Envoys: (path, headers).
+    requests: tuple[tuple[str, dict[str, str]], ...] = (("/", {}),)
+    # Why istiod and the local Pilot differ here, if they do (a finding, reported).
+    differs: str | None = None
+
+
+def to(*weights: tuple[str, int | None]) -> list[Json]:
+    out: list[Json] = []
+    for subset, weight in weights:
+        entry: Json = {"destination": {"host": "demo", "subset": subset}}
+        if weight is not None:
+            entry["weight"] = weight
+        out.append(entry)
+    return out
+
+
+OUTLIER = {
+    "consecutive5xxErrors": 3,
+    "interval": "1s",
+    "baseEjectionTime": "30s",
+    "maxEjectionPercent": 100,
+}
+
+CASES = [
+    Case("weights-90-10", [{"name": "primary", "route": to(("v1", 90), ("v2", 10))}]),
+    Case("weights-0-100", [{"name": "primary", "route": to(("v1", 0), ("v2", 100))}]),
+    Case("one-destination", [{"route": to(("v2", None))}]),
+    Case("no-subset", [{"route": [{"destination": {"host": "demo"}}]}]),
+    Case(
+        "header-exact",
+        [
+            {
+                "name": "jason",
+                "match": [{"headers": {"end-user": {"exact": "jason"}}}],
+                "route": to(("v2", None)),
+            },
+            {"name": "primary", "route": to(("v1", None))},
+        ],
+        requests=(("/", {"end-user": "jason"}), ("/", {"end-user": "alice"}), ("/", {})),
+    ),
+    Case(
+        "uri-prefix-regex-and-header-prefix",
+        [
+            {
+                "name": "api",
+                "match": [
+                    {"uri": {"prefix": "/api"}},
+                    {"uri": {"regex": "/v[0-9]+/.*"}, "headers": {"x-b": {"prefix": "be"}}},
+                ],
+                "route": to(("v2", None)),
+            },
+            {"route": to(("v1", 50), ("v2", 50))},
+        ],
+        requests=(("/api/x", {}), ("/v2/x", {"x-b": "beta"})),
+    ),
+    Case(
+        "retries",
+        [
+            {
+                "route": to(("v1", 80), ("v2", 20)),
+                "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,503,reset"},
+            }
+        ],
+    ),
+    Case("retries-off", [{"route": to(("v1", None)), "retries": {"attempts": 0}}]),
+    Case("timeout", [{"route": to(("v1", 80), ("v2", 20)), "timeout": "5s"}]),
+    Case(
+        "fault-abort",
+        [
+            {
+                "match": [{"uri": {"prefix": "/abort"}}],
+                "fault": {"abort": {"httpStatus": 418, "percentage": {"value": 100}}},
+                "route": to(("v1", None)),
+            },
+            {"route": to(("v1", None))},
+        ],
+        requests=(("/abort", {}), ("/", {})),
+    ),
+    Case(
+        "request-headers",
+        [
+            {
+                "route": to(("v1", None)),
+                "headers": {"request": {"set": {"x-a": "1"}, "remove": ["x-b"]}},
+            }
+        ],
+    ),
+    Case(
+        "outlier-detection",
+        [{"route": to(("v1", 90), ("v2", 10))}],
+        traffic_policy={"outlierDetection": OUTLIER},
+    ),
+    Case(
+        "outlier-detection-on-a-subset",
+        [{"route": to(("v1", 90), ("v2", 10))}],
+        subset_policies={"v2": {"outlierDetection": {**OUTLIER, "consecutive5xxErrors": 1}}},
+    ),
+    Case(
+        "connection-pool",
+        [{"route": to(("v1", None))}],
+        traffic_policy={
+            "connectionPool": {
+                "tcp": {"connectTimeout": "2s", "maxConnections": 50},
+                "http": {"http1MaxPendingRequests": 10, "maxRequestsPerConnection": 5},
+            }
+        },
+    ),
+    Case(
+        "round-robin",
+        [{"route": to(("v1", None))}],
+        traffic_policy={"loadBalancer": {"simple": "ROUND_ROBIN"}},
+    ),
+]
+
+
+@dataclass
+class Sides:
+    """The same service on both sides, and the two Envoys."""
+
+    namespace: str
+    port: int  # the service port: both route configurations are named after it
+    fqdn: str
+    local: pilot.Pilot
+    local_envoy: envoy.EnvoyHandle
+    local_listener: int
+    istio: run.Proxy
+    kube: cluster.KubeCluster
+    istiod: run.Istiod
+
+    def cluster(self, subset: str = "") -> str:
+        return f"outbound|{self.port}|{subset}|{self.fqdn}"
+
+
+@pytest.fixture(scope="module")
+def sides(
+    kube_cluster: cluster.KubeCluster,
+    istiod: run.Istiod,
+    backends: list[run.Backend],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Sides]:
+    namespace = f"parity-{secrets.token_hex(3)}"
+    kube_cluster.create_namespace(namespace)
+    port = procs.free_port()
+    fqdn = f"demo.{namespace}.svc.cluster.local"
+    workdir = tmp_path_factory.mktemp("parity")
+    run.create(
+        kube_cluster,
+        *run.service_objects("demo", namespace, backends, port=port),
+        run.sidecar_object(namespace),
+    )
+    local = pilot.Pilot(
+        xds_dir=workdir / "local-xds",
+        listener_port=procs.free_port(),
+        workloads=[
+            pilot.Workload(
+                name=f"demo-{b.version}-{i}",
+                namespace=namespace,
+                host="demo",
+                labels={"app": "demo", "version": b.version},
+                address=b.host,
+                port=b.port,
+            )
+            for i, b in enumerate(backends)
+        ],
+        namespace=namespace,
+        service_port=port,
+    )
+    admin_port = procs.free_port()
+    with procs.Supervisor(workdir / "local") as supervisor:
+        local_envoy = envoy.start_envoy(
+            supervisor,
+            local.bootstrap(admin_port=admin_port),
+            name="local-pilot-client",
+            admin_port=admin_port,
+            workdir=workdir / "local",
+        )
+        istio = run.start_sidecar(
+            istiod, workdir / "istio", name="client", namespace=namespace, labels={"app": "client"}
+        )
+        try:
+            yield Sides(
+                namespace=namespace,
+                port=port,
+                fqdn=fqdn,
+                local=local,
+                local_envoy=local_envoy,
+                local_listener=local.listener_port,
+                istio=istio,
+                kube=kube_cluster,
+                istiod=istiod,
+            )
+        finally:
+            istio.stop()
+            run.delete_all(kube_cluster, namespace)
+            kube_cluster.clear_namespace(namespace)
+
+
+def _objects(case: Case, sides: Sides, name: str) -> tuple[Json, Json]:
+    subsets = []
+    for subset in SUBSETS:
+        entry: Json = {"name": subset, "labels": {"version": subset}}
+        if subset in case.subset_policies:
+            entry["trafficPolicy"] = case.subset_policies[subset]
+        subsets.append(entry)
+    rule_spec: Json = {"host": "demo", "subsets": subsets}
+    if case.traffic_policy is not None:
+        rule_spec["trafficPolicy"] = case.traffic_policy
+    meta = {"name": name, "namespace": sides.namespace}
+    service = {
+        "apiVersion": run.NETWORKING,
+        "kind": "VirtualService",
+        "metadata": meta,
+        "spec": {"hosts": ["demo"], "http": case.http},
+    }
+    rule = {
+        "apiVersion": run.NETWORKING,
+        "kind": "DestinationRule",
+        "metadata": dict(meta),
+        "spec": rule_spec,
+    }
+    return service, rule
+
+
+def _params() -> list[Any]:
+    return [
+        pytest.param(
+            case,
+            id=case.id,
+            marks=[pytest.mark.xfail(strict=True, reason=case.differs)] if case.differs else [],
+        )
+        for case in CASES
+    ]
+
+
+@pytest.mark.parametrize("case", _params())
+def test_istiod_and_the_local_pilot_program_envoy_alike(case: Case, sides: Sides) -> None:
+    # A name of its own per case: istiod writes it into each route's and cluster's metadata,
+    # which tells when its Envoy has this case's config and not the last one's.
+    name = f"demo-{case.id}"[:60]
+    service, rule = _objects(case, sides, name)
+    run.delete_all(sides.kube, sides.namespace, kinds=("VirtualService", "DestinationRule"))
+    run.create(sides.kube, service, rule)
+    version = sides.local.push([service], [rule])
+    _wait_local(sides, version)
+    config_path = f"/namespaces/{sides.namespace}/virtual-service/{name}"
+    rule_path = f"/namespaces/{sides.namespace}/destination-rule/{name}"
+    _wait_istio(sides, config_path, rule_path)
+
+    local_routes = _route_config(sides.local_envoy.admin_url, str(sides.port))
+    istio_routes = _route_config(sides.istio.admin_url, str(sides.port))
+    local_host = _virtual_host(local_routes, sides.fqdn)
+    istio_host = _virtual_host(istio_routes, sides.fqdn)
+    differences = []
+    for key in ("name", "domains", "routes", "include_request_attempt_count"):
+        if local_host.get(key) != istio_host.get(key):
+            differences.append(
+                _diff(f"virtual host {key}", local_host.get(key), istio_host.get(key))
+            )
+    for key in ROUTE_CONFIG_FIELDS:
+        if local_routes.get(key) != istio_routes.get(key):
+            differences.append(
+                _diff(f"route config {key}", local_routes.get(key), istio_routes.get(key))
+            )
+    local_clusters = _clusters(sides.local_envoy.admin_url)
+    istio_clusters = _clusters(sides.istio.admin_url)
+    for subset in ("", *SUBSETS):
+        name_ = sides.cluster(subset)
+        mine, theirs = local_clusters.get(name_), istio_clusters.get(name_)
+        if mine is None or theirs is None:
+            differences.append(
+                f"cluster {name_}: local {'has' if mine else 'lacks'} it, istiod "
+                f"{'has' if theirs else 'lacks'} it"
+            )
+            continue
+        for key in CLUSTER_FIELDS:
+            if mine.get(key) != theirs.get(key):
+                differences.append(_diff(f"cluster {name_} {key}", mine.get(key), theirs.get(key)))
+
+    for path, headers in case.requests:
+        local_seen = _versions(sides.local_listener, path, sides.fqdn, headers)
+        istio_seen = _versions(sides.port, path, sides.fqdn, headers)
+        if set(local_seen) != set(istio_seen):
+            differences.append(
+                f"requests {path} {headers}: local Pilot's Envoy answered {dict(local_seen)}, "
+                f"istiod's {dict(istio_seen)}"
+            )
+    assert_no_nacks(sides.istiod, sides.istio)
+    assert not differences, "\n".join(differences)
+
+
+def _wait_local(sides: Sides, version: int) -> None:
+    def applied() -> str | None:
+        at = sides.local.applied_version(sides.local_envoy.admin_url)
+        return None if at is not None and at >= version else f"at version {at}"
+
+    run.wait(f"the local Pilot's Envoy to apply version {version}", applied, timeout=SETTLE_TIMEOUT)
+
+
+def _wait_istio(sides: Sides, route_config: str, rule_config: str) -> None:
+    """Until istiod's Envoy routes the service by this case's VirtualService, and its subset
+    clusters come from this case's DestinationRule (both named in Istio's metadata)."""
+
+    def arrived() -> str | None:
+        try:
+            routes = _route_config(sides.istio.admin_url, str(sides.port))
+            clusters = _clusters(sides.istio.admin_url)
+        except (OSError, ValueError, KeyError) as exc:
+            return str(exc)
+        host = json.dumps(_virtual_host(routes, sides.fqdn))
+        if route_config not in host:
+            return f"the virtual host is not from {route_config} yet"
+        for subset in SUBSETS:
+            found = json.dumps(clusters.get(sides.cluster(subset), {}).get("metadata"))
+            if rule_config not in found:
+                return f"cluster {subset} is not from {rule_config} yet"
+        return None
+
+    run.wait("istiod's Envoy to take the case's objects", arrived, timeout=SETTLE_TIMEOUT)
+
+
+def _route_config(admin_url: str, name: str) -> Json:
+    dump = _dump(admin_url, "dynamic_route_configs")
+    for config in dump.get("configs") or []:
+        found = config.get("route_config") or {}
+        if found.get("name") == name:
+            return dict(found)
+    raise KeyError(f"no route configuration {name} at {admin_url}")
+
+
+def _virtual_host(config: Json, fqdn: str) -> Json:
+    for host in config.get("virtual_hosts") or []:
+        if fqdn in host.get("domains", []):
+            return dict(host)
+    raise KeyError(f"no virtual host for {fqdn} in route configuration {config.get('name')}")
+
+
+def _clusters(admin_url: str) -> dict[str, Json]:
+    dump = _dump(admin_url, "dynamic_active_clusters")
+    return {c["cluster"]["name"]: c["cluster"] for c in dump.get("configs") or []}
+
+
+def _dump(admin_url: str, resource: str) -> Json:
+    with urllib.request.urlopen(f"{admin_url}/config_dump?resource={resource}", timeout=5) as r:
+        found: Json = json.loads(r.read())
+    return found
+
+
+def _versions(port: int, path: str, host: str, headers: dict[str, str]) -> Counter[str]:
+    """What 20 requests got: a version, or the status when it is not a 200 from a backend."""
+    seen: Counter[str] = Counter()
+    for _ in range(20):
+        status, body = run.get(port, path, host=host, headers=headers)
+        try:
+            seen[json.loads(body)["version"] if status == 200 else str(status)] += 1
+        except (ValueError, KeyError, TypeError):
+            seen[f"{status} {body[:40]}"] += 1
+    return seen
+
+
+def _diff(what: str, local: Any, istio: Any) -> str:
+    return (
+        f"{what} differs:\n  local Pilot: {json.dumps(local, sort_keys=True)}\n"
+        f"  istiod:      {json.dumps(istio, sort_keys=True)}"
+    )
