@@ -55,6 +55,27 @@ ROUTE_CONFIG_FIELDS = (
     "max_direct_response_body_size_bytes",
 )
 SETTLE_TIMEOUT = 15.0
+BOTH = {"v1", "v2"}
+V1, V2 = {"v1"}, {"v2"}
+
+# Differences every case shows, each a finding about the local Pilot (reported, and held by
+# `test_the_differences_every_case_has`); the per-case comparison leaves these fields out.
+KNOWN_DIFFERENCES = {
+    # istiod sets the deprecated RouteAction.max_grpc_timeout to 0s on every route: Envoy then
+    # honours a gRPC request's grpc-timeout header (unbounded). The local Pilot leaves it unset,
+    # so grpc-timeout is ignored. Matters for gRPC traffic only; Envoy 1.40 warns it is
+    # deprecated.
+    "max_grpc_timeout": "route",
+    # istiod disables panic mode on every cluster (healthy_panic_threshold 0 %), also without
+    # outlier detection; the local Pilot only with outlier detection (Envoy's default is 50 %).
+    # Without outlier detection no host is ever unhealthy here, so traffic does not differ.
+    "healthy_panic_threshold": "cluster common_lb_config",
+    # istiod lists the cluster's services in its istio metadata (for telemetry filters).
+    "services": "cluster metadata",
+    # The local Pilot asks for remaining_* gauges on the default circuit breaker thresholds;
+    # istiod does not (stats only).
+    "track_remaining": "cluster circuit_breakers",
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +84,9 @@ class Case:
     http: list[Json]
     traffic_policy: Json | None = None
     subset_policies: dict[str, Json] = field(default_factory=dict)
-    # Requests to send through both Envoys: (path, headers).
-    requests: tuple[tuple[str, dict[str, str]], ...] = (("/", {}),)
+    # Requests sent through both Envoys: (path, headers, what each may answer: versions or
+    # statuses). Weights are compared in the config; a burst of 20 cannot tell 90/10 apart.
+    requests: tuple[tuple[str, dict[str, str], set[str]], ...] = (("/", {}, BOTH),)
     # Why istiod and the local Pilot differ here, if they do (a finding, reported).
     differs: str | None = None
 
@@ -101,7 +123,11 @@ CASES = [
             },
             {"name": "primary", "route": to(("v1", None))},
         ],
-        requests=(("/", {"end-user": "jason"}), ("/", {"end-user": "alice"}), ("/", {})),
+        requests=(
+            ("/", {"end-user": "jason"}, V2),
+            ("/", {"end-user": "alice"}, V1),
+            ("/", {}, V1),
+        ),
     ),
     Case(
         "uri-prefix-regex-and-header-prefix",
@@ -116,7 +142,7 @@ CASES = [
             },
             {"route": to(("v1", 50), ("v2", 50))},
         ],
-        requests=(("/api/x", {}), ("/v2/x", {"x-b": "beta"})),
+        requests=(("/api/x", {}, V2), ("/v2/x", {"x-b": "beta"}, V2), ("/v2/x", {}, BOTH)),
     ),
     Case(
         "retries",
@@ -139,7 +165,7 @@ CASES = [
             },
             {"route": to(("v1", None))},
         ],
-        requests=(("/abort", {}), ("/", {})),
+        requests=(("/abort", {}, {"418"}), ("/", {}, V1)),
     ),
     Case(
         "request-headers",
@@ -299,6 +325,35 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize("case", _params())
 def test_istiod_and_the_local_pilot_program_envoy_alike(case: Case, sides: Sides) -> None:
+    _apply(case, sides)
+    differences = _config_differences(sides, known=KNOWN_DIFFERENCES)
+    for path, headers, expected in case.requests:
+        local_seen = _versions(sides.local_listener, path, sides.fqdn, headers)
+        istio_seen = _versions(sides.port, path, sides.fqdn, headers)
+        if not (set(local_seen) <= expected and set(istio_seen) <= expected):
+            differences.append(
+                f"requests {path} {headers}: expected {sorted(expected)}; local Pilot's Envoy "
+                f"answered {dict(local_seen)}, istiod's {dict(istio_seen)}"
+            )
+    assert_no_nacks(sides.istiod, sides.istio)
+    assert not differences, "\n".join(differences)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="findings: istiod sets route max_grpc_timeout 0s, cluster healthy_panic_threshold 0 "
+    "without outlier detection and istio metadata `services`; the local Pilot sets circuit "
+    "breaker track_remaining (see KNOWN_DIFFERENCES)",
+)
+def test_the_differences_every_case_has(sides: Sides) -> None:
+    """The differences left out of the per-case comparison, shown on the first case."""
+    _apply(CASES[0], sides)
+    differences = _config_differences(sides, known={})
+    assert not differences, "\n".join(differences)
+
+
+def _apply(case: Case, sides: Sides) -> None:
+    """Gives the case's objects to both sides and waits until both Envoys have them."""
     # A name of its own per case: istiod writes it into each route's and cluster's metadata,
     # which tells when its Envoy has this case's config and not the last one's.
     name = f"demo-{case.id}"[:60]
@@ -307,20 +362,24 @@ def test_istiod_and_the_local_pilot_program_envoy_alike(case: Case, sides: Sides
     run.create(sides.kube, service, rule)
     version = sides.local.push([service], [rule])
     _wait_local(sides, version)
-    config_path = f"/namespaces/{sides.namespace}/virtual-service/{name}"
-    rule_path = f"/namespaces/{sides.namespace}/destination-rule/{name}"
-    _wait_istio(sides, config_path, rule_path)
+    _wait_istio(
+        sides,
+        f"/namespaces/{sides.namespace}/virtual-service/{name}",
+        f"/namespaces/{sides.namespace}/destination-rule/{name}",
+    )
 
+
+def _config_differences(sides: Sides, *, known: dict[str, str]) -> list[str]:
+    """What differs between the two Envoys' config for the service, minus the `known` fields."""
     local_routes = _route_config(sides.local_envoy.admin_url, str(sides.port))
     istio_routes = _route_config(sides.istio.admin_url, str(sides.port))
     local_host = _virtual_host(local_routes, sides.fqdn)
     istio_host = _virtual_host(istio_routes, sides.fqdn)
     differences = []
     for key in ("name", "domains", "routes", "include_request_attempt_count"):
-        if local_host.get(key) != istio_host.get(key):
-            differences.append(
-                _diff(f"virtual host {key}", local_host.get(key), istio_host.get(key))
-            )
+        mine, theirs = _strip(local_host.get(key), known), _strip(istio_host.get(key), known)
+        if mine != theirs:
+            differences.append(_diff(f"virtual host {key}", mine, theirs))
     for key in ROUTE_CONFIG_FIELDS:
         if local_routes.get(key) != istio_routes.get(key):
             differences.append(
@@ -329,28 +388,37 @@ def test_istiod_and_the_local_pilot_program_envoy_alike(case: Case, sides: Sides
     local_clusters = _clusters(sides.local_envoy.admin_url)
     istio_clusters = _clusters(sides.istio.admin_url)
     for subset in ("", *SUBSETS):
-        name_ = sides.cluster(subset)
-        mine, theirs = local_clusters.get(name_), istio_clusters.get(name_)
+        name = sides.cluster(subset)
+        mine, theirs = local_clusters.get(name), istio_clusters.get(name)
         if mine is None or theirs is None:
             differences.append(
-                f"cluster {name_}: local {'has' if mine else 'lacks'} it, istiod "
+                f"cluster {name}: the local Pilot {'has' if mine else 'lacks'} it, istiod "
                 f"{'has' if theirs else 'lacks'} it"
             )
             continue
+        if "healthy_panic_threshold" in known:
+            # Left out only where the local Pilot sets no panic threshold at all.
+            lb_config = mine.get("common_lb_config") or {}
+            if "healthy_panic_threshold" not in lb_config:
+                theirs = {**theirs, "common_lb_config": {**lb_config}}
         for key in CLUSTER_FIELDS:
-            if mine.get(key) != theirs.get(key):
-                differences.append(_diff(f"cluster {name_} {key}", mine.get(key), theirs.get(key)))
+            a, b = _strip(mine.get(key), known), _strip(theirs.get(key), known)
+            if a != b:
+                differences.append(_diff(f"cluster {name} {key}", a, b))
+    return differences
 
-    for path, headers in case.requests:
-        local_seen = _versions(sides.local_listener, path, sides.fqdn, headers)
-        istio_seen = _versions(sides.port, path, sides.fqdn, headers)
-        if set(local_seen) != set(istio_seen):
-            differences.append(
-                f"requests {path} {headers}: local Pilot's Envoy answered {dict(local_seen)}, "
-                f"istiod's {dict(istio_seen)}"
-            )
-    assert_no_nacks(sides.istiod, sides.istio)
-    assert not differences, "\n".join(differences)
+
+def _strip(value: Any, known: dict[str, str]) -> Any:
+    """`value` without the fields named in `known`, at any depth (the panic threshold aside)."""
+    if isinstance(value, dict):
+        return {
+            k: _strip(v, known)
+            for k, v in value.items()
+            if k not in known or k == "healthy_panic_threshold"
+        }
+    if isinstance(value, list):
+        return [_strip(v, known) for v in value]
+    return value
 
 
 def _wait_local(sides: Sides, version: int) -> None:
