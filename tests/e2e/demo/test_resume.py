@@ -66,6 +66,8 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # A demo that does not stop dumps every thread's stack on SIGABRT (see below).
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     try:
         status_file = state / "status" / "default" / "demo.json"
@@ -76,7 +78,15 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert status_file.exists(), "the rollout started"
         demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=30)
+        try:
+            output, _ = demo.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGABRT)
+            stuck, _ = demo.communicate(timeout=10)
+            raise AssertionError(
+                "the demo did not stop within 45 s of Ctrl-C; its threads:\n"
+                + stuck.decode(errors="replace")[-6000:]
+            ) from None
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
