@@ -87,7 +87,10 @@ _PLURALS = {
     "ServiceEntry": "serviceentries",
     "WorkloadEntry": "workloadentries",
     "Sidecar": "sidecars",
+    "EnvoyFilter": "envoyfilters",
 }
+# istiod watches EnvoyFilter at v1alpha3, the only version its CRD serves.
+_VERSIONS = {"EnvoyFilter": "networking.istio.io/v1alpha3"}
 
 
 class IstiodError(Exception):
@@ -123,7 +126,7 @@ class Istiod:
         return found if isinstance(found, list) else []
 
     def nacks(self) -> dict[str, dict[str, str]]:
-        """Config a proxy rejected: proxy id -> xDS type URL -> Envoy's error message.
+        """Config a proxy rejected: proxy id (`Proxy.xds_id`) -> xDS type URL -> Envoy's error.
 
         From `/debug/syncz`, which keeps each watched type's last NACK message until a later
         response to that type is ACKed.
@@ -137,7 +140,8 @@ class Istiod:
         return rejected
 
     def synced(self, proxy_id: str) -> bool:
-        """Whether istiod has had an ACK for the last response of every type it sent the proxy."""
+        """Whether istiod has had an ACK for the last response of every type it sent the proxy
+        (`proxy_id` as istiod names it: `Proxy.xds_id`)."""
         for proxy in self.syncz():
             if proxy.get("proxy") == proxy_id:
                 states = (proxy.get("resources") or {}).values()
@@ -220,6 +224,11 @@ class Proxy:
     @property
     def admin_url(self) -> str:
         return self.handle.admin_url
+
+    @property
+    def xds_id(self) -> str:
+        """The proxy's id in istiod's debug endpoints: the node id's third part, name.namespace."""
+        return self.node_id.split("~")[2]
 
     @property
     def log_path(self) -> Path:
@@ -565,7 +574,7 @@ def sidecar_object(namespace: str) -> Json:
 
 
 def collection(kind: str, namespace: str) -> str:
-    return f"/apis/{NETWORKING}/namespaces/{namespace}/{_PLURALS[kind]}"
+    return f"/apis/{_VERSIONS.get(kind, NETWORKING)}/namespaces/{namespace}/{_PLURALS[kind]}"
 
 
 def create(kube: cluster.KubeCluster, *objects: Mapping[str, Any]) -> None:

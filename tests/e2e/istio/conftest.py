@@ -160,7 +160,7 @@ def gateway(
 
 def assert_no_nacks(istiod: run.Istiod, proxy: run.Proxy) -> None:
     """Neither istiod (`/debug/syncz`) nor Envoy (`update_rejected` stats) saw a NACK."""
-    rejected = istiod.nacks().get(proxy.node_id)
+    rejected = istiod.nacks().get(proxy.xds_id)
     counted = proxy.rejected_updates()
     assert not rejected, f"istiod saw NACKs from {proxy.node_id}: {rejected}"
     assert not counted, f"Envoy {proxy.node_id} rejected updates: {counted}"

@@ -10,10 +10,13 @@ rejected any of the config (the `gateway` fixture checks that after every test).
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from canary.localmesh import procs
 from tests.e2e.istio.conftest import GatewayUnderTest
 from tests.istiod import run
 from tests.kubeenv import cluster
@@ -145,3 +148,82 @@ def _versions(gateway: GatewayUnderTest, count: int) -> Counter[str]:
     answers = Counter(gateway.get("/", host=HOST) for _ in range(count))
     assert {status for status, _ in answers} == {200}, answers
     return Counter({json.loads(body)["version"]: n for (_, body), n in answers.items()})
+
+
+def test_nacks_names_the_config_a_stock_envoy_rejects(
+    kube_cluster: cluster.KubeCluster,
+    istiod: run.Istiod,
+    mesh_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """An EnvoyFilter adding an Istio-only HTTP filter (`istio.stats`, not in a stock Envoy):
+    the gateway NACKs its listeners, `nacks()` says so, and a fixed config clears it.
+
+    A gateway of its own, not the `gateway` fixture, whose teardown fails on any NACK."""
+    label = {"istio": f"gw-nack-{secrets.token_hex(3)}"}
+    port = procs.free_port()
+    run.create(
+        kube_cluster,
+        run.gateway_object("gw", mesh_namespace, selector=label, port=port, hosts=["*"]),
+    )
+    proxy = run.start_gateway(istiod, tmp_path / "gateway", name=label["istio"], labels=label)
+    stats_filter = {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": f"stats-{label['istio']}", "namespace": run.SYSTEM_NAMESPACE},
+        "spec": {
+            "workloadSelector": {"labels": label},
+            "configPatches": [
+                {
+                    "applyTo": "HTTP_FILTER",
+                    "match": {
+                        "context": "GATEWAY",
+                        "listener": {
+                            "filterChain": {
+                                "filter": {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "subFilter": {"name": "envoy.filters.http.router"},
+                                }
+                            }
+                        },
+                    },
+                    "patch": {
+                        "operation": "INSERT_BEFORE",
+                        "value": {
+                            "name": "istio.stats",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/stats.PluginConfig",
+                            },
+                        },
+                    },
+                }
+            ],
+        },
+    }
+    path = (
+        f"{run.collection('EnvoyFilter', run.SYSTEM_NAMESPACE)}/{stats_filter['metadata']['name']}"
+    )
+    try:
+        run.create(kube_cluster, stats_filter)
+        listener_type = "type.googleapis.com/envoy.config.listener.v3.Listener"
+
+        def rejected() -> str | None:
+            found = istiod.nacks().get(proxy.xds_id, {})
+            return None if listener_type in found else f"NACKs so far: {found}"
+
+        run.wait("the gateway to NACK its listeners", rejected, timeout=PROPAGATION_TIMEOUT)
+        message = istiod.nacks()[proxy.xds_id][listener_type]
+        print(f"NACK: {message}")
+        assert "stats" in message
+        assert any("lds.update_rejected" in name for name in proxy.rejected_updates())
+
+        kube_cluster.request("DELETE", path)
+
+        def cleared() -> str | None:
+            found = istiod.nacks().get(proxy.xds_id)
+            return None if not found and istiod.synced(proxy.xds_id) else f"still {found}"
+
+        run.wait("the NACK to clear", cleared, timeout=PROPAGATION_TIMEOUT)
+    finally:
+        kube_cluster.request("DELETE", path)
+        proxy.stop()
