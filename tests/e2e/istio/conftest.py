@@ -1,11 +1,11 @@
 """A real istiod for the session, on the session's API server, and Envoys it programs per test.
 
-The kube fixtures are re-exported from `tests/e2e/kube/conftest.py` (pytest allows
-`pytest_plugins` only in the root conftest, and there is none), so these tests use the same
-`kube_cluster` fixture function; run together with tests/e2e/kube, pytest gives each directory
-its own instance. Istio's CRDs come from the istiod build (`crd-all.gen.yaml` of the same
-istio.io/istio version); the networking group is already there from `kube_cluster`, which takes
-istio.io/api v1.31.4's file: byte for byte the same file.
+The API server is this directory's own session fixture `kube_cluster` (pytest allows
+`pytest_plugins` only in a root conftest, and there is none; re-exporting the kube tests'
+fixture function would give a second instance anyway, and both would share one stash key). It
+gets `deploy/crds/` and all 15 Istio CRDs from the istiod build (`crd-all.gen.yaml` of the same
+istio.io/istio version, byte for byte istio.io/api v1.31.4's file that the kube tests install).
+`kube_bin_dir` and `kube_namespace` are the kube tests' fixture functions, re-exported.
 
 A missing or failed build makes every test here error with the reason: these tests never skip.
 When a test fails, the report carries the tail of istiod's log and what istiod says was NACKed.
@@ -31,9 +31,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 _ISTIOD = pytest.StashKey[run.Istiod]()
 
-# The API server fixtures, the same functions the kube tests use.
+# The kube tests' fixtures, the same functions; `kube_namespace` uses our `kube_cluster`.
 kube_bin_dir = kube_fixtures.kube_bin_dir
-kube_cluster = kube_fixtures.kube_cluster
 kube_namespace = kube_fixtures.kube_namespace
 
 
@@ -58,20 +57,26 @@ def istiod_dir(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
+def kube_cluster(kube_bin_dir: Path, istiod_dir: Path) -> Iterator[cluster.KubeCluster]:
+    """An API server with our CRDs, every Istio CRD of the istiod build, and `istio-system`."""
+    with cluster.start(kube_bin_dir) as kube:
+        crds.install(kube, sorted((REPO / "deploy" / "crds").glob("*.yaml")))
+        crds.install(kube, [istiod_dir / assets.CRDS])
+        kube.create_namespace(run.SYSTEM_NAMESPACE)
+        yield kube
+
+
+@pytest.fixture(scope="session")
 def istiod(
     pytestconfig: pytest.Config,
     istiod_dir: Path,
     kube_cluster: cluster.KubeCluster,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[run.Istiod]:
-    """istiod, ready (`/ready` is 200), watching the session's API server with every Istio CRD.
+    """istiod, ready (`/ready` is 200), watching the session's API server.
 
     Its working directory (log, mesh config) is a pytest temporary directory, kept after the run.
     """
-    crds.install(kube_cluster, [istiod_dir / assets.CRDS])
-    status, _ = kube_cluster.request("GET", f"/api/v1/namespaces/{run.SYSTEM_NAMESPACE}")
-    if status == 404:
-        kube_cluster.create_namespace(run.SYSTEM_NAMESPACE)
     started = run.start(
         istiod_dir / assets.BINARY,
         kube_cluster.admin_kubeconfig,
