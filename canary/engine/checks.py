@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.api.spec import Webhook
-from canary.api.status import CanaryStatus, CheckResult, MeasurementKind, Verdict
+from canary.api.status import CheckResult, MeasurementKind, Verdict
 from canary.engine import judge, records
 from canary.engine.actions import Notify
 from canary.engine.tick import Tick
@@ -23,7 +23,10 @@ _VALUE = MeasurementKind.VALUE
 
 @dataclass(slots=True)
 class Checked:
-    status: CanaryStatus
+    # What judging changes in the status (failed_checks, last_check_at, checks, history), empty
+    # when nothing was judged. Handed to the status the tick ends with rather than applied here:
+    # a tick that judges and then changes step or phase makes one copy of the status, not two.
+    updates: dict[str, Any]
     notices: tuple[Notify, ...]
     # The rollout's failed checks so far, this tick's included: status.failed_checks.
     failed_checks: int
@@ -42,7 +45,7 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     measurements = seen.measurements
     if not measurements and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
-        return Checked(status, (), status.failed_checks)
+        return Checked({}, (), status.failed_checks)
     # One read of the status's fields, then plain dict lookups: each field read through the
     # model costs several (see engine/plan.py).
     current = status.__dict__
@@ -115,22 +118,19 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
             )
     failed_checks = current["failed_checks"] + failures
     if not results:
-        return Checked(status, (), failed_checks)
+        return Checked({}, (), failed_checks)
     latest = records.with_latest(current["checks"], results, names)
-    status = records.evolve(
-        status,
-        {
-            "failed_checks": failed_checks,
-            "last_check_at": now,
-            "checks": latest,
-            "history": records.appended(current["history"], results),
-        },
-    )
+    updates = {
+        "failed_checks": failed_checks,
+        "last_check_at": now,
+        "checks": latest,
+        "history": records.appended(current["history"], results),
+    }
     # When this tick's results are every latest one, whether the step passed needs no record
     # read; they judged the status's own revision when it is the one observed.
     known = len(latest) == len(results) and revision == current["revision"]
     return Checked(
-        status,
+        updates,
         tuple(notices) if notices else (),
         failed_checks,
         frozenset(passed) if known else None,
@@ -162,16 +162,19 @@ def step_passed(tick: Tick, checked: Checked | None = None) -> bool:
     """Every enforced check of this step and revision passed at its latest run.
 
     Observe-mode metrics never hold a step back (dry run): their verdicts are reported only.
-    `checked`, this tick's judging, answers without reading the records when it can.
+    `checked`, this tick's judging (not yet in `tick.status`), answers without reading the
+    records when it can.
     """
-    if checked is not None and checked.passed is not None:
-        known = checked.passed
-        return all(name in known for name in tick.plan.required)
     status = tick.status
+    latest: tuple[CheckResult, ...] = status.checks
+    if checked is not None:
+        if checked.passed is not None:
+            return checked.passed.issuperset(tick.plan.required)
+        latest = checked.updates.get("checks", latest)
     step, revision = status.step, status.revision
     passed = {
         check.name
-        for check in status.checks
+        for check in latest
         if check.verdict is _PASS and check.step == step and check.revision == revision
     }
     return all(name in passed for name in tick.plan.required)

@@ -8,7 +8,9 @@ when one passes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from canary.api.status import Phase
 from canary.engine import checks, conditions, records
@@ -156,7 +158,8 @@ def initializing(tick: Tick) -> Decision:
     pre_rollout = plan.pre_rollout
     if pre_rollout:
         checked = checks.run(tick, gates=pre_rollout)
-        tick = tick.with_status(checked.status)
+        if checked.updates:
+            tick = tick.with_status(records.evolve(tick.status, checked.updates))
         if checked.failed_checks >= plan.threshold:
             return _roll_back(tick, "pre-rollout webhooks failed", checked.notices)
         refused = [h.name for h in pre_rollout if not _gate_open(tick, h.name)]
@@ -173,7 +176,7 @@ def _gate_open(tick: Tick, name: str) -> bool:
     return answer is not None and answer.passed
 
 
-def _start_step(tick: Tick, step: int) -> Decision:
+def _start_step(tick: Tick, step: int, judged: Mapping[str, Any] | None = None) -> Decision:
     weights = tick.plan.weights
     weight = weights[step]
     status = tick.status
@@ -183,6 +186,7 @@ def _start_step(tick: Tick, step: int) -> Decision:
         reason="StepStarted" if step == 0 else "StepAdvanced",
         message=f"step {step + 1}/{len(weights)}: weight {weight}",
         actions=(set_weights(status, weight),),
+        judged=judged,
         step=step,
         canary_weight=weight,
         step_started_at=None,
@@ -215,13 +219,12 @@ def progressing(tick: Tick) -> Decision:
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
         tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
     checked = checks.run(tick, gates=plan.rollout)
-    if checked.status is not tick.status:
-        tick = tick.with_status(checked.status)
     if checked.failed_checks >= plan.threshold:
         return _roll_back(
             tick,
             f"{checked.failed_checks} failed checks reached the threshold {plan.threshold}",
             checked.notices,
+            checked.updates,
         )
     decision = _advance(tick, step_started_at, checked)
     if not checked.notices:
@@ -238,27 +241,31 @@ def _came_back(tick: Tick, step_started_at: datetime) -> bool:
 
 
 def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> Decision:
-    status, plan = tick.status, tick.plan
+    """The step holds, waits for its checks, or moves on; with this tick's judging in the status."""
+    status, plan, judged = tick.status, tick.plan, checked.updates
     if not elapsed((tick.now - step_started_at).total_seconds(), plan.interval):
-        return Decision(status=status)
+        return Decision(status=records.evolve(status, judged) if judged else status)
     if not checks.step_passed(tick, checked):
-        return waiting(tick, f"step {status.step + 1}: waiting for every check to pass")
+        message = f"step {status.step + 1}: waiting for every check to pass"
+        return waiting(tick, message, judged=judged)
     step = status.step
     if step + 1 < len(plan.weights):
-        return _start_step(tick, step + 1)
+        return _start_step(tick, step + 1, judged)
     unconfirmed = [h.name for h in plan.confirm_promotion if not _gate_open(tick, h.name)]
     if unconfirmed:
-        return waiting(tick, f"waiting for confirm-promotion webhook(s) {', '.join(unconfirmed)}")
-    return _promote(tick, f"all {len(plan.weights)} steps passed")
+        message = f"waiting for confirm-promotion webhook(s) {', '.join(unconfirmed)}"
+        return waiting(tick, message, judged=judged)
+    return _promote(tick, f"all {len(plan.weights)} steps passed", judged)
 
 
-def _promote(tick: Tick, why: str) -> Decision:
+def _promote(tick: Tick, why: str, judged: Mapping[str, Any] | None = None) -> Decision:
     return enter(
         tick,
         Phase.PROMOTING,
         reason="Promoting",
         message=f"{why}: sending 100% to {tick.status.canary_subset}",
         actions=(set_weights(tick.status, 100),),
+        judged=judged,
         canary_weight=100,
     )
 
@@ -279,7 +286,12 @@ def promoting(tick: Tick) -> Decision:
     )
 
 
-def _roll_back(tick: Tick, why: str, notices: tuple[Notify, ...] = ()) -> Decision:
+def _roll_back(
+    tick: Tick,
+    why: str,
+    notices: tuple[Notify, ...] = (),
+    judged: Mapping[str, Any] | None = None,
+) -> Decision:
     decision = enter(
         tick,
         Phase.ROLLING_BACK,
@@ -288,6 +300,7 @@ def _roll_back(tick: Tick, why: str, notices: tuple[Notify, ...] = ()) -> Decisi
         actions=(set_weights(tick.status, 0),),
         deadline="fail",
         warning=True,
+        judged=judged,
         canary_weight=0,
     )
     return Decision(decision.status, (*notices, *decision.actions), wake_after=PROPAGATION_POLL)

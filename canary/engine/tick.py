@@ -86,9 +86,14 @@ def enter(
     actions: tuple[Action, ...] = (),
     deadline: Literal["rollback", "fail"] | None = "rollback",
     warning: bool = False,
+    judged: Mapping[str, Any] | None = None,
     **updates: Any,
 ) -> Decision:
-    """Move to `phase`, with its deadline, its Progressing condition and one Notify."""
+    """Move to `phase`, with its deadline, its Progressing condition and one Notify.
+
+    `judged`: what this tick's checks changed (checks.Checked.updates), so that a tick that
+    judges and moves on copies the status once.
+    """
     status = tick.status
     terminal = phase in TERMINAL_PHASES
     with_condition = conditions.with_condition(
@@ -99,18 +104,18 @@ def enter(
         message=message,
         now=tick.now,
     )
-    status = records.evolve(
-        status,
-        {
-            "phase": phase,
-            "message": message,
-            "last_transition_time": tick.now,
-            "deadline_at": None if terminal else tick.later(tick.plan.progress_deadline),
-            "deadline_action": None if terminal else deadline,
-            "conditions": with_condition,
-            **updates,
-        },
-    )
+    values = {
+        "phase": phase,
+        "message": message,
+        "last_transition_time": tick.now,
+        "deadline_at": None if terminal else tick.later(tick.plan.progress_deadline),
+        "deadline_action": None if terminal else deadline,
+        "conditions": with_condition,
+        **updates,
+    }
+    if judged:
+        values.update(judged)
+    status = records.evolve(status, values)
     notify = _notify(reason, message, warning)
     # A new split is confirmed at the next tick: look again soon rather than a check interval
     # later, so the step's clock starts as soon as the data plane serves it.
@@ -120,8 +125,19 @@ def enter(
     )
 
 
-def waiting(tick: Tick, message: str, *actions: Action, poll: bool = False) -> Decision:
+def waiting(
+    tick: Tick,
+    message: str,
+    *actions: Action,
+    poll: bool = False,
+    judged: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Stay in the phase, saying what for; `judged`: this tick's checks, for the new status."""
     status = tick.status
     if status.message != message:
-        status = records.evolve(status, {"message": message})
+        status = records.evolve(
+            status, {**judged, "message": message} if judged else {"message": message}
+        )
+    elif judged:
+        status = records.evolve(status, judged)
     return Decision(status=status, actions=actions, wake_after=PROPAGATION_POLL if poll else None)
