@@ -147,11 +147,13 @@ def stats_config() -> JSON:
     `outbound|80|v2|demo.default.svc.cluster.local` would become the label
     `outbound|80|v2|demo` and the rest would leak into the metric's name
     (`envoy_cluster_default_svc_cluster_local_upstream_rq_xx`). istiod's bootstrap carries
-    the same regex; the tag keeps Envoy's name, so queries say `envoy_cluster_name`.
+    the same regex; the tag keeps Envoy's name, so queries say `envoy_cluster_name`. istiod
+    also ends each cluster's stat name with `;` (`...svc.cluster.local;.upstream_rq_total`),
+    so the terminator is taken off with the name and the label reads the same either way.
     """
     cluster_name = {
         "tag_name": "envoy.cluster_name",
-        "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)",
+        "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?);?\.)",
     }
     return {
         "use_all_default_tags": False,

@@ -1,5 +1,8 @@
 """A real API server for the session, with our CRDs, Istio's and deploy/rbac.yaml installed.
 
+It lives here, above tests/e2e/kube and tests/e2e/istio, so both share one server when they
+run together; the istiod fixtures add the rest of Istio's CRDs to it.
+
 The server starts once per test run (about 10 s with the CRDs) and each test gets a namespace
 of its own, since namespaces never finish deleting without a controller-manager. A missing
 binary or a failed build makes every test here error with the reason: these tests never skip.
@@ -17,7 +20,7 @@ import pytest
 
 from tests.kubeenv import assets, cluster, crds
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 RBAC = DEPLOY / "rbac.yaml"
 
@@ -46,7 +49,7 @@ def kube_cluster(pytestconfig: pytest.Config, kube_bin_dir: Path) -> Iterator[cl
             crds.install(kube, sorted((DEPLOY / "crds").glob("*.yaml")))
             # The group canary reads and patches; Istio's other groups would cost seconds more.
             crds.install(kube, [istio_crds], groups={"networking.istio.io"})
-            _bind_controller(kube)
+            bind_controller(kube)
             yield kube
         finally:
             del pytestconfig.stash[_CLUSTER]
@@ -85,7 +88,7 @@ def _needed(get: Callable[[], Path]) -> Path:
     pytest.fail(missing, pytrace=False)
 
 
-def _bind_controller(kube: cluster.KubeCluster) -> None:
+def bind_controller(kube: cluster.KubeCluster) -> None:
     """Applies deploy/rbac.yaml and waits until RBAC lets the controller list Canaries.
 
     The authorizer reads bindings from an informer, so a binding takes effect a moment after

@@ -60,15 +60,22 @@ def test_a_restarted_demo_resumes_the_rollout_without_repeating_a_step(tmp_path:
 
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    demo = subprocess.Popen(
-        [*CANARY, "demo", "--state-dir", str(state), "--report-dir", "r"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        # A demo that does not stop dumps every thread's stack on SIGABRT (see below).
-        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-    )
+    # A test run started in the background (`.ci/run &`) inherits SIGINT ignored, and so would
+    # the demo: Python then never turns Ctrl-C into KeyboardInterrupt. Any handler here is reset
+    # to the default in the child at exec, as a terminal would give it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        demo = subprocess.Popen(
+            [*CANARY, "demo", "--state-dir", str(state), "--report-dir", "r"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # A demo that does not stop dumps every thread's stack on SIGABRT (see below).
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         status_file = state / "status" / "default" / "demo.json"
         deadline = time.monotonic() + 60

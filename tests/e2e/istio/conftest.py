@@ -1,11 +1,9 @@
 """A real istiod for the session, on the session's API server, and Envoys it programs per test.
 
-The API server is this directory's own session fixture `kube_cluster` (pytest allows
-`pytest_plugins` only in a root conftest, and there is none; re-exporting the kube tests'
-fixture function would give a second instance anyway, and both would share one stash key). It
-gets `deploy/crds/` and all 15 Istio CRDs from the istiod build (`crd-all.gen.yaml` of the same
-istio.io/istio version, byte for byte istio.io/api v1.31.4's file that the kube tests install).
-`kube_bin_dir` and `kube_namespace` are the kube tests' fixture functions, re-exported.
+The API server is the session's (`kube_cluster`, `kube_namespace` in tests/e2e/conftest.py,
+shared with the kube tests). The `istiod` fixture adds all 15 Istio CRDs from the istiod build
+(`crd-all.gen.yaml` of the same istio.io/istio version, byte for byte istio.io/api v1.31.4's
+file, whose networking CRDs the session installed already) and the `istio-system` namespace.
 
 A missing or failed build makes every test here error with the reason: these tests never skip.
 When a test fails, the report carries the tail of istiod's log and what istiod says was NACKed.
@@ -23,17 +21,12 @@ from pathlib import Path
 import pytest
 
 from canary.localmesh import procs
-from tests.e2e.kube import conftest as kube_fixtures
 from tests.istiod import assets, run
 from tests.kubeenv import cluster, crds
 
 REPO = Path(__file__).resolve().parents[3]
 
 _ISTIOD = pytest.StashKey[run.Istiod]()
-
-# The kube tests' fixtures, the same functions; `kube_namespace` uses our `kube_cluster`.
-kube_bin_dir = kube_fixtures.kube_bin_dir
-kube_namespace = kube_fixtures.kube_namespace
 
 
 def _needed(get: Callable[[], Path]) -> Path:
@@ -57,16 +50,6 @@ def istiod_dir(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kube_cluster(kube_bin_dir: Path, istiod_dir: Path) -> Iterator[cluster.KubeCluster]:
-    """An API server with our CRDs, every Istio CRD of the istiod build, and `istio-system`."""
-    with cluster.start(kube_bin_dir) as kube:
-        crds.install(kube, sorted((REPO / "deploy" / "crds").glob("*.yaml")))
-        crds.install(kube, [istiod_dir / assets.CRDS])
-        kube.create_namespace(run.SYSTEM_NAMESPACE)
-        yield kube
-
-
-@pytest.fixture(scope="session")
 def istiod(
     pytestconfig: pytest.Config,
     istiod_dir: Path,
@@ -77,6 +60,11 @@ def istiod(
 
     Its working directory (log, mesh config) is a pytest temporary directory, kept after the run.
     """
+    # The session's API server has Istio's networking CRDs; istiod watches the other groups
+    # too, and this build's own CRDs are the ones it was made for.
+    crds.install(kube_cluster, [istiod_dir / assets.CRDS])
+    if kube_cluster.request("GET", f"/api/v1/namespaces/{run.SYSTEM_NAMESPACE}")[0] == 404:
+        kube_cluster.create_namespace(run.SYSTEM_NAMESPACE)
     started = run.start(
         istiod_dir / assets.BINARY,
         kube_cluster.admin_kubeconfig,
@@ -175,13 +163,11 @@ def assert_no_nacks(istiod: run.Istiod, proxy: run.Proxy) -> None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test's report gets the API server's and istiod's log tails, and istiod's NACKs."""
+    """A failed test's report gets istiod's log tail and its NACKs (tests/e2e/conftest.py adds
+    the API server's)."""
     report = yield
     if not report.failed:
         return report
-    kube = getattr(item, "funcargs", {}).get("kube_cluster")
-    if isinstance(kube, cluster.KubeCluster):
-        report.sections.append(("kube-apiserver log (last 40 lines)", kube.log_tail(40)))
     started = item.config.stash.get(_ISTIOD, None)
     if started is not None:
         report.sections.append(
