@@ -78,15 +78,17 @@ def invalid(
 
 def _run(tick: Tick) -> Decision:
     status = tick.status
-    phase = status.phase
-    if phase is None or status.revision != tick.seen.revision:
+    # One read of the fields, then dict lookups: this runs on every tick (see engine/plan.py).
+    current = status.__dict__
+    phase = current["phase"]
+    if phase is None or current["revision"] != tick.seen.revision:
         return _start(tick)
     if phase is Phase.INVALID:
         # Whatever was wrong has been fixed (the observation found no problem this time).
         return _start(tick)
     if phase in TERMINAL_PHASES:
         return Decision(status=status)
-    deadline = status.deadline_at
+    deadline = current["deadline_at"]
     if deadline is not None and tick.now >= deadline:
         return _deadline_passed(tick)
     return _PHASES[phase](tick)

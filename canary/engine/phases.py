@@ -31,10 +31,12 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
     status = tick.status
     if tick.seen.traffic is None:
         return waiting(tick, "the managed route could not be read", poll=True)
+    # One read of the fields, then dict lookups: this runs on every tick (see engine/plan.py).
+    current = status.__dict__
     if not split_matches(
         tick.seen,
-        stable=status.stable_subset,
-        canary=status.canary_subset,
+        stable=current["stable_subset"],
+        canary=current["canary_subset"],
         canary_weight=canary_weight,
     ):
         drifted = _drifted(tick, canary_weight)
@@ -46,7 +48,7 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
             set_weights(status, canary_weight),
             poll=True,
         )
-    if conditions.is_true(status.conditions, conditions.DRIFTED):
+    if conditions.is_true(current["conditions"], conditions.DRIFTED):
         message = f"the route sends {100 - canary_weight}/{canary_weight} again"
         restored = conditions.with_condition(
             status.conditions,
