@@ -30,13 +30,7 @@ _CLUSTER = pytest.StashKey[cluster.KubeCluster]()
 @pytest.fixture(scope="session")
 def kube_bin_dir(pytestconfig: pytest.Config) -> Path:
     """The directory of kube-apiserver and etcd, built by tests/kubeenv/build if need be."""
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    # A cold build takes many minutes: show its progress instead of capturing it.
-    uncaptured = (
-        contextlib.nullcontext() if capture is None else capture.global_and_fixture_disabled()
-    )
-    with uncaptured:
-        return _needed(assets.kube_bin_dir)
+    return built(pytestconfig, assets.kube_bin_dir)
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +70,19 @@ def pytest_runtest_makereport(
     if report.failed and kube is not None:
         report.sections.append(("kube-apiserver log (last 40 lines)", kube.log_tail(40)))
     return report
+
+
+def built(pytestconfig: pytest.Config, get: Callable[[], Path]) -> Path:
+    """What a build script of tests/ makes (`get` runs it when nobody did), or the test errors.
+
+    A cold build takes many minutes: its progress shows instead of being captured.
+    """
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    uncaptured = (
+        contextlib.nullcontext() if capture is None else capture.global_and_fixture_disabled()
+    )
+    with uncaptured:
+        return _needed(get)
 
 
 def _needed(get: Callable[[], Path]) -> Path:

@@ -10,8 +10,9 @@ tests then error, never skip.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+
+from tests.kubeenv import assets as kube_assets
 
 BUILD_SCRIPT = Path(__file__).with_name("build")
 DIR_ENV = "CANARY_ISTIOD_DIR"
@@ -23,8 +24,8 @@ CRDS = "crd-all.gen.yaml"
 BUILD_TIMEOUT = 3600.0
 
 
-class Missing(Exception):
-    """pilot-discovery could not be built or found; the message says why."""
+# One failure type for both builds, so a fixture catches what either raises.
+Missing = kube_assets.Missing
 
 
 def istiod_dir(*, timeout: float = BUILD_TIMEOUT) -> Path:
@@ -48,23 +49,4 @@ def istiod_dir(*, timeout: float = BUILD_TIMEOUT) -> Path:
 
 
 def _build(timeout: float) -> Path:
-    try:
-        result = subprocess.run(
-            [str(BUILD_SCRIPT)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise Missing(f"{BUILD_SCRIPT} did not finish within {timeout:g} s") from exc
-    except OSError as exc:
-        raise Missing(f"cannot run {BUILD_SCRIPT}: {exc}") from exc
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise Missing(
-            f"{BUILD_SCRIPT} failed with exit code {result.returncode}; "
-            "its output (on stderr, above) says why"
-        )
-    return Path(lines[-1])
+    return kube_assets.run_build(BUILD_SCRIPT, timeout)

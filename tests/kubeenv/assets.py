@@ -61,9 +61,15 @@ def kube_bin_dir(*, timeout: float = BUILD_TIMEOUT) -> Path:
 
 
 def _build(timeout: float) -> Path:
+    return run_build(BUILD_SCRIPT, timeout)
+
+
+def run_build(script: Path, timeout: float) -> Path:
+    """Runs one of the build scripts of tests/ (their progress on our stderr); the directory it
+    prints last. The istiod tests build the same way."""
     try:
         result = subprocess.run(
-            [str(BUILD_SCRIPT)],
+            [str(script)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -71,13 +77,13 @@ def _build(timeout: float) -> Path:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise Missing(f"{BUILD_SCRIPT} did not finish within {timeout:g} s") from exc
+        raise Missing(f"{script} did not finish within {timeout:g} s") from exc
     except OSError as exc:
-        raise Missing(f"cannot run {BUILD_SCRIPT}: {exc}") from exc
+        raise Missing(f"cannot run {script}: {exc}") from exc
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
         raise Missing(
-            f"{BUILD_SCRIPT} failed with exit code {result.returncode}; "
+            f"{script} failed with exit code {result.returncode}; "
             "its output (on stderr, above) says why"
         )
     return Path(lines[-1])

@@ -11,16 +11,16 @@ When a test fails, the report carries the tail of istiod's log and what istiod s
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from canary.localmesh import procs
+from tests.e2e.conftest import built
 from tests.istiod import assets, run
 from tests.kubeenv import cluster, crds
 
@@ -29,24 +29,10 @@ REPO = Path(__file__).resolve().parents[3]
 _ISTIOD = pytest.StashKey[run.Istiod]()
 
 
-def _needed(get: Callable[[], Path]) -> Path:
-    """What `get` builds or finds; if it cannot, the test errors saying why (never skips)."""
-    try:
-        return get()
-    except assets.Missing as exc:
-        missing = str(exc)
-    pytest.fail(missing, pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def istiod_dir(pytestconfig: pytest.Config) -> Path:
     """The directory of pilot-discovery and crd-all.gen.yaml, built by tests/istiod/build."""
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    uncaptured = (
-        contextlib.nullcontext() if capture is None else capture.global_and_fixture_disabled()
-    )
-    with uncaptured:
-        return _needed(assets.istiod_dir)
+    return built(pytestconfig, assets.istiod_dir)
 
 
 @pytest.fixture(scope="session")
