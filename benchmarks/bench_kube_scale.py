@@ -44,7 +44,7 @@ from canary.adapters.kube.rest import (  # noqa: E402
 )
 from canary.demo import scenario  # noqa: E402
 from tests.e2e.kube.harness import ControllerProcess  # noqa: E402
-from tests.kubeenv import assets, cluster  # noqa: E402
+from tests.kubeenv import assets, cluster, crds  # noqa: E402
 
 RBAC = REPO / "deploy" / "rbac.yaml"
 TICK_TARGET_P99 = 0.050
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="canary-bench-scale-"))
     try:
         with cluster.start(assets.kube_bin_dir()) as kube:
-            cluster.install_crds(kube, sorted((REPO / "deploy" / "crds").glob("*.yaml")))
-            cluster.install_crds(kube, [assets.istio_crds()])
+            crds.install(kube, sorted((REPO / "deploy" / "crds").glob("*.yaml")))
+            crds.install(kube, [assets.istio_crds()])
             kube.kubectl("apply", "--filename", str(RBAC), check=True)
             cluster.poll(
                 "RBAC to let the controller list Canaries",
