@@ -82,7 +82,13 @@ class ControllerProcess:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(f"{self.identity} /readyz", self._ready, timeout=60)
+        try:
+            wait_for(f"{self.identity} /readyz", self._ready, timeout=60)
+        except BaseException:
+            # The test never gets the object to stop: a process that did not come up is
+            # stopped here, or it would outlive the run (it retries its API server for good).
+            self.stop()
+            raise
         return self
 
     def get(self, path: str) -> tuple[int, str]:
