@@ -182,6 +182,7 @@ class ClusterController:
                 # The Canary is gone: its series and its Event series go with it.
                 self.telemetry.forget(key.namespace, key.name)
                 self.events.forget(key)
+                self._checks_seen.pop(key, None)
             else:
                 self.telemetry.tick_failed(outcome, seconds)
             return

@@ -46,6 +46,7 @@ def observe(
     status: CanaryStatus,
     now: datetime,
     *,
+    route: RouteRef,
     store: Store,
     router: Router,
     provider_for: ProviderFor,
@@ -56,7 +57,7 @@ def observe(
     problems: list[str] = []
     traffic: Traffic | None = None
     try:
-        traffic = router.read(route_of(key, spec))
+        traffic = router.read(route)
     except InvalidSpec as exc:
         problems.extend(exc.problems)
     ready: bool | None = None

@@ -70,11 +70,13 @@ class Reconciler:
         if stored.spec is None:
             decision = invalid(stored.status, stored.problems, now=now)
         else:
+            route = observe.route_of(key, stored.spec)
             seen = observe.observe(
                 key,
                 stored.spec,
                 stored.status,
                 now,
+                route=route,
                 store=self.store,
                 router=self.router,
                 provider_for=self.provider_for,
@@ -82,7 +84,6 @@ class Reconciler:
                 query_set=self.query_set,
             )
             decision = decide(stored.spec, stored.status, seen, now)
-            route = observe.route_of(key, stored.spec)
         act.act(
             key,
             stored.status,

@@ -33,10 +33,10 @@ import structlog
 import urllib3
 from kubernetes import client as k8s
 
+from canary.adapters.kube.rest import FIELD_MANAGER
+
 log = structlog.get_logger("canary.lease")
 
-# Our writes name us, so a Lease's managedFields say who holds it.
-FIELD_MANAGER = "canary"
 # The client rejects a zero timeout; a leader that close to its deadline gets a last try.
 _MIN_TIMEOUT = 0.05
 

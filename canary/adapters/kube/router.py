@@ -27,6 +27,7 @@ from canary.adapters.kube.rest import (
     VIRTUAL_SERVICE,
     ApiError,
     Body,
+    Kind,
     Rest,
 )
 from canary.api import istio
@@ -96,15 +97,17 @@ class KubeRouter:
                 )
         if len(operations) == 1:
             return
-        self._patch(VIRTUAL_SERVICE.path(ref.namespace, ref.virtual_service), operations)
+        self._patch(VIRTUAL_SERVICE, ref.namespace, ref.virtual_service, operations)
 
-    def _patch(self, path: str, operations: list[dict[str, Any]]) -> None:
-        kind = VIRTUAL_SERVICE if VIRTUAL_SERVICE.plural in path else DESTINATION_RULE
+    def _patch(
+        self, kind: Kind, namespace: str, name: str, operations: list[dict[str, Any]]
+    ) -> None:
+        path = kind.path(namespace, name)
         try:
             written = self.rest.patch(path, operations, content_type=JSON_PATCH)
         except ApiError as exc:
             if exc.status == 404:
-                raise InvalidSpec(f"{kind.kind} {path.rsplit('/', 1)[-1]} not found") from exc
+                raise InvalidSpec(f"{kind.kind} {namespace}/{name} not found") from exc
             if exc.status in (409, 422):
                 # Someone changed the object between our read and our write; the watch brings
                 # their version, and the next tick works from it.
@@ -189,7 +192,7 @@ class KubeRouter:
             operations += [{"op": "add", "path": "/spec/subsets/-", "value": e} for e in entries]
         else:
             operations.append({"op": "add", "path": "/spec/subsets", "value": entries})
-        self._patch(DESTINATION_RULE.path(ref.namespace, ref.destination_rule), operations)
+        self._patch(DESTINATION_RULE, ref.namespace, ref.destination_rule, operations)
         log.info("subsets.added", subsets=[subset.name for subset in missing])
 
 

@@ -27,7 +27,7 @@ import yaml
 from canary.adapters.kube.rest import CANARY, DESTINATION_RULE, VIRTUAL_SERVICE, Rest, connect
 from canary.demo import scenario
 from canary.localmesh.mesh import LocalMesh, VersionSpec
-from tests.e2e.kube.meshfeed import MeshFeed
+from tests.e2e.kube.meshfeed import MeshFeed, first_route_split
 from tests.kubeenv.cluster import KubeCluster
 
 CANARY_BIN = Path(sys.executable).with_name("canary")
@@ -218,8 +218,7 @@ def events(kube: KubeCluster, namespace: str) -> list[dict[str, Any]]:
 
 
 def route_weights(body: dict[str, Any]) -> dict[str, int]:
-    route = body["spec"]["http"][0]["route"]
-    return {entry["destination"]["subset"]: int(entry.get("weight") or 0) for entry in route}
+    return first_route_split(body)
 
 
 @contextlib.contextmanager

@@ -14,10 +14,16 @@ import structlog
 
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import DESTINATION_RULE, VIRTUAL_SERVICE, Kind, Rest
+from canary.api import istio
 from canary.localmesh.mesh import LocalMesh
 from canary.localmesh.router import TranslationRefused
 
 log = structlog.get_logger("tests.meshfeed")
+
+
+def first_route_split(virtual_service: dict[str, Any]) -> dict[str, int]:
+    """The first http route's split, read as the routers read it."""
+    return istio.live_weights(istio.http_routes(virtual_service)[0])
 
 
 class MeshFeed:
@@ -58,10 +64,7 @@ class MeshFeed:
         if kind == VIRTUAL_SERVICE:
             body = self.cache.of(kind).get(*key)
             if body is not None:
-                split = {
-                    str(entry["destination"].get("subset")): int(entry.get("weight") or 0)
-                    for entry in body["spec"]["http"][0].get("route") or []
-                }
+                split = first_route_split(body)
                 if not self.splits or self.splits[-1] != split:
                     self.splits.append(split)
         self._dirty.set()
