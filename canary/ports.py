@@ -14,8 +14,8 @@ from typing import Protocol
 from canary.api.metric_template import MetricTemplate
 from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
-from canary.engine.actions import Notify, SetWeights
-from canary.engine.observation import Measurement, Traffic
+from canary.engine.actions import InjectFault, Notify, SetWeights
+from canary.engine.observation import ActiveFault, Measurement, Traffic
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -78,11 +78,34 @@ class Store(Protocol):
 
 
 class Router(Protocol):
-    """Reads and sets the split of a managed route; says when the data plane serves it."""
+    """Reads and sets the split of a managed route; says when the data plane serves it.
+
+    It also puts faults on the server side of the canary subset's workloads and takes them off
+    again: a fault on the client-side route would be answered by the caller's own proxy and
+    never reach its outlier detection.
+    """
 
     def read(self, ref: RouteRef) -> Traffic: ...
 
     def set_weights(self, ref: RouteRef, weights: SetWeights) -> None: ...
+
+    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
+        """Put `fault` in front of the `fault.subset` workloads of ref's host, replacing any
+        fault already there; only a subset of ref's DestinationRule can be targeted."""
+        ...
+
+    def clear_faults(self, ref: RouteRef) -> None:
+        """Remove every fault injected for ref's host; a no-op when there is none."""
+        ...
+
+    def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
+        """The faults injected for ref's host, as they stand now."""
+        ...
+
+    def sweep_faults(self, now: datetime) -> tuple[str, ...]:
+        """Remove every injected fault whose expiry has passed, whichever Canary put it there
+        (it may be gone); says what was removed. A starting controller runs this first."""
+        ...
 
 
 class MetricsProvider(Protocol):
@@ -112,9 +135,33 @@ class FakeRouter:
     weights: dict[RouteRef, dict[str, int]] = field(default_factory=dict)
     applied: bool = True
     writes: list[tuple[RouteRef, SetWeights]] = field(default_factory=list)
+    faults_in_place: dict[RouteRef, ActiveFault] = field(default_factory=dict)
+    fault_writes: list[tuple[RouteRef, InjectFault | None]] = field(default_factory=list)
 
     def read(self, ref: RouteRef) -> Traffic:
         return Traffic(weights=dict(self.weights.get(ref, {})), applied=self.applied)
+
+    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
+        self.fault_writes.append((ref, fault))
+        self.faults_in_place[ref] = ActiveFault(fault.experiment, fault.subset, fault.expires_at)
+
+    def clear_faults(self, ref: RouteRef) -> None:
+        self.fault_writes.append((ref, None))
+        self.faults_in_place.pop(ref, None)
+
+    def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
+        found = self.faults_in_place.get(ref)
+        return () if found is None else (found,)
+
+    def sweep_faults(self, now: datetime) -> tuple[str, ...]:
+        expired = [
+            ref
+            for ref, fault in self.faults_in_place.items()
+            if fault.expires_at is None or fault.expires_at <= now
+        ]
+        for ref in expired:
+            self.clear_faults(ref)
+        return tuple(f"{ref.namespace}/{ref.host}" for ref in expired)
 
     def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
         self.writes.append((ref, weights))

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from canary.api import durations
 from canary.api.base import Duration, Model
+from canary.api.chaos import Experiment
 from canary.api.metrics import MetricCheck
 
 SUBSET_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -203,6 +204,11 @@ class CanarySpec(Model):
         "route sends the step's weights again. Either way an Event names the other writer and "
         "the step's clock starts over.",
     )
+    chaos: list[Experiment] = Field(
+        default_factory=list,
+        description="Fault experiments on the canary: each runs at one step, before it "
+        "advances, and proves that the callers' outlier detection and circuit breakers hold.",
+    )
     progress_deadline: Duration = Field(
         default="10m",
         description="How long any phase may wait beyond its own work (a target not ready, "
@@ -216,7 +222,36 @@ class CanarySpec(Model):
                 f"canary.subset: {self.canary.subset!r} is also the stable subset; "
                 "traffic must move between two different subsets"
             )
+        self._check_chaos()
         return self
+
+    def _check_chaos(self) -> None:
+        weights = self.analysis.weights
+        interval = self.analysis.interval_seconds
+        names = [experiment.name for experiment in self.chaos]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"chaos: duplicate name(s) {', '.join(duplicates)}")
+        for index, experiment in enumerate(self.chaos):
+            where = f"chaos[{index}]"
+            subset = experiment.subset
+            if subset is not None and subset != self.canary.subset:
+                whose = "the stable subset" if subset == self.stable.subset else "not the canary"
+                raise ValueError(
+                    f"{where}.subset: {subset!r} is {whose}; an experiment only targets the "
+                    f"canary subset ({self.canary.subset!r})"
+                )
+            if experiment.at_weight not in weights:
+                raise ValueError(
+                    f"{where}.atWeight: {experiment.at_weight} is not a step weight; the steps "
+                    f"are {', '.join(map(str, weights))}"
+                )
+            if experiment.duration_seconds > interval:
+                raise ValueError(
+                    f"{where}.duration: {experiment.duration} is longer than a step "
+                    f"(analysis.interval {self.analysis.interval}); a fault must not hold the "
+                    "canary at risk longer than a step"
+                )
 
     @property
     def progress_deadline_seconds(self) -> float:

@@ -82,6 +82,44 @@ class CheckResult(Model):
     at: datetime = Field(description="When it was measured.")
 
 
+class ChaosPhase(StrEnum):
+    RUNNING = "Running"
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+class ChaosResult(Model):
+    """One fault experiment of this rollout: what was injected, what the callers saw, verdict."""
+
+    name: str = Field(description="The experiment's name.")
+    phase: ChaosPhase = Field(description="Running, Passed or Failed.")
+    subset: str = Field(description="The subset the fault went to (always the canary).")
+    fault: str = Field(description="What was injected, e.g. abort 503 to 50%.")
+    expect: str = Field(description="What had to hold.")
+    revision: str = Field(description="The revision it tested.")
+    weight: int = Field(description="The canary weight of the step it ran at.")
+    started_at: datetime = Field(description="When the fault was injected.")
+    expires_at: datetime = Field(description="When the fault is removed, whatever happens.")
+    ended_at: datetime | None = Field(default=None, description="When the fault was cleared.")
+    judged_at: datetime | None = Field(default=None, description="When the verdict was made.")
+    requests: float | None = Field(
+        default=None, description="Requests the callers sent to the canary during the fault."
+    )
+    errors: float | None = Field(
+        default=None, description="Of those, answered 5xx (as the callers saw them)."
+    )
+    ejections: float | None = Field(
+        default=None, description="Canary hosts ejected by the callers' outlier detection."
+    )
+    overflow: float | None = Field(
+        default=None, description="Requests the callers' circuit breaker shed (pending overflow)."
+    )
+    success_rate: float | None = Field(
+        default=None, description="The callers' success rate over every subset, in percent."
+    )
+    message: str = Field(default="", description="Why it passed or failed.")
+
+
 class CanaryStatus(Model):
     phase: Phase | None = Field(default=None, description="Where the rollout is.")
     message: str = Field(default="", description="What the phase is waiting for, or why it ended.")
@@ -118,4 +156,7 @@ class CanaryStatus(Model):
     )
     history: tuple[CheckResult, ...] = Field(
         default=(), description=f"The last {HISTORY_LIMIT} judged measurements, oldest first."
+    )
+    chaos: tuple[ChaosResult, ...] = Field(
+        default=(), description="The fault experiments of this rollout, in the order they ran."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from canary.api.spec import Webhook
 from canary.api.status import CanaryStatus
@@ -38,7 +39,46 @@ class CallWebhook:
     outcome: str
 
 
-Action = SetWeights | Notify | CallWebhook
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A fault for the canary's server side, in the router's terms (seconds, percentages)."""
+
+    abort_status: int | None = None
+    abort_percent: float = 0.0
+    delay_seconds: float | None = None
+    delay_percent: float = 0.0
+
+    def describe(self) -> str:
+        parts = []
+        if self.abort_status is not None:
+            parts.append(f"abort {self.abort_status} to {self.abort_percent:g}%")
+        if self.delay_seconds is not None:
+            parts.append(f"delay {self.delay_seconds:g}s to {self.delay_percent:g}%")
+        return ", ".join(parts) or "no fault"
+
+
+@dataclass(frozen=True, slots=True)
+class InjectFault:
+    """Make the canary subset's own proxies answer with `fault` until `expires_at`.
+
+    The expiry travels with the fault (in the object or file that holds it), so a controller that
+    starts after it passed removes the fault without knowing which Canary put it there.
+    """
+
+    experiment: str
+    subset: str
+    fault: Fault
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClearFaults:
+    """Remove every fault this controller injected for the Canary's service."""
+
+    why: str
+
+
+Action = SetWeights | Notify | CallWebhook | InjectFault | ClearFaults
 
 
 # Not frozen, unlike the actions: one is built (sometimes two) on every tick of every Canary, and

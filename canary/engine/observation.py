@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from canary.api.status import MeasurementKind
 
@@ -61,6 +62,27 @@ class GateResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveFault:
+    """A fault the router found in place for the Canary's service."""
+
+    experiment: str
+    subset: str
+    # None when the holder of the fault carries no readable expiry: treated as expired.
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosReading:
+    """What the callers saw during one experiment's fault window, each value or why not."""
+
+    requests: Measurement
+    errors: Measurement
+    ejections: Measurement
+    overflow: Measurement
+    success_rate: Measurement
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     # The revision of what is being rolled out (see revision.of): a measurement counts only for
     # the revision it judged.
@@ -71,6 +93,10 @@ class Observation:
     target_ready: bool | None = None
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     gates: Mapping[str, GateResult] = field(default_factory=dict)
+    # The faults in place for the Canary's service; None when they could not be read.
+    faults: tuple[ActiveFault, ...] | None = ()
+    # The callers' view of a finished experiment's window, by experiment name, when one is due.
+    chaos: Mapping[str, ChaosReading] = field(default_factory=dict)
     # Cross-object problems found while observing (a missing VirtualService, a route name that
     # does not exist): each makes the Canary Invalid until it is fixed.
     problems: tuple[str, ...] = ()
