@@ -84,3 +84,69 @@ QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
         ),
     },
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosQueries:
+    """What a chaos verdict reads, at the callers, over the fault window.
+
+    Each is a template with `namespace`, `service`, `subset`, `version`, `window` (e.g. `20s`)
+    and `at` (the window's end, Unix seconds, for PromQL's `@`): the verdict is read a little
+    after the fault ended, and must see the fault's window, not the recovery after it.
+    """
+
+    requests: str
+    errors: str
+    ejections: str
+    overflow: str
+    success_rate: str
+
+
+def _window(expression: str) -> str:
+    return f"sum(increase({expression}[{{{{ window }}}}] @ {{{{ at }}}}))"
+
+
+# The callers' view in a cluster: Istio's standard metric as the source reports it (after its
+# retries), and the callers' Envoy cluster stats, which Istio names `cluster_name`. Istio exports
+# those two Envoy stats only when the mesh's proxyStatsMatcher includes them.
+_ISTIO_SOURCE = (
+    'reporter="source",destination_workload_namespace="{{ namespace }}",'
+    'destination_service_name="{{ service }}"'
+)
+_ISTIO_CANARY = f'{_ISTIO_SOURCE},destination_version="{{{{ version }}}}"'
+_ISTIO_CLUSTER = 'cluster_name=~"outbound[|][0-9]+[|]{{ subset }}[|]{{ service }}([.].*)?"'
+_NOT_5XX = 'envoy_response_code_class!="5"'
+_ENVOY_ALL = 'envoy_cluster_name=~"outbound[|][0-9]+[|][^|]*[|]{{ service }}([.].*)?"'
+
+CHAOS: dict[QuerySet, ChaosQueries] = {
+    QuerySet.ISTIO: ChaosQueries(
+        requests=_window(f"istio_requests_total{{{_ISTIO_CANARY}}}"),
+        errors=_window(f'istio_requests_total{{{_ISTIO_CANARY},response_code=~"5.."}}'),
+        ejections=_window(
+            f"envoy_cluster_outlier_detection_ejections_enforced_total{{{_ISTIO_CLUSTER}}}"
+        ),
+        overflow=_window(f"envoy_cluster_upstream_rq_pending_overflow{{{_ISTIO_CLUSTER}}}"),
+        success_rate=(
+            "100 * "
+            + _window(f'istio_requests_total{{{_ISTIO_SOURCE},response_code!~"5.."}}')
+            + " / "
+            + _window(f"istio_requests_total{{{_ISTIO_SOURCE}}}")
+        ),
+    ),
+    QuerySet.ENVOY: ChaosQueries(
+        requests=_window(f"envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR}}}"),
+        errors=_window(
+            f'envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR},envoy_response_code_class="5"}}'
+        ),
+        ejections=_window(
+            f"envoy_cluster_outlier_detection_ejections_enforced_total{{{_ENVOY_SELECTOR}}}"
+        ),
+        overflow=_window(f"envoy_cluster_upstream_rq_pending_overflow{{{_ENVOY_SELECTOR}}}"),
+        success_rate=(
+            "100 * "
+            + _window(f"envoy_cluster_upstream_rq_xx{{{_ENVOY_ALL},{_NOT_5XX}}}")
+            + " / "
+            + _window(f"envoy_cluster_upstream_rq_xx{{{_ENVOY_ALL}}}")
+        ),
+    ),
+}

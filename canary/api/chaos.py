@@ -80,9 +80,7 @@ class Expect(Model):
     @model_validator(mode="after")
     def _something(self) -> Self:
         if not self.ejection and self.success_rate is None and not self.overflow:
-            raise ValueError(
-                "expect: nothing to check; set ejection, successRate and/or overflow"
-            )
+            raise ValueError("expect: nothing to check; set ejection, successRate and/or overflow")
         return self
 
     def describe(self) -> str:

@@ -13,7 +13,14 @@ from collections.abc import Callable
 import structlog
 
 from canary.api.status import CanaryStatus
-from canary.engine.actions import CallWebhook, Decision, Notify, SetWeights
+from canary.engine.actions import (
+    CallWebhook,
+    ClearFaults,
+    Decision,
+    InjectFault,
+    Notify,
+    SetWeights,
+)
 from canary.errors import CanaryError
 from canary.ports import CanaryKey, Notifier, Router, RouteRef, Store
 
@@ -54,11 +61,34 @@ def act(
                 )
         elif isinstance(action, Notify):
             _notify(notifier, key, action)
+        elif isinstance(action, InjectFault | ClearFaults):
+            if route is not None:
+                _fault(router, route, action)
         else:
             try:
                 call_hook(key, action)
             except CanaryError as exc:
                 log.warning("webhook.failed", webhook=action.hook.name, error=str(exc))
+
+
+def _fault(router: Router, route: RouteRef, action: InjectFault | ClearFaults) -> None:
+    # A failed write is retried by the next tick: the engine compares the faults it reads with
+    # the experiment it runs, as it does with weights.
+    try:
+        if isinstance(action, InjectFault):
+            router.inject(route, action)
+            log.info(
+                "fault.injected",
+                experiment=action.experiment,
+                subset=action.subset,
+                fault=action.fault.describe(),
+                expires_at=action.expires_at.isoformat(),
+            )
+        else:
+            router.clear_faults(route)
+            log.info("fault.cleared", why=action.why)
+    except CanaryError as exc:
+        log.warning("fault.failed", action=type(action).__name__, error=str(exc))
 
 
 def _notify(notifier: Notifier, key: CanaryKey, notice: Notify) -> None:

@@ -14,11 +14,18 @@ from datetime import datetime
 from canary.api import builtins
 from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus
-from canary.controller import queries
+from canary.controller import chaos_probe, queries
 from canary.engine import revision
-from canary.engine.observation import GateResult, Measurement, Observation, Traffic
+from canary.engine.observation import (
+    ActiveFault,
+    ChaosReading,
+    GateResult,
+    Measurement,
+    Observation,
+    Traffic,
+)
 from canary.engine.wanted import wanted
-from canary.errors import InvalidSpec
+from canary.errors import CanaryError, InvalidSpec
 from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store, SubsetRef
 
 # A provider per address: the controller's own Prometheus for built-ins, a template's otherwise.
@@ -60,6 +67,9 @@ def observe(
         traffic = router.read(route)
     except InvalidSpec as exc:
         problems.extend(exc.problems)
+    faults: tuple[ActiveFault, ...] | None = ()
+    if spec.chaos or status.chaos:
+        faults = _faults(router, route)
     ready: bool | None = None
     if spec.canary.target_ref is not None:
         try:
@@ -79,11 +89,27 @@ def observe(
             resolved.query, requests_query=resolved.requests_query
         )
     gates = {hook.name: call_gate(key, hook, str(status.phase or "")) for hook in due.webhooks}
+    chaos: dict[str, ChaosReading] = {}
+    for window in due.chaos:
+        chaos[window.name] = chaos_probe.read(
+            key, spec, window, provider=provider_for(None), query_set=query_set
+        )
     return Observation(
         revision=revision.of(spec),
         traffic=traffic,
         target_ready=ready,
         measurements=measurements,
         gates=gates,
+        faults=faults,
+        chaos=chaos,
         problems=tuple(problems),
     )
+
+
+def _faults(router: Router, route: RouteRef) -> tuple[ActiveFault, ...] | None:
+    # Unknown rather than none: the engine then clears blindly where it must (a rollback) and
+    # never takes a missing answer for "no fault in place".
+    try:
+        return router.faults(route)
+    except CanaryError:
+        return None

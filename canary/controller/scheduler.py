@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from canary.controller.reconcile import Reconciler
 from canary.engine import revision
+from canary.errors import CanaryError
 from canary.ports import CanaryKey, StoredCanary
 
 log = structlog.get_logger("canary.scheduler")
@@ -53,11 +54,27 @@ class Controller:
         )
 
     def start(self) -> None:
+        self.sweep_faults()
         self.scheduler.add_job(
             self.sync, "interval", seconds=self.resync, id="sync", next_run_time=_now()
         )
         self.scheduler.start()
         log.info("controller.started", resync=self.resync)
+
+    def sweep_faults(self) -> None:
+        """Removes every expired fault before the first tick, whichever Canary left it.
+
+        A controller that died during an experiment left its fault in place; the Canary may be
+        gone since, so no tick would ever clear it. One that failed to go is logged, and a
+        Canary whose status still holds the experiment clears it on its own first tick.
+        """
+        try:
+            cleared = self.reconciler.router.sweep_faults(self.reconciler.clock.now())
+        except CanaryError as exc:
+            log.warning("faults.sweep_failed", error=str(exc))
+            return
+        for fault in cleared:
+            log.warning("fault.expired_cleared", fault=fault)
 
     def stop(self) -> None:
         if self.scheduler.running:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import conditions, phases, plan, records
+from canary.engine import chaos, conditions, phases, plan, records
 from canary.engine.actions import Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
@@ -33,6 +33,15 @@ def decide(
     spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
 ) -> Decision:
     tick = Tick(spec, status, observation, now, plan.of(spec))
+    decision = _decided(tick)
+    if observation.faults != ():
+        # Any fault in place that no running experiment accounts for goes first of all.
+        decision = chaos.clear_strays(tick, decision)
+    return decision
+
+
+def _decided(tick: Tick) -> Decision:
+    status, observation, now = tick.status, tick.seen, tick.now
     if observation.problems:
         return invalid(status, observation.problems, now=now, revision=observation.revision)
     if tick.plan.suspend:
@@ -123,6 +132,7 @@ def _start(tick: Tick) -> Decision:
         step_started_at=None,
         last_check_at=None,
         checks=(),
+        chaos=(),
     )
     following = phases.initializing(tick.with_status(started.status))
     return Decision(following.status, (*started.actions, *following.actions), following.wake_after)
@@ -162,7 +172,13 @@ def _suspended(tick: Tick) -> Decision:
         message="spec.suspend is set: no weight change and no check until it is lifted",
         now=tick.now,
     )
-    status = records.evolve(status, {"suspended_at": tick.now, "conditions": frozen})
+    updates: dict[str, object] = {"suspended_at": tick.now, "conditions": frozen}
+    experiment = chaos.running(status.chaos, status.revision)
+    if experiment is not None:
+        # Forgotten, so it runs again in full after the suspension; its fault, no longer
+        # accounted for, is cleared at once.
+        updates["chaos"] = tuple(result for result in status.chaos if result is not experiment)
+    status = records.evolve(status, updates)
     return Decision(status=status, actions=(Notify("Suspended", "the rollout is suspended"),))
 
 

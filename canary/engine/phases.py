@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from canary.api.status import Phase
-from canary.engine import checks, conditions, records
-from canary.engine.actions import CallWebhook, Decision, Notify
+from canary.api.status import ChaosPhase, ChaosResult, Phase
+from canary.engine import chaos, checks, conditions, records
+from canary.engine.actions import Action, CallWebhook, ClearFaults, Decision, Notify
 from canary.engine.tick import (
     PROPAGATION_POLL,
     Tick,
@@ -216,6 +216,10 @@ def progressing(tick: Tick) -> Decision:
             },
         )
         return Decision(status=started)
+    if status.chaos:
+        experiment = chaos.running(status.chaos, status.revision)
+        if experiment is not None:
+            return _chaos_held(tick, experiment)
     if tick.seen.measurements and _came_back(tick, step_started_at):
         # Nobody could have seen data while the controller was away (and the data plane may be
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
@@ -234,6 +238,27 @@ def progressing(tick: Tick) -> Decision:
     return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
 
 
+def _chaos_held(tick: Tick, experiment: ChaosResult) -> Decision:
+    decision = chaos.hold(tick, experiment)
+    ended = chaos.running(decision.status.chaos, decision.status.revision) is None
+    if not ended:
+        return decision
+    failed = any(
+        result.name == experiment.name
+        and result.revision == experiment.revision
+        and result.phase is ChaosPhase.FAILED
+        for result in decision.status.chaos
+    )
+    if failed and chaos.failed_and_fatal(tick, experiment.name):
+        notices = tuple(a for a in decision.actions if isinstance(a, Notify))
+        return _roll_back(
+            tick.with_status(decision.status),
+            f"chaos experiment {experiment.name} failed",
+            notices,
+        )
+    return decision
+
+
 def _came_back(tick: Tick, step_started_at: datetime) -> bool:
     last_check_at = tick.status.last_check_at
     last = step_started_at
@@ -250,6 +275,16 @@ def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> 
     if not checks.step_passed(tick, checked):
         message = f"step {status.step + 1}: waiting for every check to pass"
         return waiting(tick, message, judged=judged)
+    if plan.chaos:
+        experiment = chaos.pending(tick)
+        if experiment is not None:
+            return chaos.start(tick, experiment, judged)
+        quiet = chaos.quiet_until(plan, status)
+        if quiet is not None and tick.now < quiet:
+            left = (quiet - tick.now).total_seconds()
+            message = f"step {status.step + 1}: letting the fault leave the metric windows"
+            decision = waiting(tick, message, judged=judged)
+            return Decision(decision.status, wake_after=left)
     step = status.step
     if step + 1 < len(plan.weights):
         return _start_step(tick, step + 1, judged)
@@ -294,12 +329,20 @@ def _roll_back(
     notices: tuple[Notify, ...] = (),
     judged: Mapping[str, Any] | None = None,
 ) -> Decision:
+    stopped = chaos.interrupted(tick, f"rolled back: {why}")
+    if stopped:
+        judged = {**(judged or {}), **stopped}
+    # Every fault goes before the weights move: a rollback must not leave the canary failing
+    # on purpose, whether or not this controller remembers injecting it.
+    clear: tuple[Action, ...] = ()
+    if stopped or tick.seen.faults or tick.seen.faults is None:
+        clear = (ClearFaults("rolling back"),)
     decision = enter(
         tick,
         Phase.ROLLING_BACK,
         reason="RollingBack",
         message=f"{why}: sending 100% back to {tick.status.stable_subset}",
-        actions=(set_weights(tick.status, 0),),
+        actions=(*clear, set_weights(tick.status, 0)),
         deadline="fail",
         warning=True,
         judged=judged,

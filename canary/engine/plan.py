@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canary.api import durations
+from canary.api.chaos import Experiment
 from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec, Webhook, WebhookType
 from canary.engine import judge
@@ -37,6 +39,9 @@ class Plan:
     post_rollout: tuple[Webhook, ...]
     # The names whose latest result must be a pass for a step to pass.
     required: tuple[str, ...]
+    chaos: tuple[Experiment, ...]
+    # Seconds: the longest metric query window; a fault keeps a step's checks off this long.
+    longest_window: float
 
 
 # Keyed by id(spec), holding the spec itself so the id cannot be reused while the entry lives.
@@ -82,4 +87,8 @@ def _made(spec: CanarySpec) -> Plan:
         post_rollout=hooks(WebhookType.POST_ROLLOUT),
         required=tuple(rule.name for rule in rules if rule.enforced)
         + tuple(hook.name for hook in rollout),
+        chaos=tuple(spec.chaos),
+        longest_window=max(
+            (durations.seconds(metric.interval) for metric in analysis.metrics), default=0.0
+        ),
     )

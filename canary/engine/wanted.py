@@ -8,19 +8,30 @@ interval has passed since the last check, gates when their phase waits on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus, Phase
-from canary.engine import plan
+from canary.engine import chaos, plan
 from canary.engine.tick import elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosWindow:
+    """An experiment's fault window, whose callers' view the verdict needs."""
+
+    name: str
+    subset: str
+    start: datetime
+    end: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
     metrics: tuple[MetricCheck, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
+    chaos: tuple[ChaosWindow, ...] = ()
 
 
 NOTHING = Wanted()
@@ -36,6 +47,19 @@ def wanted(spec: CanarySpec, status: CanaryStatus, now: datetime) -> Wanted:
     started = status.step_started_at
     if phase is not Phase.PROGRESSING or started is None:
         return NOTHING
+    if status.chaos:
+        experiment = chaos.running(status.chaos, status.revision)
+        if experiment is not None:
+            ended = experiment.ended_at
+            if ended is None or now < ended + timedelta(seconds=chaos.SETTLE):
+                return NOTHING
+            window = ChaosWindow(experiment.name, experiment.subset, experiment.started_at, ended)
+            return Wanted(chaos=(window,))
+        quiet = chaos.quiet_until(made, status)
+        if quiet is not None and now < quiet:
+            # The fault's failures are still inside the metric windows: judging them now would
+            # fail the canary for what the experiment did to it.
+            return NOTHING
     # A check made during the previous step says nothing about this one.
     last = started
     checked = status.last_check_at

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -90,6 +90,9 @@ class LocalMesh:
         self.prometheus: prometheus.PrometheusHandle | None = None
         self.load: loadgen.LoadGenerator | None = None
         self._pilot: pilot.Pilot | None = None
+        # What each inbound Envoy's route file holds: its fault (None: none) and file version.
+        self._faults: dict[str, dict[str, Any] | None] = {}
+        self._fault_versions: dict[str, int] = {}
 
     # --- what the demo and the router use
 
@@ -119,6 +122,34 @@ class LocalMesh:
     def applied_version(self) -> int | None:
         """The config version the client-side Envoy has accepted, None before any."""
         return self._started(self._pilot).applied_version(self.admin_url)
+
+    def set_faults(self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any]]]) -> None:
+        """Each instance's inbound Envoy serves the first planned fault whose host is this
+        service and whose labels the instance has, or none; only changed files are written."""
+        for instance in self.instances:
+            labels = {"app": self.service, "version": instance.version}
+            config = next(
+                (
+                    fault
+                    for host, selector, fault in planned
+                    if host.split(".")[0] == self.service
+                    and all(labels.get(key) == value for key, value in selector.items())
+                ),
+                None,
+            )
+            if self._faults.get(instance.name) == config:
+                continue
+            self._fault_versions[instance.name] = self._fault_versions.get(instance.name, 1) + 1
+            envoy.write_xds(
+                instance.route_file,
+                [envoy.inbound_route_config(app_cluster=f"app_{instance.name}", fault=config)],
+                version=self._fault_versions[instance.name],
+            )
+            self._faults[instance.name] = config
+
+    def faulted(self) -> dict[str, dict[str, Any] | None]:
+        """The fault each instance's inbound Envoy was last given, by instance name."""
+        return dict(self._faults)
 
     def pids(self) -> list[int]:
         return [process.pid for process in self.supervisor.processes]

@@ -9,15 +9,20 @@ before the store is touched, so no half-applied change exists anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from canary.api import istio
-from canary.engine.actions import SetWeights
-from canary.engine.observation import Traffic
+from canary.engine.actions import InjectFault, SetWeights
+from canary.engine.observation import ActiveFault, Traffic
 from canary.errors import InvalidSpec
+from canary.localmesh import faults
 from canary.localmesh.store import LocalStore
 from canary.ports import RouteRef
+
+# (host, subset labels, HTTPFault config): what the data plane's inbound proxies should serve.
+PlannedFault = tuple[str, Mapping[str, str], dict[str, Any]]
 
 
 class DataPlane(Protocol):
@@ -28,6 +33,10 @@ class DataPlane(Protocol):
     ) -> int: ...
 
     def applied_version(self) -> int | None: ...
+
+    def set_faults(self, planned: Sequence[PlannedFault]) -> None:
+        """Make the inbound proxies serve exactly these faults (none where none is planned)."""
+        ...
 
 
 class TranslationRefused(Exception):
@@ -77,6 +86,66 @@ class LocalRouter:
         self.store.put(updated)
         self._published_from = self._fingerprint()
 
+    # Faults: a record per host in the store, served by the plane's inbound proxies.
+
+    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
+        labels = self._subset_labels(ref, fault.subset)
+        record = faults.LocalFault(
+            namespace=ref.namespace,
+            host=ref.host,
+            experiment=fault.experiment,
+            subset=fault.subset,
+            labels=labels,
+            expires_at=fault.expires_at,
+            config=faults.http_fault(fault.fault),
+        )
+        self.store.put(record.body(_fault_name(ref)))
+        self._serve_faults()
+
+    def clear_faults(self, ref: RouteRef) -> None:
+        self.store.delete(faults.KIND, ref.namespace, _fault_name(ref))
+        self._serve_faults()
+
+    def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
+        # Served again on every read, so a plane that restarted (a new demo process on the same
+        # state directory) gets the faults the records still hold.
+        self._serve_faults()
+        body = self.store.get(faults.KIND, ref.namespace, _fault_name(ref))
+        if body is None:
+            return ()
+        record = faults.LocalFault.of(body)
+        return (ActiveFault(record.experiment, record.subset, record.expires_at),)
+
+    def sweep_faults(self, now: datetime) -> tuple[str, ...]:
+        cleared = []
+        for body in self.store.objects(faults.KIND):
+            record = faults.LocalFault.of(body)
+            if record.expires_at is None or record.expires_at <= now:
+                meta = body.get("metadata") or {}
+                self.store.delete(faults.KIND, record.namespace, str(meta.get("name", "")))
+                cleared.append(f"{record.namespace}/{record.host}: {record.experiment}")
+        self._serve_faults()
+        return tuple(cleared)
+
+    def _serve_faults(self) -> None:
+        records = [faults.LocalFault.of(body) for body in self.store.objects(faults.KIND)]
+        self.plane.set_faults([(record.host, record.labels, record.config) for record in records])
+
+    def _subset_labels(self, ref: RouteRef, subset: str) -> dict[str, str]:
+        if ref.subsets and subset == ref.subsets[0].name:
+            raise InvalidSpec(
+                f"chaos: {subset} is the stable subset; a fault only goes to the canary"
+            )
+        name = ref.destination_rule or ref.host
+        rule = self.store.get("DestinationRule", ref.namespace, name)
+        for entry in ((rule or {}).get("spec") or {}).get("subsets") or []:
+            if entry.get("name") == subset and entry.get("labels"):
+                return {str(k): str(v) for k, v in entry["labels"].items()}
+        raise InvalidSpec(
+            f"chaos: DestinationRule {ref.namespace}/{name} has no subset {subset} with labels, "
+            "so the canary's workloads cannot be told apart"
+        )
+
     def _virtual_service(self, ref: RouteRef) -> dict[str, Any]:
         found = self.store.get("VirtualService", ref.namespace, ref.virtual_service)
         if found is None:
@@ -116,6 +185,10 @@ class LocalRouter:
             for kind in ("VirtualService", "DestinationRule")
             for body in self.store.objects(kind)
         )
+
+
+def _fault_name(ref: RouteRef) -> str:
+    return ref.destination_rule or ref.host
 
 
 def _name(body: dict[str, Any]) -> tuple[str, str]:

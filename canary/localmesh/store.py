@@ -63,6 +63,16 @@ class LocalStore:
             _write_json(self._object_path(kind, namespace, name), stored)
             return stored
 
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Removes an object; False when there was none."""
+        with self._lock:
+            path = self._object_path(kind, namespace, name)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         return _read_json(self._object_path(kind, namespace, name))
 

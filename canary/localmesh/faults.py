@@ -1,0 +1,91 @@
+"""Faults on the local mesh: kept in the state directory with their expiry, served by the
+inbound Envoys of the targeted subset's instances.
+
+This is the local counterpart of the EnvoyFilter a cluster gets: the record says which host,
+which subset (by its DestinationRule labels), what fault and until when, so a demo restarted
+with the same --state-dir knows what an earlier process injected and clears it once expired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from canary.engine.actions import Fault
+
+KIND = "Fault"
+JSON = dict[str, Any]
+
+# Envoy's FractionalPercent denominators, finest last: a percentage is written with the
+# coarsest one that holds it exactly (0.5% needs TEN_THOUSAND, 0.001% MILLION).
+_DENOMINATORS = (("HUNDRED", 1), ("TEN_THOUSAND", 100), ("MILLION", 10_000))
+
+
+def fractional(percent: float) -> JSON:
+    for name, scale in _DENOMINATORS:
+        scaled = percent * scale
+        if abs(scaled - round(scaled)) < 1e-9:
+            return {"numerator": round(scaled), "denominator": name}
+    return {"numerator": round(percent * 10_000), "denominator": "MILLION"}
+
+
+def http_fault(fault: Fault) -> JSON:
+    """The fault as Envoy's HTTPFault filter config (extensions.filters.http.fault.v3)."""
+    config: JSON = {}
+    if fault.abort_status is not None:
+        config["abort"] = {
+            "http_status": fault.abort_status,
+            "percentage": fractional(fault.abort_percent),
+        }
+    if fault.delay_seconds is not None:
+        config["delay"] = {
+            "fixed_delay": f"{fault.delay_seconds:.3f}s",
+            "percentage": fractional(fault.delay_percent),
+        }
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFault:
+    namespace: str
+    host: str
+    experiment: str
+    subset: str
+    labels: Mapping[str, str]
+    expires_at: datetime | None
+    config: JSON
+
+    def body(self, name: str) -> JSON:
+        return {
+            "apiVersion": "canary.dev/local",
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "host": self.host,
+                "experiment": self.experiment,
+                "subset": self.subset,
+                "labels": dict(self.labels),
+                "expiresAt": None if self.expires_at is None else self.expires_at.isoformat(),
+                "fault": self.config,
+            },
+        }
+
+    @classmethod
+    def of(cls, body: JSON) -> LocalFault:
+        spec = body.get("spec") or {}
+        expires = spec.get("expiresAt")
+        try:
+            expires_at = datetime.fromisoformat(expires) if isinstance(expires, str) else None
+        except ValueError:
+            expires_at = None
+        return cls(
+            namespace=(body.get("metadata") or {}).get("namespace") or "default",
+            host=str(spec.get("host", "")),
+            experiment=str(spec.get("experiment", "")),
+            subset=str(spec.get("subset", "")),
+            labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
+            expires_at=expires_at,
+            config=dict(spec.get("fault") or {}),
+        )
