@@ -20,6 +20,8 @@ CONTROLLER_RULES = {
     ("canary.dev", "metrictemplates"): {"get", "list", "watch"},
     ("networking.istio.io", "virtualservices"): {"get", "list", "watch", "patch"},
     ("networking.istio.io", "destinationrules"): {"get", "list", "watch", "patch"},
+    # The fault experiments' own EnvoyFilters: the only deletable resource.
+    ("networking.istio.io", "envoyfilters"): {"get", "list", "watch", "create", "update", "delete"},
     ("apps", "deployments"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},

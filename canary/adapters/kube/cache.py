@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from canary.adapters.kube.informer import Informer, Listener
 from canary.adapters.kube.rest import (
     CANARY,
     DEPLOYMENT,
     DESTINATION_RULE,
+    ENVOY_FILTER,
+    FAULT_SELECTOR,
     METRIC_TEMPLATE,
     VIRTUAL_SERVICE,
     Kind,
     Rest,
 )
 
-CONTROLLER_KINDS = (CANARY, METRIC_TEMPLATE, VIRTUAL_SERVICE, DESTINATION_RULE, DEPLOYMENT)
+CONTROLLER_KINDS = (
+    CANARY,
+    METRIC_TEMPLATE,
+    VIRTUAL_SERVICE,
+    DESTINATION_RULE,
+    DEPLOYMENT,
+    ENVOY_FILTER,
+)
+# A mesh holds many EnvoyFilters of its own; the controller caches only the faults it injected.
+CONTROLLER_SELECTORS: Mapping[Kind, str] = {ENVOY_FILTER: FAULT_SELECTOR}
 
 
 class ClusterCache:
-    def __init__(self, rest: Rest, kinds: tuple[Kind, ...] = CONTROLLER_KINDS) -> None:
+    def __init__(
+        self,
+        rest: Rest,
+        kinds: tuple[Kind, ...] = CONTROLLER_KINDS,
+        *,
+        selectors: Mapping[Kind, str] = CONTROLLER_SELECTORS,
+    ) -> None:
         self.rest = rest
-        self.informers = {kind: Informer(rest, kind) for kind in kinds}
+        self.informers = {
+            kind: Informer(rest, kind, label_selector=selectors.get(kind)) for kind in kinds
+        }
 
     def of(self, kind: Kind) -> Informer:
         return self.informers[kind]

@@ -29,9 +29,12 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 
 
 class Informer:
-    def __init__(self, rest: Rest, kind: Kind) -> None:
+    def __init__(self, rest: Rest, kind: Kind, *, label_selector: str | None = None) -> None:
         self.rest = rest
         self.kind = kind
+        # Only the objects the selector matches are listed and watched (e.g. the EnvoyFilters
+        # canary wrote, not every one in the cluster).
+        self.label_selector = label_selector
         self.synced = threading.Event()
         self._objects: dict[ObjectKey, Body] = {}
         self._lock = threading.Lock()
@@ -68,6 +71,15 @@ class Informer:
                 return
             self._objects[key] = body
         self._changed(key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop an object one of our deletes removed, so a read before its watch event does not
+        find it still there."""
+        key = (namespace, name)
+        with self._lock:
+            gone = self._objects.pop(key, None)
+        if gone is not None:
+            self._changed(key)
 
     # Running
 
@@ -116,6 +128,8 @@ class Informer:
         version = ""
         for _ in range(100_000):
             query: dict[str, str | int] = {"limit": PAGE_SIZE}
+            if self.label_selector:
+                query["labelSelector"] = self.label_selector
             if token:
                 query["continue"] = token
             page = self.rest.get(self.kind.path(), **query)
@@ -143,9 +157,20 @@ class Informer:
         return version
 
     def _watch(self, version: str) -> str:
-        self._stream = stream = self.rest.watch(
-            self.kind.path(), resource_version=version, timeout_seconds=WATCH_SECONDS
-        )
+        # The selector goes only where there is one, so the unselected watch stays the request
+        # (and the Rest interface) it always was.
+        if self.label_selector:
+            stream = self.rest.watch(
+                self.kind.path(),
+                resource_version=version,
+                timeout_seconds=WATCH_SECONDS,
+                label_selector=self.label_selector,
+            )
+        else:
+            stream = self.rest.watch(
+                self.kind.path(), resource_version=version, timeout_seconds=WATCH_SECONDS
+            )
+        self._stream = stream
         for event in stream:
             if self._stop.is_set():
                 break

@@ -63,6 +63,14 @@ METRIC_TEMPLATE = Kind("MetricTemplate", "canary.dev", "v1alpha1", "metrictempla
 VIRTUAL_SERVICE = Kind("VirtualService", "networking.istio.io", "v1", "virtualservices")
 DESTINATION_RULE = Kind("DestinationRule", "networking.istio.io", "v1", "destinationrules")
 DEPLOYMENT = Kind("Deployment", "apps", "v1", "deployments")
+# Istio serves EnvoyFilter at v1alpha3 only.
+ENVOY_FILTER = Kind("EnvoyFilter", "networking.istio.io", "v1alpha3", "envoyfilters")
+
+# The labels of the EnvoyFilters canary writes to inject faults (faults.py), and the selector
+# that finds them all: the cache watches only those, the startup sweep lists only those.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+FAULT_HOST_LABEL = "canary.dev/fault-host"
+FAULT_SELECTOR = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{FAULT_HOST_LABEL}"
 EVENT = Kind("Event", "", "v1", "events")
 
 
@@ -118,7 +126,17 @@ class Rest:
     def patch(self, path: str, body: Any, *, content_type: str) -> Body:
         return self._json("PATCH", path, {"fieldManager": FIELD_MANAGER}, body, content_type)
 
-    def watch(self, path: str, *, resource_version: str, timeout_seconds: int) -> WatchStream:
+    def delete(self, path: str) -> Body:
+        return self._json("DELETE", path, {})
+
+    def watch(
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        label_selector: str | None = None,
+    ) -> WatchStream:
         """One watch request; iterate it for events until the server ends it or `close()`."""
         query: dict[str, str | int] = {
             "watch": "true",
@@ -126,6 +144,8 @@ class Rest:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout_seconds,
         }
+        if label_selector:
+            query["labelSelector"] = label_selector
         # The server closes a watch after timeoutSeconds; the read timeout only catches a hung
         # connection, so it must outlast the quiet stretches between bookmarks.
         response = self._send(

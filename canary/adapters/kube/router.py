@@ -15,11 +15,13 @@ one, a write counts as applied once the API server holds it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
 from canary.adapters.kube.cache import ClusterCache
+from canary.adapters.kube.faults import Faults
 from canary.adapters.kube.rest import (
     DESTINATION_RULE,
     FIELD_MANAGER,
@@ -31,8 +33,8 @@ from canary.adapters.kube.rest import (
     Rest,
 )
 from canary.api import istio
-from canary.engine.actions import SetWeights
-from canary.engine.observation import Traffic
+from canary.engine.actions import InjectFault, SetWeights
+from canary.engine.observation import ActiveFault, Traffic
 from canary.errors import InvalidSpec, Unavailable
 from canary.ports import RouteRef, SubsetRef
 
@@ -54,6 +56,7 @@ class KubeRouter:
         self.rest = rest
         self.cache = cache
         self.propagation = propagation
+        self._faults = Faults(rest, cache)
 
     def read(self, ref: RouteRef) -> Traffic:
         virtual_service = self._virtual_service(ref)
@@ -98,6 +101,20 @@ class KubeRouter:
         if len(operations) == 1:
             return
         self._patch(VIRTUAL_SERVICE, ref.namespace, ref.virtual_service, operations)
+
+    # Faults go in EnvoyFilters of their own (faults.py), never in the user's objects.
+
+    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
+        self._faults.inject(ref, fault)
+
+    def clear_faults(self, ref: RouteRef) -> None:
+        self._faults.clear(ref)
+
+    def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
+        return self._faults.active(ref)
+
+    def sweep_faults(self, now: datetime) -> tuple[str, ...]:
+        return self._faults.sweep(now)
 
     def _patch(
         self, kind: Kind, namespace: str, name: str, operations: list[dict[str, Any]]

@@ -1,0 +1,361 @@
+"""Faults on the canary's server side, as Istio EnvoyFilters canary writes, reads and removes.
+
+A fault on the caller's route (a VirtualService `fault` block) is answered by the caller's own
+Envoy and never reaches its outlier detection. So the fault goes in front of the canary's own
+workloads: one EnvoyFilter per (namespace, host), named after the DestinationRule, that inserts
+Envoy's HTTP fault filter before the router of every SIDECAR_INBOUND HTTP connection manager of
+the workloads the canary subset selects. Their callers then see real upstream failures.
+
+The object is canary's alone (labelled so, see rest.FAULT_SELECTOR), so it is written whole:
+created, or replaced at the resourceVersion read. It carries its experiment, subset and expiry
+in annotations, so a controller that starts after the expiry passed removes it without knowing
+which Canary wrote it (`sweep`).
+
+Workload selection: `workloadSelector.labels` are the subset's labels as the DestinationRule
+defines them, and an EnvoyFilter selects every workload of its namespace with those labels,
+whichever service it serves. A subset that selects only `version: v2` therefore also faults
+another service's v2 pods in the same namespace; subsets whose labels name the app too
+(`app: x, version: v2`) keep the fault on the canary alone. A subset without labels would
+select every workload of the namespace, so it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from canary.adapters.kube.cache import ClusterCache
+from canary.adapters.kube.rest import (
+    DESTINATION_RULE,
+    ENVOY_FILTER,
+    FAULT_HOST_LABEL,
+    FAULT_SELECTOR,
+    FIELD_MANAGER,
+    MANAGED_BY_LABEL,
+    ApiError,
+    Body,
+    Rest,
+)
+from canary.api import istio
+from canary.engine.actions import Fault, InjectFault
+from canary.engine.observation import ActiveFault
+from canary.errors import InvalidSpec, Unavailable
+from canary.ports import RouteRef
+
+log = structlog.get_logger("canary.kube.faults")
+
+NAME_PREFIX = "canary-fault-"
+HOST_ANNOTATION = "canary.dev/fault-host"
+EXPERIMENT_ANNOTATION = "canary.dev/experiment"
+SUBSET_ANNOTATION = "canary.dev/subset"
+EXPIRES_ANNOTATION = "canary.dev/expires-at"
+
+HTTP_FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+# The filter's name in Envoy's chain. istiod already puts an empty `envoy.filters.http.fault` in
+# every HCM (for route-level faults); a name of our own tells ours apart in a config_dump, and
+# Envoy finds the extension by the typed_config's type, not by the name.
+FILTER_NAME = "canary.fault"
+
+# Envoy's FractionalPercent denominators, finest last.
+_DENOMINATORS = (("HUNDRED", 1), ("TEN_THOUSAND", 100), ("MILLION", 10_000))
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_MAX_LABEL, _MAX_NAME = 63, 253
+WRITE_ATTEMPTS = 3
+PAGE_SIZE = 500
+
+
+class Faults:
+    """The Router's fault methods for KubeRouter: reads from the watch-fed cache, writes whole."""
+
+    def __init__(self, rest: Rest, cache: ClusterCache) -> None:
+        self.rest = rest
+        self.cache = cache
+
+    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
+        labels = selector_labels(ref, fault.subset, self._destination_rule(ref))
+        body = envoy_filter(ref, fault, labels)
+        name = body["metadata"]["name"]
+        path = ENVOY_FILTER.path(ref.namespace, name)
+        current = self.cache.of(ENVOY_FILTER).get(ref.namespace, name)
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                if current is None:
+                    body["metadata"].pop("resourceVersion", None)
+                    written = self.rest.post(ENVOY_FILTER.path(ref.namespace), body)
+                else:
+                    _check_ours(current)
+                    body["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+                    written = self.rest.put(path, body)
+            except ApiError as exc:
+                if exc.status not in (404, 409):
+                    raise
+                # Our cache was behind: someone created, changed or deleted it meanwhile.
+                current = self.rest.get_or_none(path)
+                continue
+            self.cache.of(ENVOY_FILTER).remember(written)
+            log.debug(
+                "fault.written",
+                envoy_filter=f"{ref.namespace}/{name}",
+                version=written["metadata"].get("resourceVersion"),
+            )
+            return
+        raise Unavailable(
+            f"EnvoyFilter {ref.namespace}/{name} kept changing while writing it", retry_after=0.5
+        )
+
+    def clear(self, ref: RouteRef) -> None:
+        for body in self._for_host(ref):
+            self._delete(ref.namespace, body["metadata"]["name"])
+
+    def active(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
+        return tuple(active_fault(body) for body in self._for_host(ref))
+
+    def sweep(self, now: datetime) -> tuple[str, ...]:
+        """Lists every canary fault in the cluster from the API (not the cache, which may not
+        have synced at startup) and removes the expired ones."""
+        removed = []
+        for body in self._list_all():
+            fault = active_fault(body)
+            if fault.expires_at is not None and fault.expires_at > now:
+                continue
+            meta = body["metadata"]
+            self._delete(meta["namespace"], meta["name"])
+            removed.append(f"{meta['namespace']}/{meta['name']}")
+        if removed:
+            log.info("fault.swept", removed=removed)
+        return tuple(removed)
+
+    def _for_host(self, ref: RouteRef) -> list[Body]:
+        return sorted(
+            (
+                body
+                for body in self.cache.of(ENVOY_FILTER).items()
+                if body["metadata"].get("namespace") == ref.namespace
+                and _annotations(body).get(HOST_ANNOTATION) == ref.host
+            ),
+            key=lambda body: str(body["metadata"].get("name")),
+        )
+
+    def _delete(self, namespace: str, name: str) -> None:
+        try:
+            self.rest.delete(ENVOY_FILTER.path(namespace, name))
+        except ApiError as exc:
+            # Already gone (another replica's sweep, a user): what clearing wanted.
+            if exc.status != 404:
+                raise
+        self.cache.of(ENVOY_FILTER).forget(namespace, name)
+        log.debug("fault.deleted", envoy_filter=f"{namespace}/{name}")
+
+    def _list_all(self) -> list[Body]:
+        found: list[Body] = []
+        token = ""
+        # Bounded: a server that kept handing out continue tokens would otherwise hold startup.
+        for _ in range(10_000):
+            query: dict[str, str | int] = {"labelSelector": FAULT_SELECTOR, "limit": PAGE_SIZE}
+            if token:
+                query["continue"] = token
+            page = self.rest.get(ENVOY_FILTER.path(), **query)
+            found += [item for item in page.get("items") or [] if isinstance(item, dict)]
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                break
+        return found
+
+    def _destination_rule(self, ref: RouteRef) -> Body:
+        if ref.destination_rule is None:
+            raise InvalidSpec(
+                "chaos: a fault needs the DestinationRule whose subset names the canary's "
+                "workloads; the Canary names none"
+            )
+        found = self.cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
+        if found is None:
+            raise InvalidSpec(
+                f"spec.service.destinationRule: DestinationRule "
+                f"{ref.namespace}/{ref.destination_rule} not found"
+            )
+        return found
+
+
+def selector_labels(ref: RouteRef, subset: str, rule: Body) -> dict[str, str]:
+    """The labels of `subset`'s workloads, or InvalidSpec if a fault may not go there."""
+    who = f"DestinationRule {ref.namespace}/{ref.destination_rule}"
+    named = [entry.name for entry in ref.subsets]
+    # RouteRef.subsets is (stable, canary), as the controller builds it.
+    if named and subset == named[0]:
+        raise InvalidSpec(f"chaos: subset {subset!r} is the stable one; faults go to the canary")
+    if named and subset not in named:
+        raise InvalidSpec(
+            f"chaos: subset {subset!r} is not the canary's ({', '.join(named[1:]) or 'none'})"
+        )
+    defined = istio.subsets(rule)
+    if subset not in defined:
+        raise InvalidSpec(
+            f"chaos: subset {subset!r} is not defined in {who} "
+            f"(subsets: {', '.join(sorted(defined)) or 'none'})"
+        )
+    labels = defined[subset]
+    if not labels:
+        raise InvalidSpec(
+            f"chaos: subset {subset!r} of {who} has no labels; a fault would reach every "
+            f"workload of namespace {ref.namespace}"
+        )
+    for entry in ref.subsets:
+        if entry.name == subset and entry.labels and dict(entry.labels) != labels:
+            raise InvalidSpec(
+                f"chaos: subset {subset!r} of {who} selects {labels}, "
+                f"the Canary says {dict(entry.labels)}"
+            )
+    return labels
+
+
+def envoy_filter(ref: RouteRef, fault: InjectFault, labels: dict[str, str]) -> Body:
+    """The whole EnvoyFilter object for `fault` on the workloads with `labels`."""
+    return {
+        "apiVersion": ENVOY_FILTER.api_version,
+        "kind": ENVOY_FILTER.kind,
+        "metadata": {
+            "name": filter_name(ref),
+            "namespace": ref.namespace,
+            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, FAULT_HOST_LABEL: label_value(ref.host)},
+            "annotations": {
+                HOST_ANNOTATION: ref.host,
+                EXPERIMENT_ANNOTATION: fault.experiment,
+                SUBSET_ANNOTATION: fault.subset,
+                EXPIRES_ANNOTATION: rfc3339(fault.expires_at),
+            },
+        },
+        "spec": {
+            "workloadSelector": {"labels": dict(labels)},
+            "configPatches": [
+                {
+                    "applyTo": "HTTP_FILTER",
+                    "match": {
+                        "context": "SIDECAR_INBOUND",
+                        "listener": {
+                            "filterChain": {
+                                "filter": {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "subFilter": {"name": "envoy.filters.http.router"},
+                                }
+                            }
+                        },
+                    },
+                    "patch": {
+                        "operation": "INSERT_BEFORE",
+                        "value": {
+                            "name": FILTER_NAME,
+                            "typed_config": {"@type": HTTP_FAULT_TYPE, **http_fault(fault.fault)},
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def http_fault(fault: Fault) -> dict[str, Any]:
+    """Envoy's HTTPFault (proto JSON) for `fault`; InvalidSpec when it has nothing to inject."""
+    config: dict[str, Any] = {}
+    if fault.abort_status is not None:
+        config["abort"] = {
+            "http_status": fault.abort_status,
+            "percentage": fractional(fault.abort_percent),
+        }
+    if fault.delay_seconds is not None:
+        if fault.delay_seconds < 0:
+            raise InvalidSpec(f"chaos: a delay of {fault.delay_seconds:g}s is negative")
+        config["delay"] = {
+            "fixed_delay": proto_duration(fault.delay_seconds),
+            "percentage": fractional(fault.delay_percent),
+        }
+    if not config:
+        raise InvalidSpec("chaos: a fault needs an abort and/or a delay")
+    return config
+
+
+def fractional(percent: float) -> dict[str, Any]:
+    """`percent` as Envoy's FractionalPercent, in the coarsest denominator that holds it exactly
+    (0.5 % is 50 per TEN_THOUSAND); finer than one in a million is rounded to that."""
+    if not 0 < percent <= 100:
+        raise InvalidSpec(f"chaos: a percentage must be in (0, 100], not {percent:g}")
+    # The decimal digits as written, not the binary float's: 0.1 is exactly 10 per 10_000.
+    exact = Decimal(repr(percent))
+    for denominator, scale in _DENOMINATORS:
+        scaled = exact * scale
+        if scaled == scaled.to_integral_value():
+            return {"numerator": int(scaled), "denominator": denominator}
+    numerator = int((exact * 10_000).to_integral_value())
+    if numerator == 0:
+        raise InvalidSpec(f"chaos: {percent:g}% is finer than Envoy's one in a million (0.0001%)")
+    return {"numerator": numerator, "denominator": "MILLION"}
+
+
+def proto_duration(seconds: float) -> str:
+    """A protobuf JSON Duration: seconds with at most nine decimals and an `s`."""
+    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def active_fault(body: Body) -> ActiveFault:
+    annotations = _annotations(body)
+    return ActiveFault(
+        experiment=str(annotations.get(EXPERIMENT_ANNOTATION) or ""),
+        subset=str(annotations.get(SUBSET_ANNOTATION) or ""),
+        expires_at=parse_expiry(annotations.get(EXPIRES_ANNOTATION)),
+    )
+
+
+def rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("an expiry must carry its time zone")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_expiry(text: object) -> datetime | None:
+    """The expiry written by rfc3339; None for anything else (a hand edit, a naive time)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def filter_name(ref: RouteRef) -> str:
+    name = f"{NAME_PREFIX}{ref.destination_rule or ref.host}"
+    if len(name) <= _MAX_NAME:
+        return name
+    return f"{name[: _MAX_NAME - 11].rstrip('-.')}-{_digest(name)}"
+
+
+def label_value(host: str) -> str:
+    """`host` if it is a valid label value, else a prefix of it and a digest of the whole."""
+    if len(host) <= _MAX_LABEL and _LABEL_VALUE.match(host):
+        return host
+    prefix = re.sub(r"[^-A-Za-z0-9_.]", "-", host)[: _MAX_LABEL - 11].strip("-_.")
+    return f"{prefix}-{_digest(host)}" if prefix else _digest(host)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _annotations(body: Body) -> dict[str, Any]:
+    found = (body.get("metadata") or {}).get("annotations")
+    return found if isinstance(found, dict) else {}
+
+
+def _check_ours(body: Body) -> None:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != FIELD_MANAGER:
+        meta = body.get("metadata") or {}
+        raise InvalidSpec(
+            f"chaos: EnvoyFilter {meta.get('namespace')}/{meta.get('name')} exists and is not "
+            "canary's; it is left alone and no fault is injected"
+        )
