@@ -55,10 +55,13 @@ def crds(output_dir: Path | None) -> None:
 @main.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good", "bad"]),
+    type=click.Choice(["good", "bad", "chaos", "chaos-unprotected"]),
     default="good",
     show_default=True,
-    help="good: a healthy v2, promoted. bad: v2 answers 5xx at --error-rate, rolled back.",
+    help="good: a healthy v2, promoted. bad: v2 answers 5xx at --error-rate, rolled back. "
+    "chaos: a healthy v2 with a fault experiment at 25%; outlier detection ejects the faulty "
+    "hosts, so it is promoted. chaos-unprotected: the same without outlier detection in the "
+    "DestinationRule; the experiment fails and v2 is rolled back.",
 )
 @click.option(
     "--error-rate",
@@ -139,8 +142,9 @@ def demo(
 ) -> None:
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
-    Exits 0 when the rollout ends as the scenario should (good: Succeeded at 100% v2; bad:
-    Failed at 100% v1), 1 otherwise, 2 when something the demo needs is missing.
+    Exits 0 when the rollout ends as the scenario should (good and chaos: Succeeded at 100% v2;
+    bad and chaos-unprotected: Failed at 100% v1), 1 otherwise, 2 when something the demo needs
+    is missing.
     """
     from rich.console import Console
 

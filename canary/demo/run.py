@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.adapters.webhooks import call_gate, call_hook
@@ -65,7 +66,7 @@ class Outcome:
 
 
 def run(options: DemoOptions, console: Console) -> Outcome:
-    objects = scenario.complete(list(options.policy_objects or scenario.objects()))
+    objects = scenario.complete(list(options.policy_objects or scenario.objects(options.scenario)))
     plan = scenario.plan(objects)
     bad = options.scenario is scenario.Scenario.BAD
     versions = [
@@ -190,9 +191,10 @@ def _summarize(
         f"stable subset {status.stable_subset}, {status.failed_checks} failed checks."
     )
     if status.message:
-        console.print(f"  {status.message}")
+        console.print(f"  {escape(status.message)}")
     for event in events:
-        console.print(f"  [dim]{event['type']:7}[/] {event['reason']}: {event['message']}")
+        # Messages quote Prometheus and users' names, which may hold rich markup's brackets.
+        console.print(f"  [dim]{event['type']:7}[/] {event['reason']}: {escape(event['message'])}")
     console.print(f"report: {data}  picture: {picture}")
 
 

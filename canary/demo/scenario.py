@@ -22,6 +22,16 @@ ROUTE = "primary"
 class Scenario(StrEnum):
     GOOD = "good"
     BAD = "bad"
+    # A healthy v2 with a fault experiment at 25%: the DestinationRule's outlier detection
+    # ejects the faulty hosts, so the experiment passes and v2 is promoted.
+    CHAOS = "chaos"
+    # The same experiment with outlier detection taken out of the DestinationRule: nothing is
+    # ejected, the experiment fails, and v2 is rolled back although its own metrics are fine.
+    CHAOS_UNPROTECTED = "chaos-unprotected"
+
+    @property
+    def chaos(self) -> bool:
+        return self in (Scenario.CHAOS, Scenario.CHAOS_UNPROTECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +43,21 @@ class Expected:
 EXPECTED = {
     Scenario.GOOD: Expected(phase="Succeeded", canary_weight=100),
     Scenario.BAD: Expected(phase="Failed", canary_weight=0),
+    Scenario.CHAOS: Expected(phase="Succeeded", canary_weight=100),
+    Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
+}
+
+# The demo's experiment: most of v2's answers become 503s for 10 s at the 25% step. At the
+# demo's load each v2 host then sees a few requests a second, so five 5xx in a row (the
+# DestinationRule's consecutive5xxErrors) come within a few seconds; the callers' success rate
+# bound is what 25% of traffic failing 80% of the time leaves, with a margin.
+EXPERIMENT: dict[str, Any] = {
+    "name": "eject-v2",
+    "atWeight": 25,
+    "duration": "10s",
+    "fault": {"abort": {"httpStatus": 503, "percentage": 80}},
+    "expect": {"ejection": True, "successRate": 70},
+    "onFailure": "rollback",
 }
 
 
@@ -56,7 +81,14 @@ def virtual_service() -> dict[str, Any]:
     }
 
 
-def destination_rule() -> dict[str, Any]:
+def destination_rule(*, outlier_detection: bool = True) -> dict[str, Any]:
+    rule = _destination_rule()
+    if not outlier_detection:
+        del rule["spec"]["trafficPolicy"]["outlierDetection"]
+    return rule
+
+
+def _destination_rule() -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
@@ -80,7 +112,16 @@ def destination_rule() -> dict[str, Any]:
     }
 
 
-def canary(*, step_seconds: int = 12, check_seconds: int = 2) -> dict[str, Any]:
+def canary(
+    *, step_seconds: int = 12, check_seconds: int = 2, chaos: bool = False
+) -> dict[str, Any]:
+    body = _canary(step_seconds=step_seconds, check_seconds=check_seconds)
+    if chaos:
+        body["spec"]["chaos"] = [dict(EXPERIMENT)]
+    return body
+
+
+def _canary(*, step_seconds: int, check_seconds: int) -> dict[str, Any]:
     window = f"{step_seconds}s"
     return {
         "apiVersion": "canary.dev/v1alpha1",
@@ -116,8 +157,12 @@ def canary(*, step_seconds: int = 12, check_seconds: int = 2) -> dict[str, Any]:
     }
 
 
-def objects() -> list[dict[str, Any]]:
-    return [virtual_service(), destination_rule(), canary()]
+def objects(chosen: Scenario = Scenario.GOOD) -> list[dict[str, Any]]:
+    return [
+        virtual_service(),
+        destination_rule(outlier_detection=chosen is not Scenario.CHAOS_UNPROTECTED),
+        canary(chaos=chosen.chaos),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,16 @@ from canary.ports import MetricsProvider
 VERSIONS = ("v1", "v2")
 # Short enough to show a change within a few seconds, long enough to hold a few scrapes.
 WINDOW = "10s"
+_SERVICE = 'envoy_cluster_name=~"outbound[|][0-9]+[|][^|]*[|]{{ service }}([.].*)?"'
+_CALLERS = (
+    f'100 * sum(rate(envoy_cluster_upstream_rq_xx{{{_SERVICE},envoy_response_code_class!="5"}}'
+    f"[{{{{ window }}}}])) / "
+    f"sum(rate(envoy_cluster_upstream_rq_xx{{{_SERVICE}}}[{{{{ window }}}}]))"
+)
+_EJECTED = (
+    "sum(envoy_cluster_outlier_detection_ejections_active{"
+    'envoy_cluster_name=~"outbound[|][0-9]+[|]{{ subset }}[|]{{ service }}([.].*)?"})'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +30,14 @@ class CheckView:
     name: str
     verdict: str
     value: float | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosView:
+    name: str
+    phase: str
+    fault: str
     message: str
 
 
@@ -34,6 +52,11 @@ class Sample:
     success_rate: dict[str, float | None] = field(default_factory=dict)
     p99_ms: dict[str, float | None] = field(default_factory=dict)
     checks: tuple[CheckView, ...] = ()
+    # What every caller saw, both versions together, and how many v2 hosts the callers' outlier
+    # detection holds ejected right now.
+    callers_success_rate: float | None = None
+    ejected: float | None = None
+    chaos: tuple[ChaosView, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +82,7 @@ def sample(
         p99[version] = _value(
             metrics.measure(templating.render(queries[builtins.DURATION].query, values))
         )
+    callers = {"namespace": namespace, "service": service, "subset": "v2", "window": WINDOW}
     return Sample(
         t=round(t, 2),
         phase=str(status.phase or "Pending"),
@@ -69,6 +93,9 @@ def sample(
         success_rate=success,
         p99_ms=p99,
         checks=tuple(CheckView(c.name, str(c.verdict), c.value, c.message) for c in status.checks),
+        callers_success_rate=_value(metrics.measure(templating.render(_CALLERS, callers))),
+        ejected=_value(metrics.measure(templating.render(_EJECTED, callers))),
+        chaos=tuple(ChaosView(c.name, str(c.phase), c.fault, c.message) for c in status.chaos),
     )
 
 

@@ -47,11 +47,29 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float) -> Group:
     for check in latest.checks:
         style = {"pass": "green", "fail": "red"}.get(check.verdict, "yellow")
         checks.add_row(check.name, _number(check.value, "", 2), Text(check.verdict, style=style))
+    callers = Text.assemble(
+        ("all callers ", "bold"),
+        _number(latest.callers_success_rate, "% success", 2),
+        "   v2 hosts ejected ",
+        _number(latest.ejected, "", 0),
+    )
+    experiments = Table(box=None, padding=(0, 2))
+    experiments.add_column("chaos")
+    experiments.add_column("fault")
+    experiments.add_column("phase")
+    experiments.add_column("observed")
+    for chaos in latest.chaos:
+        style = {"Passed": "green", "Failed": "red"}.get(chaos.phase, "yellow")
+        experiments.add_row(
+            chaos.name, chaos.fault, Text(chaos.phase, style=style), Text(chaos.message)
+        )
     footer = Text(
         f"step {latest.step + 1}  failed checks {latest.failed_checks}  {latest.message}",
         style="dim",
     )
-    return Group(header, weights, versions, checks, footer)
+    if latest.chaos:
+        return Group(header, weights, versions, callers, checks, experiments, footer)
+    return Group(header, weights, versions, callers, checks, footer)
 
 
 def _bar(weight: int, label: str) -> Text:

@@ -162,9 +162,11 @@ def _judged(
         )
     ejections = _number(reading.ejections)
     if expect.ejection and (ejections is None or ejections < 1):
-        problems.append(
-            f"no canary host was ejected within {experiment.duration}" + _why(reading.ejections)
-        )
+        why = _why(reading.ejections)
+        if reading.ejections.kind is MeasurementKind.NO_DATA:
+            # Envoy keeps outlier-detection stats only for a cluster that has outlier detection.
+            why = " (the callers have no outlier-detection stats for it: is outlierDetection set?)"
+        problems.append(f"no canary host was ejected within {experiment.duration}{why}")
     rate = _number(reading.success_rate)
     if expect.success_rate is not None and (rate is None or rate < expect.success_rate):
         seen = "unknown" if rate is None else f"{rate:.2f}%"
