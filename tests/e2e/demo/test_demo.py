@@ -54,7 +54,9 @@ def _run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> tuple[int, di
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     text = output.decode(errors="replace")
-    report = json.loads((report_dir / "report.json").read_text())
+    written = report_dir / "report.json"
+    assert written.exists(), f"no report (exit {process.returncode}); output:\n{text[-4000:]}"
+    report = json.loads(written.read_text())
     assert (report_dir / "report.svg").read_text().startswith("<svg")
     return process.returncode, report, text
 
@@ -101,6 +103,48 @@ def test_a_v2_that_fails_a_fifth_of_requests_is_rolled_back(tmp_path: Path) -> N
     reasons = [event["reason"] for event in report["events"]]
     assert reasons[-2:] == ["RollingBack", "RolledBack"]
     assert summary["seconds"] < 60, "a bad canary is caught within its first step"
+    assert _children_alive(_mesh_pids(report)) == []
+
+
+def test_chaos_with_outlier_detection_ejects_v2_hosts_and_v2_is_promoted(tmp_path: Path) -> None:
+    code, report, output = _run_demo(tmp_path, "--scenario", "chaos")
+    summary = report["summary"]
+    assert code == 0, output[-3000:]
+    assert (summary["phase"], summary["stable_subset"]) == ("Succeeded", "v2")
+    [experiment] = summary["status"]["chaos"]
+    assert experiment["phase"] == "Passed", experiment
+    assert experiment["weight"] == 25
+    assert experiment["ejections"] >= 1
+    assert experiment["errors"] >= 1, "the fault reached the callers as real upstream 503s"
+    assert experiment["successRate"] >= 70
+    reasons = [event["reason"] for event in report["events"]]
+    assert reasons.index("ChaosStarted") < reasons.index("ChaosPassed") < reasons.index("Promoting")
+    assert max(sample["ejected"] or 0 for sample in report["samples"]) >= 1
+    # The fault's 503s were never judged as v2's own failures.
+    assert summary["failed_checks"] == 0
+    assert all(entry["verdict"] != "fail" for entry in summary["status"]["history"])
+    assert _children_alive(_mesh_pids(report)) == []
+
+
+def test_chaos_without_outlier_detection_fails_the_experiment_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    code, report, output = _run_demo(tmp_path, "--scenario", "chaos-unprotected")
+    summary = report["summary"]
+    assert code == 0, output[-3000:]
+    assert (summary["phase"], summary["canary_weight"], summary["stable_subset"]) == (
+        "Failed",
+        0,
+        "v1",
+    )
+    [experiment] = summary["status"]["chaos"]
+    assert experiment["phase"] == "Failed"
+    assert "no canary host was ejected" in experiment["message"]
+    assert experiment["errors"] >= 1
+    reasons = [event["reason"] for event in report["events"]]
+    assert reasons[-3:] == ["ChaosFailed", "RollingBack", "RolledBack"]
+    # v2 itself was healthy: only the experiment rolled it back.
+    assert summary["failed_checks"] == 0
     assert _children_alive(_mesh_pids(report)) == []
 
 
