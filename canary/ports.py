@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from canary.api.chaos import ChaosRequest
 from canary.api.metric_template import MetricTemplate
 from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
@@ -57,6 +58,8 @@ class StoredCanary:
     status: CanaryStatus
     generation: int = 0
     problems: tuple[str, ...] = ()
+    # A one-off experiment asked for in the Canary's annotations (`canary chaos`).
+    chaos_request: ChaosRequest | None = None
 
 
 class Clock(Protocol):

@@ -9,7 +9,9 @@ spec.py, where the whole spec is known.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import functools
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -94,26 +96,22 @@ class Expect(Model):
         return ", ".join(parts)
 
 
-class Experiment(Model):
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+OnFailure = Literal["rollback", "continue"]
+
+
+class Trial(Model):
+    """What one experiment injects, for how long, what must hold, and what a failure does."""
+
     name: str = Field(
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        pattern=_NAME,
         max_length=40,
         description="A name unique among the experiments (it names the injected fault).",
     )
-    at_weight: int = Field(
-        ge=1,
-        le=100,
-        description="Run at the step with this canary weight, once its checks passed and "
-        "before it advances.",
-    )
     duration: Duration = Field(description="How long the fault stays; at most a step's interval.")
-    subset: str | None = Field(
-        default=None,
-        description="The subset the fault goes to; it must be the canary subset (the default).",
-    )
     fault: Fault = Field(description="What to inject on the canary's server side.")
     expect: Expect = Field(default_factory=Expect, description="What must hold.")
-    on_failure: Literal["rollback", "continue"] = Field(
+    on_failure: OnFailure = Field(
         default="rollback",
         description="rollback: a failed experiment rolls the canary back. continue: it is "
         "reported, and the rollout goes on.",
@@ -122,3 +120,62 @@ class Experiment(Model):
     @property
     def duration_seconds(self) -> float:
         return durations.seconds(self.duration)
+
+    def trial(self) -> Trial:
+        """Just the trial's own fields, whatever kind of experiment this is."""
+        return Trial.model_validate(self.model_dump(include=set(Trial.model_fields)))
+
+
+class Experiment(Trial):
+    """An experiment the spec declares: it runs at one step of every rollout."""
+
+    at_weight: int = Field(
+        ge=1,
+        le=100,
+        description="Run at the step with this canary weight, once its checks passed and "
+        "before it advances.",
+    )
+    subset: str | None = Field(
+        default=None,
+        description="The subset the fault goes to; it must be the canary subset (the default).",
+    )
+
+
+# Where `canary chaos` asks the controller for a one-off experiment: on the Canary's metadata,
+# so it changes neither the spec nor the revision, and the controller (the only one that writes
+# faults) runs it like any other, with the same safety.
+REQUEST_ANNOTATION = "canary.dev/chaos-request"
+
+
+class ChaosRequest(Trial):
+    """A one-off experiment asked for by `canary chaos`, for the rollout in progress."""
+
+    revision: str = Field(
+        min_length=1, description="The rollout it is meant for; any other ignores it."
+    )
+    on_failure: OnFailure = Field(
+        default="continue",
+        description="continue (the default for a one-off): report only. rollback: a failed "
+        "experiment rolls the canary back.",
+    )
+
+
+def request_of(metadata: Mapping[str, Any]) -> ChaosRequest | None:
+    """The one-off experiment a Canary's annotations ask for; None when none, or unreadable.
+
+    `canary chaos` validates a request before it writes it, so an unreadable one was written
+    by hand; it is ignored rather than allowed to make the Canary itself invalid.
+    """
+    annotations = metadata.get("annotations") or {}
+    text = annotations.get(REQUEST_ANNOTATION) if isinstance(annotations, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    return _parsed_request(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_request(text: str) -> ChaosRequest | None:
+    try:
+        return ChaosRequest.model_validate_json(text)
+    except ValueError:
+        return None

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from canary.api.base import Model
+from canary.api.chaos import Trial
 
 HISTORY_LIMIT = 50
 
@@ -93,6 +94,7 @@ class ChaosResult(Model):
 
     name: str = Field(description="The experiment's name.")
     phase: ChaosPhase = Field(description="Running, Passed or Failed.")
+    trial: Trial = Field(description="The experiment as it ran: fault, duration, expectations.")
     subset: str = Field(description="The subset the fault went to (always the canary).")
     fault: str = Field(description="What was injected, e.g. abort 503 to 50%.")
     expect: str = Field(description="What had to hold.")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from canary.api import builtins
+from canary.api.chaos import ChaosRequest
 from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus
 from canary.controller import chaos_probe, queries
@@ -59,6 +60,7 @@ def observe(
     provider_for: ProviderFor,
     call_gate: GateCaller,
     query_set: builtins.QuerySet,
+    chaos_request: ChaosRequest | None = None,
 ) -> Observation:
     """Raises canary.errors.Unavailable when a backend the tick cannot do without is down."""
     problems: list[str] = []
@@ -68,7 +70,7 @@ def observe(
     except InvalidSpec as exc:
         problems.extend(exc.problems)
     faults: tuple[ActiveFault, ...] | None = ()
-    if spec.chaos or status.chaos:
+    if spec.chaos or status.chaos or chaos_request is not None:
         faults = _faults(router, route)
     ready: bool | None = None
     if spec.canary.target_ref is not None:
@@ -102,6 +104,7 @@ def observe(
         gates=gates,
         faults=faults,
         chaos=chaos,
+        chaos_request=chaos_request,
         problems=tuple(problems),
     )
 

@@ -82,6 +82,7 @@ class Reconciler:
                 provider_for=self.provider_for,
                 call_gate=self.call_gate,
                 query_set=self.query_set,
+                chaos_request=stored.chaos_request,
             )
             decision = decide(stored.spec, stored.status, seen, now)
         act.act(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canary.api.chaos import Experiment
+from canary.api.chaos import ChaosRequest, Experiment, Trial
 from canary.api.status import CanaryStatus, ChaosPhase, ChaosResult, MeasurementKind
 from canary.engine import records
 from canary.engine.actions import ClearFaults, Decision, Fault, InjectFault, Notify
@@ -65,7 +65,18 @@ def quiet_until(plan: Plan, status: CanaryStatus) -> datetime | None:
     return None if latest is None else latest + timedelta(seconds=plan.longest_window)
 
 
-def fault_of(experiment: Experiment) -> Fault:
+def requested(tick: Tick) -> ChaosRequest | None:
+    """A one-off experiment asked for this rollout that has not run yet, if any."""
+    request = tick.seen.chaos_request
+    status = tick.status
+    if request is None or request.revision != status.revision:
+        return None
+    if any(result.name == request.name for result in status.chaos):
+        return None
+    return request
+
+
+def fault_of(experiment: Trial) -> Fault:
     abort, delay = experiment.fault.abort, experiment.fault.delay
     return Fault(
         abort_status=None if abort is None else abort.http_status,
@@ -75,7 +86,7 @@ def fault_of(experiment: Experiment) -> Fault:
     )
 
 
-def start(tick: Tick, experiment: Experiment, judged: dict[str, Any] | None) -> Decision:
+def start(tick: Tick, experiment: Trial, judged: dict[str, Any] | None) -> Decision:
     """Record the experiment as running (the status is written before the fault), then inject."""
     status, now = tick.status, tick.now
     expires_at = tick.later(experiment.duration_seconds)
@@ -84,6 +95,7 @@ def start(tick: Tick, experiment: Experiment, judged: dict[str, Any] | None) -> 
     result = ChaosResult(
         name=experiment.name,
         phase=ChaosPhase.RUNNING,
+        trial=experiment.trial(),
         subset=subset,
         fault=fault.describe(),
         expect=experiment.expect.describe(),
@@ -111,11 +123,7 @@ def start(tick: Tick, experiment: Experiment, judged: dict[str, Any] | None) -> 
 def hold(tick: Tick, result: ChaosResult) -> Decision:
     """A running experiment: keep its fault in place, clear it at expiry, then judge it."""
     now, seen = tick.now, tick.seen
-    experiment = next((e for e in tick.plan.chaos if e.name == result.name), None)
-    if experiment is None:
-        # The spec no longer has it (a spec change restarts the rollout, so this is a status
-        # from elsewhere): end it, and the stray-fault rule clears its fault.
-        return _ended(tick, result, ChaosPhase.FAILED, "the experiment is no longer in the spec")
+    experiment = result.trial
     if result.ended_at is None:
         if now < result.expires_at:
             left = (result.expires_at - now).total_seconds()
@@ -149,9 +157,7 @@ def hold(tick: Tick, result: ChaosResult) -> Decision:
     return _judged(tick, result, experiment, reading)
 
 
-def _judged(
-    tick: Tick, result: ChaosResult, experiment: Experiment, reading: ChaosReading
-) -> Decision:
+def _judged(tick: Tick, result: ChaosResult, experiment: Trial, reading: ChaosReading) -> Decision:
     expect = experiment.expect
     problems: list[str] = []
     requests = _number(reading.requests)
@@ -217,11 +223,6 @@ def _ended(
     status = records.evolve(tick.status, {"chaos": chaos, "message": text})
     reason = "ChaosPassed" if phase is ChaosPhase.PASSED else "ChaosFailed"
     return Decision(status, (Notify(reason, text, warning=phase is not ChaosPhase.PASSED),))
-
-
-def failed_and_fatal(tick: Tick, name: str) -> bool:
-    experiment = next((e for e in tick.plan.chaos if e.name == name), None)
-    return experiment is None or experiment.on_failure == "rollback"
 
 
 def interrupted(tick: Tick, why: str) -> dict[str, Any]:

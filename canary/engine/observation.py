@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from canary.api.chaos import ChaosRequest
 from canary.api.status import MeasurementKind
 
 
@@ -97,6 +98,8 @@ class Observation:
     faults: tuple[ActiveFault, ...] | None = ()
     # The callers' view of a finished experiment's window, by experiment name, when one is due.
     chaos: Mapping[str, ChaosReading] = field(default_factory=dict)
+    # A one-off experiment asked for on the Canary (`canary chaos`), if any.
+    chaos_request: ChaosRequest | None = None
     # Cross-object problems found while observing (a missing VirtualService, a route name that
     # does not exist): each makes the Canary Invalid until it is fixed.
     problems: tuple[str, ...] = ()

@@ -220,6 +220,10 @@ def progressing(tick: Tick) -> Decision:
         experiment = chaos.running(status.chaos, status.revision)
         if experiment is not None:
             return _chaos_held(tick, experiment)
+    if tick.seen.chaos_request is not None:
+        request = chaos.requested(tick)
+        if request is not None:
+            return chaos.start(tick, request, None)
     if tick.seen.measurements and _came_back(tick, step_started_at):
         # Nobody could have seen data while the controller was away (and the data plane may be
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
@@ -249,7 +253,7 @@ def _chaos_held(tick: Tick, experiment: ChaosResult) -> Decision:
         and result.phase is ChaosPhase.FAILED
         for result in decision.status.chaos
     )
-    if failed and chaos.failed_and_fatal(tick, experiment.name):
+    if failed and experiment.trial.on_failure == "rollback":
         notices = tuple(a for a in decision.actions if isinstance(a, Notify))
         return _roll_back(
             tick.with_status(decision.status),

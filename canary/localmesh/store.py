@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from canary.api import chaos
 from canary.api import problems as api_problems
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
@@ -153,7 +154,9 @@ class LocalStore:
             except ValidationError as exc:
                 cached = (version, None, tuple(api_problems.lines(exc, Canary)))
             self._parsed[key] = cached
-        return StoredCanary(key, cached[1], self.status(key), generation, cached[2])
+        return StoredCanary(
+            key, cached[1], self.status(key), generation, cached[2], chaos.request_of(meta)
+        )
 
 
 def _write_json(path: Path, body: Body) -> None:

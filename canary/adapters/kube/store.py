@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import CANARY, DEPLOYMENT, METRIC_TEMPLATE, ApiError, Body, Rest
+from canary.api import chaos
 from canary.api import problems as api_problems
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
@@ -122,7 +123,14 @@ class KubeStore:
         if parsed is None or parsed.uid != uid or parsed.generation != generation:
             parsed = _parse(body, uid, generation)
             self._specs[key] = parsed
-        return StoredCanary(key, parsed.spec, self._status(key, body), generation, parsed.problems)
+        return StoredCanary(
+            key,
+            parsed.spec,
+            self._status(key, body),
+            generation,
+            parsed.problems,
+            chaos.request_of(meta),
+        )
 
     def _status(self, key: CanaryKey, body: Body) -> CanaryStatus:
         version = _resource_version(body)

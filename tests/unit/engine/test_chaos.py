@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from canary.api.chaos import ChaosRequest
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, ChaosPhase, Phase
 from canary.engine import revision
@@ -59,6 +60,7 @@ class World:
     fault: ActiveFault | None = None
     # Set to False to make the router lose an injected fault (or fail to write one).
     keeps_faults: bool = True
+    request: ChaosRequest | None = None
     seconds: float = 0.0
     log: list[tuple[float, Decision, Observation]] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ class World:
             measurements={metric.name: GOOD[metric.name] for metric in asked.metrics},
             faults=() if self.fault is None else (self.fault,),
             chaos={window.name: self.read(window) for window in asked.chaos},
+            chaos_request=self.request,
         )
         decision = decide(self.spec, self.status, seen, now)
         for action in decision.actions:
@@ -296,3 +299,52 @@ def test_experiments_run_only_at_their_step_and_once_per_revision() -> None:
     world.run_until(finished)
     assert [(r.name, r.weight) for r in world.status.chaos] == [("eject", 10), ("later", 50)]
     assert len(world.actions(InjectFault)) == 2
+
+
+def _request(world: World, **fields: Any) -> ChaosRequest:
+    return ChaosRequest.model_validate(
+        {
+            "name": "oneoff",
+            "revision": world.status.revision,
+            "duration": "5s",
+            "fault": {"abort": {"httpStatus": 500, "percentage": 100}},
+            **fields,
+        }
+    )
+
+
+def test_a_one_off_request_runs_at_once_in_a_live_step_and_reports_without_rolling_back() -> None:
+    world = World(make_spec(interval="30s", checkInterval="5s"))
+    world.run_until(lambda w: w.status.step_started_at is not None)
+    world.read = lambda window: reading(ejections=0)
+    world.request = _request(world)
+    decision = world.tick()
+    [inject] = [a for a in decision.actions if isinstance(a, InjectFault)]
+    assert inject.experiment == "oneoff"
+    assert inject.fault.abort_status == 500
+    world.run_until(lambda w: w.status.chaos[0].phase is not ChaosPhase.RUNNING, limit=30)
+    [result] = world.status.chaos
+    assert result.phase is ChaosPhase.FAILED
+    assert result.trial.on_failure == "continue"
+    world.run_until(finished)
+    assert world.status.phase is Phase.SUCCEEDED
+    assert len(world.actions(InjectFault)) == 1, "a request runs once"
+
+
+def test_a_request_for_another_rollout_is_ignored() -> None:
+    world = World(make_spec(interval="30s", checkInterval="5s"))
+    world.run_until(lambda w: w.status.step_started_at is not None)
+    world.request = _request(world, revision="someone-elses")
+    world.run_until(finished)
+    assert world.actions(InjectFault) == []
+    assert world.status.chaos == ()
+
+
+def test_a_request_set_to_roll_back_does_so_when_it_fails() -> None:
+    world = World(make_spec(interval="30s", checkInterval="5s"))
+    world.run_until(lambda w: w.status.step_started_at is not None)
+    world.read = lambda window: reading(ejections=0)
+    world.request = _request(world, onFailure="rollback")
+    world.run_until(finished)
+    assert world.status.phase is Phase.FAILED
+    assert world.weights == {"v1": 100, "v2": 0}
