@@ -149,6 +149,20 @@ class KubeStore:
         return status
 
 
+def parse_canary(key: CanaryKey, body: Body) -> StoredCanary:
+    """A Canary as read straight from the API (no cache), for a one-off reader like the CLI."""
+    meta = body.get("metadata") or {}
+    parsed = _parse(body, str(meta.get("uid") or ""), int(meta.get("generation") or 0))
+    raw = body.get("status")
+    try:
+        status = CanaryStatus.model_validate(raw) if isinstance(raw, dict) else CanaryStatus()
+    except ValidationError:
+        status = CanaryStatus()
+    return StoredCanary(
+        key, parsed.spec, status, parsed.generation, parsed.problems, chaos.request_of(meta)
+    )
+
+
 def deployment_ready(body: Body) -> bool:
     """Ready as `kubectl rollout status` means it: the controller saw the newest spec, and every
     wanted replica is updated and available."""

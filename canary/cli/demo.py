@@ -1,0 +1,168 @@
+"""`canary demo`: a real rollout on the embedded data plane, watched live."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from canary.cli.root import main
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    type=click.Choice(["good", "bad", "chaos", "chaos-unprotected"]),
+    default="good",
+    show_default=True,
+    help="good: a healthy v2, promoted. bad: v2 answers 5xx at --error-rate, rolled back. "
+    "chaos: a healthy v2 with a fault experiment at 25%; outlier detection ejects the faulty "
+    "hosts, so it is promoted. chaos-unprotected: the same without outlier detection in the "
+    "DestinationRule; the experiment fails and v2 is rolled back.",
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.2,
+    show_default=True,
+    help="The share of v2's answers that are 503 in the bad scenario.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(0.0),
+    default=5.0,
+    show_default=True,
+    help="How long each version takes to answer (see --stable-latency-ms, --canary-latency-ms).",
+)
+@click.option(
+    "--stable-latency-ms",
+    type=click.FloatRange(0.0),
+    help="How long the stable version (v1) takes to answer; default: --latency-ms.",
+)
+@click.option(
+    "--canary-latency-ms",
+    type=click.FloatRange(0.0),
+    help="How long the canary version (v2) takes to answer; default: --latency-ms.",
+)
+@click.option(
+    "--stable-error-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="The share of the stable version's answers that are 503, in every scenario.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1.0, 500.0),
+    default=40.0,
+    show_default=True,
+    help="Requests per second from the load generator.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(10.0),
+    default=180.0,
+    show_default=True,
+    help="Seconds before the demo gives up waiting for the rollout to end.",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run this Canary (with its VirtualService, DestinationRule and MetricTemplates, "
+    "if the file has them) instead of the built-in one.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("canary-demo-report"),
+    show_default=True,
+    help="Where report.json and report.svg are written.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the store here (default: a temporary folder) so another canary can read it.",
+)
+def demo(
+    *,
+    scenario: str,
+    error_rate: float,
+    latency_ms: float,
+    stable_latency_ms: float | None,
+    canary_latency_ms: float | None,
+    stable_error_rate: float,
+    rate: float,
+    timeout: float,
+    policy: Path | None,
+    report_dir: Path,
+    state_dir: Path | None,
+) -> None:
+    """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
+
+    Exits 0 when the rollout ends as the scenario should (good and chaos: Succeeded at 100% v2;
+    bad and chaos-unprotected: Failed at 100% v1), 1 otherwise, 2 when something the demo needs
+    is missing.
+    """
+    from rich.console import Console
+
+    from canary.controller import logs
+    from canary.demo import run
+    from canary.demo import scenario as scenarios
+    from canary.errors import CanaryError
+    from canary.localmesh.envoy import EnvoyNotFound
+    from canary.localmesh.prometheus import PrometheusNotFound
+
+    console = Console()
+    objects = _policy_objects(policy) if policy else None
+    report_dir.mkdir(parents=True, exist_ok=True)
+    log_path = report_dir / "controller.log"
+    # The live view owns the terminal; the controller's own log goes to a file beside the report.
+    log_file = log_path.open("w", encoding="utf-8")
+    logs.configure(json=False, level="info", stream=log_file)
+    options = run.DemoOptions(
+        scenario=scenarios.Scenario(scenario),
+        error_rate=error_rate,
+        stable_error_rate=stable_error_rate,
+        stable_latency_ms=latency_ms if stable_latency_ms is None else stable_latency_ms,
+        canary_latency_ms=latency_ms if canary_latency_ms is None else canary_latency_ms,
+        rate=rate,
+        timeout=timeout,
+        report_dir=report_dir,
+        state_dir=state_dir,
+        policy_objects=objects,
+    )
+    try:
+        outcome = run.run(options, console)
+    except (EnvoyNotFound, PrometheusNotFound) as exc:
+        console.print(f"[bold red]cannot run the demo:[/] {exc}")
+        sys.exit(2)
+    except CanaryError as exc:
+        console.print(f"[bold red]the demo failed:[/] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: every process the demo started was stopped[/]")
+        sys.exit(130)
+    finally:
+        log_file.close()
+    console.print(f"controller log: {log_path}")
+    sys.exit(0 if outcome.as_expected else 1)
+
+
+def _policy_objects(policy: Path) -> list[dict[str, Any]]:
+    """The policy's objects, once `canary validate` would accept them; else exit 1 with why."""
+    from canary.validation import report
+
+    findings = report.validate_paths([policy])
+    if findings.failed:
+        for line in findings.lines():
+            click.echo(line, err=True)
+        sys.exit(1)
+    inventory = findings.loaded.inventory
+    return [
+        *(placed.obj.to_wire() for placed in inventory.canaries),
+        *(placed.obj.to_wire() for placed in inventory.templates),
+        *(placed.obj for placed in inventory.virtual_services),
+        *(placed.obj for placed in inventory.destination_rules),
+    ]
