@@ -22,6 +22,7 @@ class FakePlane:
     def __init__(self) -> None:
         self.pushed: list[list[dict[str, Any]]] = []
         self.acknowledged: int | None = None
+        self.faults: list[Any] = []
 
     def push(self, virtual_services: Any, destination_rules: Any) -> int:
         self.pushed.append(list(virtual_services))
@@ -29,6 +30,9 @@ class FakePlane:
 
     def applied_version(self) -> int | None:
         return self.acknowledged
+
+    def set_faults(self, planned: Any) -> None:
+        self.faults = list(planned)
 
 
 @pytest.fixture
