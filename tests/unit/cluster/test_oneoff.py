@@ -14,7 +14,6 @@ from canary.cluster import oneoff
 from canary.demo import scenario
 from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey
-
 from tests.unit.engine.builders import T0
 
 KEY = CanaryKey("default", "demo")
