@@ -47,6 +47,8 @@ class RouteRef:
     # The http route's name; None means the first route whose destinations all point at host.
     route: str | None
     destination_rule: str | None = None
+    # Stable first, then canary (observe.route_of builds them so): a router that must never
+    # touch the stable subset, as fault injection must not, reads it from here.
     subsets: tuple[SubsetRef, ...] = ()
 
 

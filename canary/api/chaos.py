@@ -18,6 +18,8 @@ from pydantic import Field, model_validator
 from canary.api import durations
 from canary.api.base import Duration, Model
 
+# Envoy's finest fraction is one in a million: anything smaller would be injected as 0.
+_MIN_PERCENT = 0.0001
 # Istio's own bound for an injected abort (HTTPFaultInjection.Abort.httpStatus).
 _MIN_STATUS, _MAX_STATUS = 200, 599
 
@@ -27,14 +29,18 @@ class Abort(Model):
         ge=_MIN_STATUS, le=_MAX_STATUS, description="The status the canary answers with."
     )
     percentage: float = Field(
-        gt=0, le=100, description="The share of requests aborted, in percent (0 < p <= 100)."
+        ge=_MIN_PERCENT,
+        le=100,
+        description="The share of requests aborted, in percent (0.0001 <= p <= 100).",
     )
 
 
 class Delay(Model):
     fixed_delay: Duration = Field(description="How long each delayed request waits.")
     percentage: float = Field(
-        gt=0, le=100, description="The share of requests delayed, in percent (0 < p <= 100)."
+        ge=_MIN_PERCENT,
+        le=100,
+        description="The share of requests delayed, in percent (0.0001 <= p <= 100).",
     )
 
     @property

@@ -80,7 +80,11 @@ def test_a_request_is_written_for_the_rollout_in_progress(store: LocalStore) -> 
         (CanaryStatus(phase=Phase.SUCCEEDED, revision="r1"), {}, "no live step"),
         (LIVE.model_copy(update={"step_started_at": None}), {}, "no live step"),
         (LIVE, {"duration": "1m"}, "longer than a step"),
-        (LIVE, {"fault": {"abort": {"httpStatus": 503, "percentage": 0}}}, "greater than 0"),
+        (
+            LIVE,
+            {"fault": {"abort": {"httpStatus": 503, "percentage": 0}}},
+            "greater than or equal to 0.0001",
+        ),
         (LIVE, {"fault": {}}, "abort and/or delay"),
     ],
 )
