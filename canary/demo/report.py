@@ -15,7 +15,8 @@ from typing import Any
 from canary.demo.timeline import Sample
 
 WIDTH, HEIGHT, MARGIN = 900, 380, 56
-COLOURS = {"weight": "#1f77b4", "v1": "#2ca02c", "v2": "#ff7f0e"}
+COLOURS = {"weight": "#1f77b4", "v1": "#2ca02c", "v2": "#ff7f0e", "callers": "#9467bd"}
+CHAOS_FILL = "#fde0dc"
 
 
 def write(
@@ -65,6 +66,13 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
             f'<text x="{x(second):.1f}" y="{HEIGHT - MARGIN + 16}" text-anchor="middle" '
             f'fill="#555">{second}s</text>'
         )
+    # A band wherever an experiment was running: the fault, then its verdict's short wait.
+    for start, stop in _chaos_spans(samples):
+        parts.append(
+            f'<rect x="{x(start):.1f}" y="{MARGIN}" width="{max(1.0, x(stop) - x(start)):.1f}" '
+            f'height="{plot_h}" fill="{CHAOS_FILL}"/>'
+            f'<text x="{x(start) + 3:.1f}" y="{MARGIN + 14}" fill="#c0392b">chaos</text>'
+        )
     previous_phase = None
     changes = 0
     for s in samples:
@@ -83,6 +91,7 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
         "weight": [(s.t, float(s.canary_weight)) for s in samples],
         "v1": [(s.t, v) for s in samples if (v := s.success_rate.get("v1")) is not None],
         "v2": [(s.t, v) for s in samples if (v := s.success_rate.get("v2")) is not None],
+        "callers": [(s.t, v) for s in samples if (v := s.callers_success_rate) is not None],
     }
     for name, points in series.items():
         if points:
@@ -94,10 +103,11 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
         ("weight", "canary weight"),
         ("v1", "v1 success rate"),
         ("v2", "v2 success rate"),
+        ("callers", "all callers"),
     ]
     # Below the plot, where no line can run through it.
     for index, (name, label) in enumerate(legend):
-        left = MARGIN + 150 * index
+        left = MARGIN + 140 * index
         top = HEIGHT - 8
         parts.append(
             f'<rect x="{left}" y="{top - 6}" width="12" height="4" fill="{COLOURS[name]}"/>'
@@ -105,6 +115,21 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _chaos_spans(samples: Sequence[Sample]) -> list[tuple[float, float]]:
+    spans: list[tuple[float, float]] = []
+    start: float | None = None
+    for sample in samples:
+        running = any(chaos.phase == "Running" for chaos in sample.chaos)
+        if running and start is None:
+            start = sample.t
+        elif not running and start is not None:
+            spans.append((start, sample.t))
+            start = None
+    if start is not None and samples:
+        spans.append((start, samples[-1].t))
+    return spans
 
 
 def _anchor_near_edge(left: float) -> str:
