@@ -10,13 +10,18 @@ after the rollout ended would show.
 The load generator counts answers per whole second since its start. Status times and events are
 wall-clock times, so the run also records the wall-clock moment of the load generator's second
 0, and `load_second` puts both on the one clock.
+
+A benchmark that must look at the data plane while the rollout runs (an Envoy's admin stats)
+passes `watch`: a context manager made from the mesh and the store, open from the mesh's start
+until the controller has stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +39,8 @@ from canary.localmesh.store import LocalStore
 # Load after the terminal phase: a version still answering then would be counted.
 TAIL_S = 2.0
 POLL_S = 0.2
+
+Watch = Callable[[LocalMesh, LocalStore], contextlib.AbstractContextManager[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,12 @@ class Rollout:
 
 
 def run(
-    objects: Sequence[dict[str, Any]], load: Load, *, log_path: Path, log_level: str = "info"
+    objects: Sequence[dict[str, Any]],
+    load: Load,
+    *,
+    log_path: Path,
+    log_level: str = "info",
+    watch: Watch | None = None,
 ) -> Rollout:
     """Runs the objects' Canary to a terminal phase, with the controller's log in `log_path`."""
     plan = scenario.plan(list(objects))
@@ -96,6 +108,7 @@ def run(
                 duration=load.timeout_s + 30,
             ) as mesh,
             log_path.open("w", encoding="utf-8") as log_file,
+            watch(mesh, store) if watch is not None else contextlib.nullcontext(),
         ):
             mesh_start_s = time.monotonic() - begun
             assert mesh.load is not None, "the mesh runs a load generator when rate > 0"
