@@ -58,14 +58,6 @@ class Fault(Model):
             raise ValueError("a fault needs abort and/or delay")
         return self
 
-    def describe(self) -> str:
-        parts = []
-        if self.abort is not None:
-            parts.append(f"abort {self.abort.http_status} to {self.abort.percentage:g}%")
-        if self.delay is not None:
-            parts.append(f"delay {self.delay.fixed_delay} to {self.delay.percentage:g}%")
-        return ", ".join(parts)
-
 
 class Expect(Model):
     """What must hold for the experiment to pass; every part given must hold."""

@@ -22,6 +22,7 @@ from canary.adapters.kube.store import parse_canary
 from canary.api import problems
 from canary.api.chaos import REQUEST_ANNOTATION, Abort, ChaosRequest, Delay, Fault
 from canary.api.status import TERMINAL_PHASES, ChaosPhase, ChaosResult, Phase
+from canary.engine import chaos
 from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey, StoredCanary
 
@@ -173,7 +174,8 @@ def run(
     target: Target, fields: dict[str, Any], *, timeout: float, progress: Callable[[str], None]
 ) -> ChaosResult:
     request = ask(target, fields)
-    progress(f"asked for {request.name}: {request.fault.describe()} for {request.duration}")
+    fault = chaos.fault_of(request).describe()
+    progress(f"asked for {request.name}: {fault} for {request.duration}")
     try:
         return await_result(target, request, timeout=timeout, progress=progress)
     finally:

@@ -13,38 +13,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from canary.api import envoy_fault
 from canary.engine.actions import Fault
+from canary.errors import InvalidSpec
 
 KIND = "Fault"
 JSON = dict[str, Any]
 
-# Envoy's FractionalPercent denominators, finest last: a percentage is written with the
-# coarsest one that holds it exactly (0.5% needs TEN_THOUSAND, 0.001% MILLION).
-_DENOMINATORS = (("HUNDRED", 1), ("TEN_THOUSAND", 100), ("MILLION", 10_000))
-
-
-def fractional(percent: float) -> JSON:
-    for name, scale in _DENOMINATORS:
-        scaled = percent * scale
-        if abs(scaled - round(scaled)) < 1e-9:
-            return {"numerator": round(scaled), "denominator": name}
-    return {"numerator": round(percent * 10_000), "denominator": "MILLION"}
-
 
 def http_fault(fault: Fault) -> JSON:
-    """The fault as Envoy's HTTPFault filter config (extensions.filters.http.fault.v3)."""
-    config: JSON = {}
-    if fault.abort_status is not None:
-        config["abort"] = {
-            "http_status": fault.abort_status,
-            "percentage": fractional(fault.abort_percent),
-        }
-    if fault.delay_seconds is not None:
-        config["delay"] = {
-            "fixed_delay": f"{fault.delay_seconds:.3f}s",
-            "percentage": fractional(fault.delay_percent),
-        }
-    return config
+    """The fault as Envoy's HTTPFault filter config; InvalidSpec when Envoy cannot express it."""
+    try:
+        return envoy_fault.http_fault(
+            abort_status=fault.abort_status,
+            abort_percent=fault.abort_percent,
+            delay_seconds=fault.delay_seconds,
+            delay_percent=fault.delay_percent,
+        )
+    except ValueError as exc:
+        raise InvalidSpec(f"chaos: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

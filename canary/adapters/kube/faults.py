@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -41,7 +40,7 @@ from canary.adapters.kube.rest import (
     Body,
     Rest,
 )
-from canary.api import istio
+from canary.api import envoy_fault, istio
 from canary.engine.actions import Fault, InjectFault
 from canary.engine.observation import ActiveFault
 from canary.errors import InvalidSpec, Unavailable
@@ -62,7 +61,6 @@ HTTP_FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HT
 FILTER_NAME = "canary.fault"
 
 # Envoy's FractionalPercent denominators, finest last.
-_DENOMINATORS = (("HUNDRED", 1), ("TEN_THOUSAND", 100), ("MILLION", 10_000))
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _MAX_LABEL, _MAX_NAME = 63, 253
 WRITE_ATTEMPTS = 3
@@ -259,46 +257,16 @@ def envoy_filter(ref: RouteRef, fault: InjectFault, labels: dict[str, str]) -> B
 
 
 def http_fault(fault: Fault) -> dict[str, Any]:
-    """Envoy's HTTPFault (proto JSON) for `fault`; InvalidSpec when it has nothing to inject."""
-    config: dict[str, Any] = {}
-    if fault.abort_status is not None:
-        config["abort"] = {
-            "http_status": fault.abort_status,
-            "percentage": fractional(fault.abort_percent),
-        }
-    if fault.delay_seconds is not None:
-        if fault.delay_seconds < 0:
-            raise InvalidSpec(f"chaos: a delay of {fault.delay_seconds:g}s is negative")
-        config["delay"] = {
-            "fixed_delay": proto_duration(fault.delay_seconds),
-            "percentage": fractional(fault.delay_percent),
-        }
-    if not config:
-        raise InvalidSpec("chaos: a fault needs an abort and/or a delay")
-    return config
-
-
-def fractional(percent: float) -> dict[str, Any]:
-    """`percent` as Envoy's FractionalPercent, in the coarsest denominator that holds it exactly
-    (0.5 % is 50 per TEN_THOUSAND); finer than one in a million is rounded to that."""
-    if not 0 < percent <= 100:
-        raise InvalidSpec(f"chaos: a percentage must be in (0, 100], not {percent:g}")
-    # The decimal digits as written, not the binary float's: 0.1 is exactly 10 per 10_000.
-    exact = Decimal(repr(percent))
-    for denominator, scale in _DENOMINATORS:
-        scaled = exact * scale
-        if scaled == scaled.to_integral_value():
-            return {"numerator": int(scaled), "denominator": denominator}
-    numerator = int((exact * 10_000).to_integral_value())
-    if numerator == 0:
-        raise InvalidSpec(f"chaos: {percent:g}% is finer than Envoy's one in a million (0.0001%)")
-    return {"numerator": numerator, "denominator": "MILLION"}
-
-
-def proto_duration(seconds: float) -> str:
-    """A protobuf JSON Duration: seconds with at most nine decimals and an `s`."""
-    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
-    return f"{text}s"
+    """Envoy's HTTPFault (proto JSON) for `fault`; InvalidSpec when Envoy cannot express it."""
+    try:
+        return envoy_fault.http_fault(
+            abort_status=fault.abort_status,
+            abort_percent=fault.abort_percent,
+            delay_seconds=fault.delay_seconds,
+            delay_percent=fault.delay_percent,
+        )
+    except ValueError as exc:
+        raise InvalidSpec(f"chaos: {exc}") from exc
 
 
 def active_fault(body: Body) -> ActiveFault:

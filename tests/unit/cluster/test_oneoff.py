@@ -51,7 +51,10 @@ def test_bad_faults_say_what_is_allowed(texts: list[str], message: str) -> None:
 
 def test_abort_and_delay_together() -> None:
     fault = oneoff.parse_fault(["abort:503:50", "delay:2s:10"])
-    assert fault.describe() == "abort 503 to 50%, delay 2s to 10%"
+    assert fault.abort is not None
+    assert (fault.abort.http_status, fault.abort.percentage) == (503, 50)
+    assert fault.delay is not None
+    assert (fault.delay.fixed_delay, fault.delay.percentage) == ("2s", 10)
 
 
 def test_a_request_is_written_for_the_rollout_in_progress(store: LocalStore) -> None:

@@ -102,17 +102,3 @@ def test_the_stable_subset_is_never_targeted(store: LocalStore) -> None:
 def test_a_subset_the_destination_rule_lacks_is_refused(store: LocalStore) -> None:
     with pytest.raises(InvalidSpec, match="no subset v3"):
         inject(LocalRouter(store, FakePlane()), subset="v3")
-
-
-@pytest.mark.parametrize(
-    ("percent", "expected"),
-    [
-        (50, {"numerator": 50, "denominator": "HUNDRED"}),
-        (0.5, {"numerator": 50, "denominator": "TEN_THOUSAND"}),
-        (0.001, {"numerator": 10, "denominator": "MILLION"}),
-        (12.25, {"numerator": 1225, "denominator": "TEN_THOUSAND"}),
-        (100, {"numerator": 100, "denominator": "HUNDRED"}),
-    ],
-)
-def test_percentages_keep_their_precision(percent: float, expected: dict[str, object]) -> None:
-    assert faults.fractional(percent) == expected

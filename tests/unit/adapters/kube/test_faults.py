@@ -17,6 +17,7 @@ from canary.adapters.kube import faults
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import DESTINATION_RULE, ENVOY_FILTER, ApiError, Body
 from canary.adapters.kube.router import KubeRouter
+from canary.api import envoy_fault
 from canary.engine.actions import Fault, InjectFault
 from canary.engine.observation import ActiveFault
 from canary.errors import InvalidSpec
@@ -190,13 +191,18 @@ def test_the_envoy_filter_inserts_an_http_fault_before_the_router_of_the_canarys
 def test_percentages_take_the_coarsest_denominator_that_holds_them(
     percent: float, numerator: int, denominator: str
 ) -> None:
-    assert faults.fractional(percent) == {"numerator": numerator, "denominator": denominator}
+    assert envoy_fault.fractional(percent) == {
+        "numerator": numerator,
+        "denominator": denominator,
+    }
 
 
 @pytest.mark.parametrize("percent", [0.0, -1.0, 100.5, 0.00001])
 def test_a_percentage_envoy_cannot_express_is_refused(percent: float) -> None:
+    with pytest.raises(ValueError, match="%|percentage"):
+        envoy_fault.fractional(percent)
     with pytest.raises(InvalidSpec):
-        faults.fractional(percent)
+        faults.http_fault(Fault(abort_status=503, abort_percent=percent))
 
 
 def test_a_delay_alone_has_no_abort_and_its_duration_is_protobuf_json() -> None:
@@ -207,7 +213,7 @@ def test_a_delay_alone_has_no_abort_and_its_duration_is_protobuf_json() -> None:
             "percentage": {"numerator": 50, "denominator": "TEN_THOUSAND"},
         }
     }
-    assert faults.proto_duration(2.0) == "2s"
+    assert envoy_fault.proto_duration(2.0) == "2s"
     with pytest.raises(InvalidSpec):
         faults.http_fault(Fault())
 
