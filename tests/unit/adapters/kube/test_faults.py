@@ -199,7 +199,7 @@ def test_percentages_take_the_coarsest_denominator_that_holds_them(
 
 @pytest.mark.parametrize("percent", [0.0, -1.0, 100.5, 0.00001])
 def test_a_percentage_envoy_cannot_express_is_refused(percent: float) -> None:
-    with pytest.raises(ValueError, match="%|percentage"):
+    with pytest.raises(ValueError, match=r"%|percentage"):
         envoy_fault.fractional(percent)
     with pytest.raises(InvalidSpec):
         faults.http_fault(Fault(abort_status=503, abort_percent=percent))
