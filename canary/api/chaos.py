@@ -108,6 +108,13 @@ class Trial(Model):
     )
     duration: Duration = Field(description="How long the fault stays; at most a step's interval.")
     fault: Fault = Field(description="What to inject on the canary's server side.")
+    pods: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many of the canary's pods get the fault (the first by name); default "
+        "all. With one bad pod of several, outlier detection can take it out of the callers' "
+        "pool and spare users; with every pod bad, only the weights can.",
+    )
     expect: Expect = Field(default_factory=Expect, description="What must hold.")
     on_failure: OnFailure = Field(
         default="rollback",

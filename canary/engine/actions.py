@@ -69,6 +69,8 @@ class InjectFault:
     subset: str
     fault: Fault
     expires_at: datetime
+    # How many of the subset's workloads get it, the first by name; None: all of them.
+    pods: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

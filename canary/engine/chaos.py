@@ -97,7 +97,7 @@ def start(tick: Tick, experiment: Trial, judged: dict[str, Any] | None) -> Decis
         phase=ChaosPhase.RUNNING,
         trial=experiment.trial(),
         subset=subset,
-        fault=fault.describe(),
+        fault=_described(fault, experiment.pods),
         expect=experiment.expect.describe(),
         revision=status.revision,
         weight=status.canary_weight,
@@ -105,7 +105,8 @@ def start(tick: Tick, experiment: Trial, judged: dict[str, Any] | None) -> Decis
         expires_at=expires_at,
     )
     message = (
-        f"chaos {experiment.name}: {fault.describe()} on {subset} for {experiment.duration}; "
+        f"chaos {experiment.name}: {_described(fault, experiment.pods)} on {subset} for "
+        f"{experiment.duration}; "
         f"expecting {experiment.expect.describe()}"
     )
     updates: dict[str, Any] = dict(judged or {})
@@ -114,7 +115,7 @@ def start(tick: Tick, experiment: Trial, judged: dict[str, Any] | None) -> Decis
         status=records.evolve(status, updates),
         actions=(
             Notify("ChaosStarted", message),
-            InjectFault(experiment.name, subset, fault, expires_at),
+            InjectFault(experiment.name, subset, fault, expires_at, experiment.pods),
         ),
         wake_after=min(FAULT_POLL, experiment.duration_seconds),
     )
@@ -131,7 +132,11 @@ def hold(tick: Tick, result: ChaosResult) -> Decision:
             faults = seen.faults
             if faults is not None and not any(f.experiment == result.name for f in faults):
                 inject = InjectFault(
-                    result.name, result.subset, fault_of(experiment), result.expires_at
+                    result.name,
+                    result.subset,
+                    fault_of(experiment),
+                    result.expires_at,
+                    experiment.pods,
                 )
                 return waiting(tick, message, inject, poll=True)
             decision = waiting(tick, message)
@@ -266,6 +271,12 @@ def clear_strays(tick: Tick, decision: Decision) -> Decision:
 def _replaced(tick: Tick, result: ChaosResult, **updates: Any) -> tuple[ChaosResult, ...]:
     changed = result.model_copy(update=updates)
     return tuple(changed if entry is result else entry for entry in tick.status.chaos)
+
+
+def _described(fault: Fault, pods: int | None) -> str:
+    if pods is None:
+        return fault.describe()
+    return f"{fault.describe()} of {pods} pod{'s' if pods > 1 else ''}"
 
 
 def _number(measurement: Measurement) -> float | None:
