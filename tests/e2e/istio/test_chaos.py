@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.faults import FILTER_NAME
@@ -26,81 +25,31 @@ from canary.adapters.kube.rest import DESTINATION_RULE, ENVOY_FILTER, Rest, conn
 from canary.adapters.kube.router import KubeRouter
 from canary.engine.actions import Fault, InjectFault
 from canary.engine.observation import ActiveFault
-from canary.localmesh import procs
 from canary.ports import RouteRef, SubsetRef
-from tests.e2e.istio.conftest import GatewayUnderTest, assert_no_nacks
+from tests.e2e.istio import sidecars
+from tests.e2e.istio.conftest import GatewayUnderTest
 from tests.istiod import run
 from tests.kubeenv import cluster
 
-Json = dict[str, Any]
-
-# Write-to-Envoy is ~0.1 s here (10 ms debounce); the bound is for a loaded CI machine.
-PROPAGATION_TIMEOUT = 30.0
 DELAY_SECONDS = 0.6
-PEER_AUTHENTICATION = "/apis/security.istio.io/v1/namespaces/{}/peerauthentications"
-
-
-@dataclass
-class Version:
-    """One version: its sidecar Envoy and the inbound port it listens on in front of the app."""
-
-    name: str
-    proxy: run.Proxy
-    inbound_port: int
-
-    def get(self) -> tuple[int, str, float]:
-        began = time.monotonic()
-        status, body = run.get(self.inbound_port, host="demo")
-        return status, body, time.monotonic() - began
 
 
 @dataclass
 class Mesh:
     namespace: str
     fqdn: str
-    versions: dict[str, Version]
+    versions: dict[str, sidecars.Version]
     gateway: GatewayUnderTest
     router: KubeRouter
     ref: RouteRef
 
 
-def _sidecar(namespace: str, version: str, inbound_port: int, app_port: int) -> Json:
-    """The Sidecar that gives a version's proxy its inbound listener (interception NONE binds
-    only what `ingress` names) and no outbound one (egress to a host that does not exist)."""
+def _virtual_service(namespace: str, fqdn: str) -> sidecars.Json:
+    """The canary by a header, the stable version otherwise: each reachable on demand."""
     return {
         "apiVersion": run.NETWORKING,
-        "kind": "Sidecar",
-        "metadata": {"name": f"demo-{version}", "namespace": namespace},
-        "spec": {
-            "workloadSelector": {"labels": {"app": "demo", "version": version}},
-            "ingress": [
-                {
-                    "port": {"number": inbound_port, "protocol": "HTTP", "name": "http"},
-                    "bind": "127.0.0.1",
-                    "defaultEndpoint": f"127.0.0.1:{app_port}",
-                }
-            ],
-            "egress": [{"hosts": ["./nothing.invalid"]}],
-        },
-    }
-
-
-def _objects(namespace: str, fqdn: str, inbound: dict[str, int]) -> list[Json]:
-    """The service's endpoints are the sidecars' inbound listeners, as a pod's IP would be."""
-    rule = {
-        "apiVersion": run.NETWORKING,
-        "kind": "DestinationRule",
-        "metadata": {"name": "demo", "namespace": namespace},
-        "spec": {
-            "host": fqdn,
-            "trafficPolicy": {"tls": {"mode": "DISABLE"}},
-            "subsets": [{"name": v, "labels": {"app": "demo", "version": v}} for v in ("v1", "v2")],
-        },
-    }
-    service = {
-        "apiVersion": run.NETWORKING,
         "kind": "VirtualService",
-        "metadata": {"name": "demo", "namespace": namespace},
+        "metadata": {"name": sidecars.SERVICE, "namespace": namespace},
         "spec": {
             "hosts": [fqdn],
             "gateways": ["gw"],
@@ -114,23 +63,6 @@ def _objects(namespace: str, fqdn: str, inbound: dict[str, int]) -> list[Json]:
             ],
         },
     }
-    backends = [run.Backend(version, "127.0.0.1", port) for version, port in inbound.items()]
-    return [*run.service_objects("demo", namespace, backends), rule, service]
-
-
-def _wait_istiod_has(istiod: run.Istiod, kind: str, namespace: str, names: set[str]) -> None:
-    """istiod holds these objects in its config store, so a proxy connecting now gets them."""
-
-    def check() -> str | None:
-        held = {
-            str((c.get("metadata") or {}).get("name"))
-            for c in istiod.debug("/debug/configz") or []
-            if c.get("kind") == kind and (c.get("metadata") or {}).get("namespace") == namespace
-        }
-        missing = names - held
-        return f"missing {sorted(missing)}" if missing else None
-
-    run.wait(f"istiod to hold {kind}s {sorted(names)}", check, timeout=PROPAGATION_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -142,95 +74,25 @@ def mesh(
     workdir: Path,
 ) -> Iterator[Mesh]:
     namespace = gateway.namespace
-    fqdn = f"demo.{namespace}.svc.cluster.local"
-    apps = {backend.version: backend.port for backend in backends}
-    inbound = {version: procs.free_port() for version in apps}
-    # Without mTLS: a stock Envoy has no SDS for the inbound listener's PERMISSIVE TLS chain.
-    status, body = kube.request(
-        "POST",
-        PEER_AUTHENTICATION.format(namespace),
-        {
-            "apiVersion": "security.istio.io/v1",
-            "kind": "PeerAuthentication",
-            "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"mtls": {"mode": "DISABLE"}},
-        },
-    )
-    assert status == 201, body
-    sidecars = [_sidecar(namespace, v, inbound[v], apps[v]) for v in apps]
-    run.create(kube, *sidecars, *_objects(namespace, fqdn, inbound))
-    _wait_istiod_has(istiod, "Sidecar", namespace, {s["metadata"]["name"] for s in sidecars})
+    fqdn = sidecars.fqdn_of(namespace)
+    routing = [sidecars.destination_rule(namespace), _virtual_service(namespace, fqdn)]
     rest = Rest(connect(str(kube.admin_kubeconfig)))
     cache = ClusterCache(rest, kinds=(DESTINATION_RULE, ENVOY_FILTER))
-    versions: dict[str, Version] = {}
-    try:
-        for index, version in enumerate(sorted(apps)):
-            proxy = run.start_sidecar(
-                istiod,
-                workdir / version,
-                name=f"demo-{version}",
-                namespace=namespace,
-                labels={"app": "demo", "version": version},
-                ip=f"127.0.0.{21 + index}",
-            )
-            versions[version] = Version(version, proxy, inbound[version])
-        for started in versions.values():
-            procs.wait_http(
-                f"http://127.0.0.1:{started.inbound_port}/", timeout=PROPAGATION_TIMEOUT
-            )
+    with sidecars.versions(kube, istiod, backends, namespace, workdir, objects=routing) as found:
         cache.start()
-        assert cache.wait_synced(30.0), cache.unsynced()
-        ref = RouteRef(
-            namespace=namespace,
-            virtual_service="demo",
-            host=fqdn,
-            route=None,
-            destination_rule="demo",
-            subsets=(SubsetRef("v1"), SubsetRef("v2")),
-        )
-        yield Mesh(namespace, fqdn, versions, gateway, KubeRouter(rest, cache), ref)
-        for started in versions.values():
-            assert_no_nacks(istiod, started.proxy)
-    finally:
-        cache.stop()
-        for started in versions.values():
-            started.proxy.stop()
-        kube.request("DELETE", PEER_AUTHENTICATION.format(namespace))
-
-
-def _fault_filters(proxy: run.Proxy) -> list[Json]:
-    """The typed configs of our fault filter in every HTTP connection manager Envoy holds."""
-    found = []
-    for listener in proxy.listeners().values():
-        for chain in listener.get("filter_chains") or []:
-            for network_filter in chain.get("filters") or []:
-                manager = network_filter.get("typed_config") or {}
-                for http_filter in manager.get("http_filters") or []:
-                    if http_filter.get("name") == FILTER_NAME:
-                        found.append(http_filter.get("typed_config") or {})
-    return found
-
-
-def _wait_fault(proxy: run.Proxy, wanted: Json | None) -> None:
-    """Waits until the proxy's one fault filter is configured as `wanted`, or (None) is gone."""
-    seen: list[Json] = []
-
-    def check() -> str | None:
-        nonlocal seen
-        seen = [_as_written(config) for config in _fault_filters(proxy)]
-        done = seen == ([] if wanted is None else [wanted])
-        return None if done else f"fault filters: {seen}"
-
-    run.wait(f"{proxy.node_id} to serve fault {wanted}", check, timeout=PROPAGATION_TIMEOUT)
-
-
-def _as_written(config: Json) -> Json:
-    """A config_dump's HTTPFault as we wrote it: proto JSON leaves out a default enum value,
-    so a percentage per HUNDRED shows no denominator."""
-    found = {key: dict(value) for key, value in config.items() if key in ("abort", "delay")}
-    for part in found.values():
-        part["percentage"] = {"denominator": "HUNDRED", **part.get("percentage", {})}
-    return found
+        try:
+            assert cache.wait_synced(30.0), cache.unsynced()
+            ref = RouteRef(
+                namespace=namespace,
+                virtual_service=sidecars.SERVICE,
+                host=fqdn,
+                route=None,
+                destination_rule=sidecars.SERVICE,
+                subsets=(SubsetRef("v1"), SubsetRef("v2")),
+            )
+            yield Mesh(namespace, fqdn, found, gateway, KubeRouter(rest, cache), ref)
+        finally:
+            cache.stop()
 
 
 def _inject(here: Mesh, fault: Fault, *, seconds: float = 120.0) -> None:
@@ -262,7 +124,7 @@ def test_an_injected_fault_fails_the_canary_alone_until_cleared(
         began = time.monotonic()
         _inject(here, Fault(abort_status=503, abort_percent=100))
         abort = {"http_status": 503, "percentage": {"numerator": 100, "denominator": "HUNDRED"}}
-        _wait_fault(canary.proxy, {"abort": abort})
+        sidecars.wait_fault(canary.proxy, {"abort": abort})
         propagation = time.monotonic() - began
         assert _elsewhere(here) == {}
         assert [(f.experiment, f.subset) for f in here.router.faults(here.ref)] == [("eject", "v2")]
@@ -281,10 +143,12 @@ def test_an_injected_fault_fails_the_canary_alone_until_cleared(
         # A delay replaces the abort in the same object; a fraction takes a finer denominator.
         _inject(here, Fault(delay_seconds=DELAY_SECONDS, delay_percent=99.5))
         fraction = {"numerator": 9950, "denominator": "TEN_THOUSAND"}
-        _wait_fault(canary.proxy, {"delay": {"fixed_delay": "0.600s", "percentage": fraction}})
+        sidecars.wait_fault(
+            canary.proxy, {"delay": {"fixed_delay": "0.600s", "percentage": fraction}}
+        )
         _inject(here, Fault(delay_seconds=DELAY_SECONDS, delay_percent=100))
         every = {"numerator": 100, "denominator": "HUNDRED"}
-        _wait_fault(canary.proxy, {"delay": {"fixed_delay": "0.600s", "percentage": every}})
+        sidecars.wait_fault(canary.proxy, {"delay": {"fixed_delay": "0.600s", "percentage": every}})
         status, body, delayed = canary.get()
         assert (status, body) == (200, '{"version": "v2"}')
         # Envoy's timer runs on its own millisecond clock, so allow it a hair early.
@@ -295,7 +159,7 @@ def test_an_injected_fault_fails_the_canary_alone_until_cleared(
         assert _elsewhere(here) == {}
 
         here.router.clear_faults(here.ref)
-        _wait_fault(canary.proxy, None)
+        sidecars.wait_fault(canary.proxy, None)
         assert here.router.faults(here.ref) == ()
         assert canary.get()[:2] == (200, '{"version": "v2"}')
         print(f"fault written to served by the canary's sidecar: {propagation:.3f} s")
