@@ -43,6 +43,8 @@ class LocalFault:
     labels: Mapping[str, str]
     expires_at: datetime | None
     config: JSON
+    # How many of the subset's instances get it, the first by name; None: all.
+    pods: int | None = None
 
     def body(self, name: str) -> JSON:
         return {
@@ -56,6 +58,7 @@ class LocalFault:
                 "labels": dict(self.labels),
                 "expiresAt": None if self.expires_at is None else self.expires_at.isoformat(),
                 "fault": self.config,
+                "pods": self.pods,
             },
         }
 
@@ -75,4 +78,5 @@ class LocalFault:
             labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
             expires_at=expires_at,
             config=dict(spec.get("fault") or {}),
+            pods=spec["pods"] if isinstance(spec.get("pods"), int) else None,
         )

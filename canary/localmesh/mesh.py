@@ -123,29 +123,40 @@ class LocalMesh:
         """The config version the client-side Envoy has accepted, None before any."""
         return self._started(self._pilot).applied_version(self.admin_url)
 
-    def set_faults(self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any]]]) -> None:
-        """Each instance's inbound Envoy serves the first planned fault whose host is this
-        service and whose labels the instance has, or none; only changed files are written."""
-        for instance in self.instances:
-            labels = {"app": self.service, "version": instance.version}
-            config = next(
-                (
-                    fault
-                    for host, selector, fault in planned
-                    if host.split(".")[0] == self.service
-                    and all(labels.get(key) == value for key, value in selector.items())
-                ),
-                None,
+    def set_faults(
+        self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any], int | None]]
+    ) -> None:
+        """Each instance's inbound Envoy serves the planned fault whose host is this service and
+        whose labels it has (the first `pods` such instances by name, or all), or none; only
+        changed route files are written."""
+        wanted: dict[str, dict[str, Any] | None] = dict.fromkeys(
+            (instance.name for instance in self.instances), None
+        )
+        for host, selector, config, pods in planned:
+            if host.split(".")[0] != self.service:
+                continue
+            chosen = sorted(
+                instance.name
+                for instance in self.instances
+                if wanted[instance.name] is None
+                and all(
+                    {"app": self.service, "version": instance.version}.get(key) == value
+                    for key, value in selector.items()
+                )
             )
-            if self._faults.get(instance.name) == config:
+            for name in chosen[:pods] if pods is not None else chosen:
+                wanted[name] = config
+        for instance in self.instances:
+            served = wanted[instance.name]
+            if self._faults.get(instance.name) == served:
                 continue
             self._fault_versions[instance.name] = self._fault_versions.get(instance.name, 1) + 1
             envoy.write_xds(
                 instance.route_file,
-                [envoy.inbound_route_config(app_cluster=f"app_{instance.name}", fault=config)],
+                [envoy.inbound_route_config(app_cluster=f"app_{instance.name}", fault=served)],
                 version=self._fault_versions[instance.name],
             )
-            self._faults[instance.name] = config
+            self._faults[instance.name] = served
 
     def faulted(self) -> dict[str, dict[str, Any] | None]:
         """The fault each instance's inbound Envoy was last given, by instance name."""

@@ -21,8 +21,9 @@ from canary.localmesh import faults
 from canary.localmesh.store import LocalStore
 from canary.ports import RouteRef
 
-# (host, subset labels, HTTPFault config): what the data plane's inbound proxies should serve.
-PlannedFault = tuple[str, Mapping[str, str], dict[str, Any]]
+# (host, subset labels, HTTPFault config, how many of the subset's instances, None: all): what
+# the data plane's inbound proxies should serve.
+PlannedFault = tuple[str, Mapping[str, str], dict[str, Any], int | None]
 
 
 class DataPlane(Protocol):
@@ -98,6 +99,7 @@ class LocalRouter:
             labels=labels,
             expires_at=fault.expires_at,
             config=faults.http_fault(fault.fault),
+            pods=fault.pods,
         )
         self.store.put(record.body(_fault_name(ref)))
         self._serve_faults()
@@ -129,7 +131,9 @@ class LocalRouter:
 
     def _serve_faults(self) -> None:
         records = [faults.LocalFault.of(body) for body in self.store.objects(faults.KIND)]
-        self.plane.set_faults([(record.host, record.labels, record.config) for record in records])
+        self.plane.set_faults(
+            [(record.host, record.labels, record.config, record.pods) for record in records]
+        )
 
     def _subset_labels(self, ref: RouteRef, subset: str) -> dict[str, str]:
         if ref.subsets and subset == ref.subsets[0].name:

@@ -27,9 +27,12 @@ REF = RouteRef(
 )
 
 
-def inject(router: LocalRouter, *, subset: str = "v2", seconds: float = 10) -> None:
+def inject(
+    router: LocalRouter, *, subset: str = "v2", seconds: float = 10, pods: int | None = None
+) -> None:
     fault = Fault(abort_status=503, abort_percent=50)
-    router.inject(REF, InjectFault("eject", subset, fault, NOW + timedelta(seconds=seconds)))
+    expires_at = NOW + timedelta(seconds=seconds)
+    router.inject(REF, InjectFault("eject", subset, fault, expires_at, pods))
 
 
 @pytest.fixture
@@ -44,7 +47,8 @@ def test_a_fault_goes_to_the_subsets_labels_with_its_expiry(store: LocalStore) -
     plane = FakePlane()
     router = LocalRouter(store, plane)
     inject(router)
-    [(host, labels, config)] = plane.faults
+    [(host, labels, config, pods)] = plane.faults
+    assert pods is None
     assert (host, labels) == ("demo", {"version": "v2"})
     assert config == {
         "abort": {"http_status": 503, "percentage": {"numerator": 50, "denominator": "HUNDRED"}}
@@ -102,3 +106,13 @@ def test_the_stable_subset_is_never_targeted(store: LocalStore) -> None:
 def test_a_subset_the_destination_rule_lacks_is_refused(store: LocalStore) -> None:
     with pytest.raises(InvalidSpec, match="no subset v3"):
         inject(LocalRouter(store, FakePlane()), subset="v3")
+
+
+def test_a_count_of_pods_travels_with_the_fault_and_survives_a_new_process(
+    store: LocalStore,
+) -> None:
+    inject(LocalRouter(store, FakePlane()), pods=1)
+    plane = FakePlane()
+    LocalRouter(LocalStore(store.root), plane).faults(REF)
+    [(_, _, _, pods)] = plane.faults
+    assert pods == 1
