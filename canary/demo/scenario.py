@@ -22,13 +22,12 @@ ROUTE = "primary"
 class Scenario(StrEnum):
     GOOD = "good"
     BAD = "bad"
-    # A healthy v2 with a fault experiment at 25%: the DestinationRule's outlier detection
-    # ejects a faulty v2 host (one of the two: maxEjectionPercent is 50), so the experiment
-    # passes and v2 is promoted. The fault is on every v2 host, so the ejection cannot raise
-    # what users see (each subset is its own Envoy cluster); benchmarks/bench_chaos.py shows it.
+    # A healthy v2 with a fault experiment at 25%: one v2 pod goes bad, the DestinationRule's
+    # outlier detection ejects it, users barely notice, the experiment passes, v2 is promoted.
     CHAOS = "chaos"
     # The same experiment with outlier detection taken out of the DestinationRule: nothing is
-    # ejected, the experiment fails, and v2 is rolled back although its own metrics are fine.
+    # ejected, users keep failing, the experiment fails, and v2 is rolled back although it was
+    # only one bad pod and the metrics of v2 as released were fine.
     CHAOS_UNPROTECTED = "chaos-unprotected"
 
     @property
@@ -49,15 +48,20 @@ EXPECTED = {
     Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
 }
 
-# The demo's experiment: most of v2's answers become 503s for 10 s at the 25% step. At the
-# demo's load each v2 host then sees a few requests a second, so five 5xx in a row (the
-# DestinationRule's consecutive5xxErrors) come within a few seconds; the callers' success rate
-# bound is what 25% of traffic failing 80% of the time leaves, with a margin.
+# The demo's experiment: one of the two v2 pods goes bad (503 to every request) for 10 s at the
+# 25% step. At the demo's load that pod sees about five requests a second, so the callers'
+# outlier detection (five 5xx in a row) can take it out of their pool within a second or two,
+# after which the other v2 pod serves v2's share: users see a short blip. Without outlier
+# detection the bad pod keeps its share for the whole fault, and an eighth of all requests fail.
 EXPERIMENT: dict[str, Any] = {
-    "name": "eject-v2",
+    "name": "bad-pod",
     "atWeight": 25,
     "duration": "10s",
-    "fault": {"abort": {"httpStatus": 503, "percentage": 80}},
+    "pods": 1,
+    "fault": {"abort": {"httpStatus": 503, "percentage": 100}},
+    "expect": {"ejection": True, "successRate": 95},
+    "onFailure": "rollback",
+}},
     "expect": {"ejection": True, "successRate": 70},
     "onFailure": "rollback",
 }
