@@ -61,9 +61,6 @@ EXPERIMENT: dict[str, Any] = {
     "fault": {"abort": {"httpStatus": 503, "percentage": 100}},
     "expect": {"ejection": True, "successRate": 95},
     "onFailure": "rollback",
-}},
-    "expect": {"ejection": True, "successRate": 70},
-    "onFailure": "rollback",
 }
 
 
