@@ -23,6 +23,8 @@ CONTROLLER_RULES = {
     # The fault experiments' own EnvoyFilters: the only deletable resource.
     ("networking.istio.io", "envoyfilters"): {"get", "list", "watch", "create", "update", "delete"},
     ("apps", "deployments"): {"get", "list", "watch"},
+    # A fault for some of the canary's pods lists them once, when it is injected.
+    ("", "pods"): {"list"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},

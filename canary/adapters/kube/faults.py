@@ -17,17 +17,26 @@ whichever service it serves. A subset that selects only `version: v2` therefore 
 another service's v2 pods in the same namespace; subsets whose labels name the app too
 (`app: x, version: v2`) keep the fault on the canary alone. A subset without labels would
 select every workload of the namespace, so it is refused.
+
+A fault for some of the canary's pods (`InjectFault.pods`, chosen by pods.py) keeps that
+selector, so it can never reach another subset, and narrows each config patch to one pod's
+proxy by `match.proxy.metadata: {NAME: <pod>}`: istiod compares that with the node metadata the
+proxy sent (`model/envoyfilter.go proxyMatch`), and a sidecar's NAME is its pod's name
+(pilot-agent fills it from POD_NAME, which injection takes from `metadata.name`). The pods chosen
+are in an annotation too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from canary.adapters.kube import pods
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import (
     DESTINATION_RULE,
@@ -39,6 +48,7 @@ from canary.adapters.kube.rest import (
     ApiError,
     Body,
     Rest,
+    list_items,
 )
 from canary.api import envoy_fault, istio
 from canary.engine.actions import Fault, InjectFault
@@ -53,6 +63,9 @@ HOST_ANNOTATION = "canary.dev/fault-host"
 EXPERIMENT_ANNOTATION = "canary.dev/experiment"
 SUBSET_ANNOTATION = "canary.dev/subset"
 EXPIRES_ANNOTATION = "canary.dev/expires-at"
+PODS_ANNOTATION = "canary.dev/pods"
+# The node metadata key a sidecar's pod name arrives under (pkg/model/proxy.go, NAME).
+POD_NAME_METADATA = "NAME"
 
 HTTP_FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 # The filter's name in Envoy's chain. istiod already puts an empty `envoy.filters.http.fault` in
@@ -64,7 +77,6 @@ FILTER_NAME = "canary.fault"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _MAX_LABEL, _MAX_NAME = 63, 253
 WRITE_ATTEMPTS = 3
-PAGE_SIZE = 500
 
 
 class Faults:
@@ -76,10 +88,20 @@ class Faults:
 
     def inject(self, ref: RouteRef, fault: InjectFault) -> None:
         labels = selector_labels(ref, fault.subset, self._destination_rule(ref))
-        body = envoy_filter(ref, fault, labels)
-        name = body["metadata"]["name"]
+        name = filter_name(ref)
         path = ENVOY_FILTER.path(ref.namespace, name)
         current = self.cache.of(ENVOY_FILTER).get(ref.namespace, name)
+        chosen = None
+        if fault.pods is not None:
+            chosen = pods.chosen(
+                self.rest,
+                ref.namespace,
+                labels,
+                fault.pods,
+                subset=fault.subset,
+                keep=_pods_of(current, fault),
+            )
+        body = envoy_filter(ref, fault, labels, pods=chosen)
         for _ in range(WRITE_ATTEMPTS):
             try:
                 if current is None:
@@ -100,6 +122,7 @@ class Faults:
                 "fault.written",
                 envoy_filter=f"{ref.namespace}/{name}",
                 version=written["metadata"].get("resourceVersion"),
+                pods=chosen,
             )
             return
         raise Unavailable(
@@ -150,19 +173,7 @@ class Faults:
         log.debug("fault.deleted", envoy_filter=f"{namespace}/{name}")
 
     def _list_all(self) -> list[Body]:
-        found: list[Body] = []
-        token = ""
-        # Bounded: a server that kept handing out continue tokens would otherwise hold startup.
-        for _ in range(10_000):
-            query: dict[str, str | int] = {"labelSelector": FAULT_SELECTOR, "limit": PAGE_SIZE}
-            if token:
-                query["continue"] = token
-            page = self.rest.get(ENVOY_FILTER.path(), **query)
-            found += [item for item in page.get("items") or [] if isinstance(item, dict)]
-            token = str((page.get("metadata") or {}).get("continue") or "")
-            if not token:
-                break
-        return found
+        return list_items(self.rest, ENVOY_FILTER.path(), label_selector=FAULT_SELECTOR)
 
     def _destination_rule(self, ref: RouteRef) -> Body:
         if ref.destination_rule is None:
@@ -211,8 +222,26 @@ def selector_labels(ref: RouteRef, subset: str, rule: Body) -> dict[str, str]:
     return labels
 
 
-def envoy_filter(ref: RouteRef, fault: InjectFault, labels: dict[str, str]) -> Body:
-    """The whole EnvoyFilter object for `fault` on the workloads with `labels`."""
+def envoy_filter(
+    ref: RouteRef,
+    fault: InjectFault,
+    labels: dict[str, str],
+    *,
+    pods: Sequence[str] | None = None,
+) -> Body:
+    """The whole EnvoyFilter object for `fault` on the workloads with `labels`, or only on the
+    proxies of `pods` among them."""
+    annotations = {
+        HOST_ANNOTATION: ref.host,
+        EXPERIMENT_ANNOTATION: fault.experiment,
+        SUBSET_ANNOTATION: fault.subset,
+        EXPIRES_ANNOTATION: rfc3339(fault.expires_at),
+    }
+    if pods is not None:
+        if not pods:
+            raise ValueError("a fault for some pods names at least one")
+        annotations[PODS_ANNOTATION] = ",".join(pods)
+    typed_config = {"@type": HTTP_FAULT_TYPE, **http_fault(fault.fault)}
     return {
         "apiVersion": ENVOY_FILTER.api_version,
         "kind": ENVOY_FILTER.kind,
@@ -220,38 +249,41 @@ def envoy_filter(ref: RouteRef, fault: InjectFault, labels: dict[str, str]) -> B
             "name": filter_name(ref),
             "namespace": ref.namespace,
             "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, FAULT_HOST_LABEL: label_value(ref.host)},
-            "annotations": {
-                HOST_ANNOTATION: ref.host,
-                EXPERIMENT_ANNOTATION: fault.experiment,
-                SUBSET_ANNOTATION: fault.subset,
-                EXPIRES_ANNOTATION: rfc3339(fault.expires_at),
-            },
+            "annotations": annotations,
         },
         "spec": {
             "workloadSelector": {"labels": dict(labels)},
-            "configPatches": [
-                {
-                    "applyTo": "HTTP_FILTER",
-                    "match": {
-                        "context": "SIDECAR_INBOUND",
-                        "listener": {
-                            "filterChain": {
-                                "filter": {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "subFilter": {"name": "envoy.filters.http.router"},
-                                }
-                            }
-                        },
-                    },
-                    "patch": {
-                        "operation": "INSERT_BEFORE",
-                        "value": {
-                            "name": FILTER_NAME,
-                            "typed_config": {"@type": HTTP_FAULT_TYPE, **http_fault(fault.fault)},
-                        },
-                    },
+            "configPatches": (
+                [_config_patch(typed_config, None)]
+                if pods is None
+                else [_config_patch(typed_config, pod) for pod in pods]
+            ),
+        },
+    }
+
+
+def _config_patch(typed_config: dict[str, Any], pod: str | None) -> Body:
+    """The fault filter before the router of the inbound HTTP connection managers, of `pod`'s
+    proxy alone if one is named."""
+    match: Body = {
+        "context": "SIDECAR_INBOUND",
+        "listener": {
+            "filterChain": {
+                "filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": "envoy.filters.http.router"},
                 }
-            ],
+            }
+        },
+    }
+    if pod is not None:
+        match["proxy"] = {"metadata": {POD_NAME_METADATA: pod}}
+    return {
+        "applyTo": "HTTP_FILTER",
+        "match": match,
+        "patch": {
+            "operation": "INSERT_BEFORE",
+            "value": {"name": FILTER_NAME, "typed_config": dict(typed_config)},
         },
     }
 
@@ -312,6 +344,19 @@ def label_value(host: str) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _pods_of(body: Body | None, fault: InjectFault) -> tuple[str, ...]:
+    """The pods an EnvoyFilter of the same experiment on the same subset went to."""
+    annotations = _annotations(body or {})
+    same = (
+        annotations.get(EXPERIMENT_ANNOTATION) == fault.experiment
+        and annotations.get(SUBSET_ANNOTATION) == fault.subset
+    )
+    text = annotations.get(PODS_ANNOTATION)
+    if not same or not isinstance(text, str):
+        return ()
+    return tuple(name for name in text.split(",") if name)
 
 
 def _annotations(body: Body) -> dict[str, Any]:

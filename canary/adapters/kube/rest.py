@@ -65,6 +65,8 @@ DESTINATION_RULE = Kind("DestinationRule", "networking.istio.io", "v1", "destina
 DEPLOYMENT = Kind("Deployment", "apps", "v1", "deployments")
 # Istio serves EnvoyFilter at v1alpha3 only.
 ENVOY_FILTER = Kind("EnvoyFilter", "networking.istio.io", "v1alpha3", "envoyfilters")
+# Listed once when a fault is for some of the canary's pods only (pods.py), never watched.
+POD = Kind("Pod", "", "v1", "pods")
 
 # The labels of the EnvoyFilters canary writes to inject faults (faults.py), and the selector
 # that finds them all: the cache watches only those, the startup sweep lists only those.
@@ -72,6 +74,10 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 FAULT_HOST_LABEL = "canary.dev/fault-host"
 FAULT_SELECTOR = f"{MANAGED_BY_LABEL}={FIELD_MANAGER},{FAULT_HOST_LABEL}"
 EVENT = Kind("Event", "", "v1", "events")
+
+PAGE_SIZE = 500
+# A server that kept handing out continue tokens would otherwise hold the caller for good.
+MAX_PAGES = 10_000
 
 
 class ApiError(CanaryError):
@@ -209,6 +215,22 @@ class Rest:
         if not 200 <= response.status < 300:
             raise _api_error(response.status, response.reason or "", response.read())  # type: ignore[no-untyped-call]
         return response
+
+
+def list_items(api: Rest, path: str, *, label_selector: str) -> list[Body]:
+    """Every object of a collection with those labels, read a page at a time."""
+    found: list[Body] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        query: dict[str, str | int] = {"labelSelector": label_selector, "limit": PAGE_SIZE}
+        if token:
+            query["continue"] = token
+        page = api.get(path, **query)
+        found += [item for item in page.get("items") or [] if isinstance(item, dict)]
+        token = str((page.get("metadata") or {}).get("continue") or "")
+        if not token:
+            break
+    return found
 
 
 class WatchStream:

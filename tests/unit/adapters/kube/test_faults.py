@@ -1,4 +1,5 @@
-"""The fault EnvoyFilters: the body we write, its percentages, the refusals, and the writes.
+"""The fault EnvoyFilters: the body we write, its percentages, the refusals, and the writes;
+a fault for some pods only: the body, the one pod list at injection, and the refusal.
 
 That istiod accepts the body and Envoy applies it is proven by tests/e2e/istio/test_chaos.py;
 these pin the bytes and every rule that keeps a fault off the stable version.
@@ -46,10 +47,15 @@ RULE: Body = {
     },
 }
 EF_PATH = "/apis/networking.istio.io/v1alpha3/namespaces/shop/envoyfilters"
+POD_PATH = "/api/v1/namespaces/shop/pods"
 
 
 def _inject(
-    abort: int | None = 503, percent: float = 100.0, delay: float | None = None
+    abort: int | None = 503,
+    percent: float = 100.0,
+    delay: float | None = None,
+    *,
+    pods: int | None = None,
 ) -> InjectFault:
     return InjectFault(
         experiment="eject",
@@ -61,13 +67,23 @@ def _inject(
             delay_percent=percent if delay is not None else 0.0,
         ),
         expires_at=NOW + timedelta(seconds=30),
+        pods=pods,
     )
 
 
+def _pod(name: str, version: str = "v2", **meta: Any) -> Body:
+    return {
+        "metadata": {"name": name, "labels": {"app": "demo", "version": version}, **meta},
+        "status": {"phase": "Pending"},
+    }
+
+
 class FakeApi:
-    """EnvoyFilters by path, with resourceVersions and the API server's 404/409 answers."""
+    """EnvoyFilters by path, with resourceVersions and the API server's 404/409 answers; the
+    namespace's pods, listed by label selector."""
 
     def __init__(self) -> None:
+        self.pods: list[Body] = []
         self.objects: dict[str, Body] = {}
         self.requests: list[tuple[str, str]] = []
         self.version = 10
@@ -109,6 +125,16 @@ class FakeApi:
 
     def get(self, path: str, **query: Any) -> Body:
         self.requests.append(("LIST", path))
+        if path == POD_PATH:
+            wanted = dict(term.split("=") for term in query["labelSelector"].split(","))
+            return {
+                "items": [
+                    copy.deepcopy(pod)
+                    for pod in self.pods
+                    if wanted.items() <= pod["metadata"]["labels"].items()
+                ],
+                "metadata": {},
+            }
         assert query["labelSelector"] == "app.kubernetes.io/managed-by=canary,canary.dev/fault-host"
         return {"items": [copy.deepcopy(body) for body in self.objects.values()], "metadata": {}}
 
@@ -327,3 +353,78 @@ def test_long_hosts_become_valid_label_values_and_distinct_ones_stay_distinct() 
     assert len(faults.label_value(long_a)) <= 63
     assert faults.label_value(long_a) != faults.label_value(long_b)
     assert faults.label_value("*.example.com").startswith("example.com-")
+
+
+def test_a_fault_for_some_pods_has_one_patch_per_pod_matching_its_proxys_name() -> None:
+    labels = {"app": "demo", "version": "v2"}
+    whole = faults.envoy_filter(REF, _inject(), labels)
+    body = faults.envoy_filter(REF, _inject(pods=2), labels, pods=("demo-v2-a", "demo-v2-b"))
+    assert body["metadata"]["annotations"]["canary.dev/pods"] == "demo-v2-a,demo-v2-b"
+    # Still only the canary subset's workloads, whichever pods are named.
+    assert body["spec"]["workloadSelector"] == {"labels": labels}
+    patches = body["spec"]["configPatches"]
+    assert [patch["match"]["proxy"] for patch in patches] == [
+        {"metadata": {"NAME": "demo-v2-a"}},
+        {"metadata": {"NAME": "demo-v2-b"}},
+    ]
+    # Otherwise each is the patch for the whole subset.
+    (every,) = whole["spec"]["configPatches"]
+    assert "proxy" not in every["match"]
+    for patch in patches:
+        unnarrowed = {key: value for key, value in patch["match"].items() if key != "proxy"}
+        assert {**patch, "match": unnarrowed} == every
+    assert "canary.dev/pods" not in whole["metadata"]["annotations"]
+    with pytest.raises(ValueError, match="at least one"):
+        faults.envoy_filter(REF, _inject(pods=1), labels, pods=())
+
+
+def test_inject_for_one_pod_lists_the_subsets_pods_once_and_faults_the_first_by_name() -> None:
+    router, api, _ = _router()
+    api.pods = [_pod("demo-v2-b"), _pod("demo-v2-a"), _pod("demo-v1-a", version="v1")]
+    router.inject(REF, _inject(pods=1))
+    assert api.requests == [("LIST", POD_PATH), ("POST", EF_PATH)]
+    stored = api.objects[f"{EF_PATH}/canary-fault-demo-dr"]
+    assert stored["metadata"]["annotations"]["canary.dev/pods"] == "demo-v2-a"
+    assert [p["match"]["proxy"] for p in stored["spec"]["configPatches"]] == [
+        {"metadata": {"NAME": "demo-v2-a"}}
+    ]
+    assert router.faults(REF) == (ActiveFault("eject", "v2", NOW + timedelta(seconds=30)),)
+
+    # Asking for more pods than the subset has faults those it has.
+    router.inject(REF, _inject(pods=5))
+    stored = api.objects[f"{EF_PATH}/canary-fault-demo-dr"]
+    assert stored["metadata"]["annotations"]["canary.dev/pods"] == "demo-v2-a,demo-v2-b"
+
+
+def test_injecting_again_keeps_the_pods_chosen_while_they_are_alive() -> None:
+    router, api, _ = _router()
+    api.pods = [_pod("demo-v2-b"), _pod("demo-v2-c")]
+
+    def chosen(experiment: str = "eject") -> str:
+        router.inject(REF, dataclasses.replace(_inject(pods=1), experiment=experiment))
+        stored = api.objects[f"{EF_PATH}/canary-fault-demo-dr"]
+        return str(stored["metadata"]["annotations"]["canary.dev/pods"])
+
+    assert chosen() == "demo-v2-b"
+    # A pod that sorts first appears: the experiment's fault stays where it is...
+    api.pods.append(_pod("demo-v2-a"))
+    assert chosen() == "demo-v2-b"
+    # ...and another experiment chooses afresh.
+    assert chosen("other") == "demo-v2-a"
+    # The chosen pod is being deleted: the fault moves to the first alive one.
+    api.pods[-1]["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
+    assert chosen("other") == "demo-v2-b"
+
+
+def test_a_fault_for_some_pods_of_a_subset_without_pods_writes_nothing() -> None:
+    router, api, _ = _router()
+    api.pods = [
+        _pod("demo-v1-a", version="v1"),
+        _pod("demo-v2-gone", deletionTimestamp="2026-05-01T11:59:00Z"),
+        {**_pod("demo-v2-done"), "status": {"phase": "Succeeded"}},
+    ]
+    with pytest.raises(
+        InvalidSpec, match=r"no pod of subset v2 \(labels app=demo,version=v2\) found"
+    ):
+        router.inject(REF, _inject(pods=1))
+    assert api.requests == [("LIST", POD_PATH)]
