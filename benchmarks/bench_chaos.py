@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([".venv/bin/python", "benchmarks/bench_chaos.py", *sys.argv[1:]])
     print(
         f"chaos at the {scenario.EXPERIMENT['atWeight']}% step: "
-        f"{scenario.EXPERIMENT['fault']} for {scenario.EXPERIMENT['duration']} on v2, "
+        f"{scenario.EXPERIMENT['fault']} for {scenario.EXPERIMENT['duration']} on "
+        f"{scenario.EXPERIMENT.get('pods') or 'every'} v2 pod(s) of 2, "
         f"{args.rate:g} req/s, {args.runs} run(s) per variant, alternating"
     )
     load = _mesh_runs.Load(rate=args.rate, timeout_s=args.timeout)
