@@ -29,6 +29,8 @@ Rules where a choice had to be made:
 
 from __future__ import annotations
 
+from typing import Any
+
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
@@ -175,6 +177,7 @@ def _check_destination_rule(
             )
         else:
             _check_labels(about, f"spec.{role}.labels", variant, f"{dr} subset", labels)
+    _check_chaos(about, canary, dr, placed.obj)
     stable, canary_labels = subsets.get(spec.stable.subset), subsets.get(spec.canary.subset)
     if stable and stable == canary_labels:
         about.add(
@@ -182,6 +185,36 @@ def _check_destination_rule(
             f"{dr} subsets {spec.stable.subset} and {spec.canary.subset} have the same labels, "
             "so both select the same pods",
         )
+
+
+def _check_chaos(about: About, canary: Canary, dr: str, rule: dict[str, Any]) -> None:
+    """An experiment that expects what the DestinationRule cannot do would always fail."""
+    if not canary.spec.chaos:
+        return
+    found = rule.get("spec")
+    spec: dict[str, Any] = found if isinstance(found, dict) else {}
+    policies = [spec.get("trafficPolicy")]
+    for subset in spec.get("subsets") or []:
+        if isinstance(subset, dict) and subset.get("name") == canary.spec.canary.subset:
+            policies.append(subset.get("trafficPolicy"))
+    has = {
+        field: any(isinstance(p, dict) and p.get(field) for p in policies)
+        for field in ("outlierDetection", "connectionPool")
+    }
+    where = f"{dr} (its trafficPolicy or subset {canary.spec.canary.subset}'s)"
+    for index, experiment in enumerate(canary.spec.chaos):
+        if experiment.expect.ejection and not has["outlierDetection"]:
+            about.add(
+                f"spec.chaos[{index}].expect.ejection",
+                f"{where} has no outlierDetection, so no canary host can be ejected and the "
+                "experiment would always fail",
+            )
+        if experiment.expect.overflow and not has["connectionPool"]:
+            about.add(
+                f"spec.chaos[{index}].expect.overflow",
+                f"{where} has no connectionPool, so no circuit breaker can shed load and the "
+                "experiment would always fail",
+            )
 
 
 def _check_labels(

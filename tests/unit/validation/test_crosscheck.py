@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.unit.validation.documents import (
+    analysis,
     canary,
     destination,
     destination_rule,
@@ -270,3 +271,37 @@ def test_malformed_istio_fields_give_findings_not_tracebacks(tmp_path: Path) -> 
     found = messages(tmp_path, canary(), vs, rule)
     assert found
     assert not any("internal error" in line for line in found)
+
+
+CHAOS = [
+    {
+        "name": "bad-pod",
+        "atWeight": 10,
+        "duration": "20s",
+        "fault": {"abort": {"httpStatus": 503, "percentage": 100}},
+        "expect": {"ejection": True, "overflow": True},
+    }
+]
+
+
+def test_an_experiment_the_destination_rule_cannot_pass_is_reported(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path, canary(analysis=analysis(interval="30s"), chaos=CHAOS), destination_rule()
+    )
+    assert found == [
+        "Canary shop/web spec.chaos[0].expect.ejection: DestinationRule shop/web (its "
+        "trafficPolicy or subset v2's) has no outlierDetection, so no canary host can be "
+        "ejected and the experiment would always fail",
+        "Canary shop/web spec.chaos[0].expect.overflow: DestinationRule shop/web (its "
+        "trafficPolicy or subset v2's) has no connectionPool, so no circuit breaker can shed "
+        "load and the experiment would always fail",
+    ]
+
+
+def test_resilience_on_the_canary_subset_alone_is_enough(tmp_path: Path) -> None:
+    rule = destination_rule()
+    rule["spec"]["subsets"][1]["trafficPolicy"] = {
+        "outlierDetection": {"consecutive5xxErrors": 3},
+        "connectionPool": {"http": {"http1MaxPendingRequests": 1}},
+    }
+    assert messages(tmp_path, canary(analysis=analysis(interval="30s"), chaos=CHAOS), rule) == []
