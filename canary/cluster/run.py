@@ -26,7 +26,7 @@ from canary.adapters.kube.router import KubeRouter
 from canary.adapters.kube.store import KubeStore
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.api import builtins
-from canary.api.status import CanaryStatus, Verdict
+from canary.api.status import CanaryStatus, ChaosPhase, Verdict
 from canary.controller.clock import SystemClock
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
@@ -95,6 +95,7 @@ class ClusterController:
         )
         self._elector_thread: threading.Thread | None = None
         self._checks_seen: dict[CanaryKey, datetime] = {}
+        self._chaos_seen: dict[CanaryKey, datetime] = {}
 
     def start(self) -> None:
         self.server.start()
@@ -183,6 +184,7 @@ class ClusterController:
                 self.telemetry.forget(key.namespace, key.name)
                 self.events.forget(key)
                 self._checks_seen.pop(key, None)
+                self._chaos_seen.pop(key, None)
             else:
                 self.telemetry.tick_failed(outcome, seconds)
             return
@@ -196,6 +198,15 @@ class ClusterController:
             checks=self._new_checks(key, status),
             seconds=seconds,
         )
+        self.telemetry.chaos(
+            key.namespace,
+            key.name,
+            fault_injected=any(
+                entry.phase is ChaosPhase.RUNNING and entry.ended_at is None
+                for entry in status.chaos
+            ),
+            judged=self._new_verdicts(key, status),
+        )
 
     def _new_checks(self, key: CanaryKey, status: CanaryStatus) -> list[tuple[str, str]]:
         """The checks judged by this tick: status.checks keeps the last of each, so only those
@@ -205,6 +216,15 @@ class ClusterController:
         if status.checks:
             self._checks_seen[key] = max(check.at for check in status.checks)
         return [(check.name, _RESULTS[check.verdict]) for check in new]
+
+    def _new_verdicts(self, key: CanaryKey, status: CanaryStatus) -> list[str]:
+        """The experiments judged since the last tick, once each (as `_new_checks` does)."""
+        seen = self._chaos_seen.get(key)
+        judged = [entry for entry in status.chaos if entry.judged_at is not None]
+        new = [entry for entry in judged if seen is None or (entry.judged_at or seen) > seen]
+        if judged:
+            self._chaos_seen[key] = max(entry.judged_at for entry in judged if entry.judged_at)
+        return ["passed" if entry.phase is ChaosPhase.PASSED else "failed" for entry in new]
 
 
 _RESULTS = {Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.INCONCLUSIVE: "no_data"}

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from canary.api.status import Phase
 
 CHECK_RESULTS = frozenset({"passed", "failed", "no_data"})
+CHAOS_RESULTS = frozenset({"passed", "failed"})
 FAILED_TICK_OUTCOMES = frozenset({"unavailable", "error"})
 PHASES = tuple(str(phase) for phase in Phase)
 # A tick is a store read, maybe a few queries and one patch: from about a millisecond against
@@ -73,6 +74,18 @@ class Telemetry:
             ("outcome",),
             registry=self.registry,
         )
+        self._fault = Gauge(
+            "canary_fault_injected",
+            "1 while an experiment's fault is in place on the canary, else 0.",
+            _ROLLOUT,
+            registry=self.registry,
+        )
+        self._experiments = Counter(
+            "canary_chaos_experiments",
+            "Chaos experiments judged, by result (passed, failed).",
+            (*_ROLLOUT, "result"),
+            registry=self.registry,
+        )
         self._leader = Gauge(
             "canary_leader",
             "1 while this replica holds the leader Lease and acts, else 0.",
@@ -119,6 +132,18 @@ class Telemetry:
         self._tick_seconds.observe(seconds)
         self._ticks.labels("ok").inc()
 
+    def chaos(
+        self, namespace: str, name: str, *, fault_injected: bool, judged: Sequence[str]
+    ) -> None:
+        """Whether a fault is in place now, and the results of experiments judged this tick."""
+        unknown = sorted(set(judged) - CHAOS_RESULTS)
+        if unknown:
+            raise ValueError(f"unknown chaos result {unknown}; expected {sorted(CHAOS_RESULTS)}")
+        with self._lock:
+            self._fault.labels(namespace, name).set(1 if fault_injected else 0)
+            for result in judged:
+                self._experiments.labels(namespace, name, result).inc()
+
     def tick_failed(self, outcome: str, seconds: float) -> None:
         """A tick that could not decide: `unavailable` (a backend was down) or `error`."""
         if outcome not in FAILED_TICK_OUTCOMES:
@@ -136,6 +161,11 @@ class Telemetry:
                 self._weight.remove(namespace, name)
             with contextlib.suppress(KeyError):
                 self._failed_checks.remove(namespace, name)
+            with contextlib.suppress(KeyError):
+                self._fault.remove(namespace, name)
+            for result in CHAOS_RESULTS:
+                with contextlib.suppress(KeyError):
+                    self._experiments.remove(namespace, name, result)
             for each in PHASES:
                 with contextlib.suppress(KeyError):
                     self._phase.remove(namespace, name, each)

@@ -137,3 +137,18 @@ def test_unknown_label_values_are_refused() -> None:
 def test_an_unknown_tick_outcome_is_refused() -> None:
     with pytest.raises(ValueError, match="outcome"):
         Telemetry().tick_failed("ok", 0.1)
+
+
+def test_a_fault_in_place_is_a_gauge_and_verdicts_are_counted_once() -> None:
+    telemetry = Telemetry()
+    telemetry.chaos("shop", "accounts", fault_injected=True, judged=())
+    assert value(telemetry, "canary_fault_injected", namespace="shop", name="accounts") == 1
+    telemetry.chaos("shop", "accounts", fault_injected=False, judged=["failed"])
+    assert value(telemetry, "canary_fault_injected", namespace="shop", name="accounts") == 0
+    failed = {"namespace": "shop", "name": "accounts", "result": "failed"}
+    assert value(telemetry, "canary_chaos_experiments_total", **failed) == 1
+    with pytest.raises(ValueError, match="unknown chaos result"):
+        telemetry.chaos("shop", "accounts", fault_injected=False, judged=["maybe"])
+    telemetry.forget("shop", "accounts")
+    assert value(telemetry, "canary_fault_injected", namespace="shop", name="accounts") is None
+    assert value(telemetry, "canary_chaos_experiments_total", **failed) is None
