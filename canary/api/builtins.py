@@ -90,9 +90,9 @@ QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
 class ChaosQueries:
     """What a chaos verdict reads, at the callers, over the fault window.
 
-    Each is a template with `namespace`, `service`, `subset`, `version`, `window` (e.g. `20s`)
-    and `at` (the window's end, Unix seconds, for PromQL's `@`): the verdict is read a little
-    after the fault ended, and must see the fault's window, not the recovery after it.
+    Each is a template with `namespace`, `service`, `subset`, `version`, `window` (e.g. `20s`),
+    `start` and `at` (the window's ends, Unix seconds, for PromQL's `@`): the verdict is read a
+    little after the fault ended, and must see the fault's window, not the recovery after it.
     """
 
     requests: str
@@ -103,7 +103,17 @@ class ChaosQueries:
 
 
 def _window(expression: str) -> str:
-    return f"sum(increase({expression}[{{{{ window }}}}] @ {{{{ at }}}}))"
+    """How much the counters of `expression` grew in the window, all series summed.
+
+    Not `increase()`: Envoy creates a response-class counter at its first response of that
+    class, and `increase()` takes a series' first sample as its start, so the 5xx a fault
+    causes in its first second (often all it causes, once outlier detection ejects the host)
+    would count as none, and a success rate would come out too high. The sum at the end less
+    the sum at the start (none there: 0) counts a new series from zero.
+    """
+    at_end = f"sum(last_over_time({expression}[{{{{ window }}}}] @ {{{{ at }}}}))"
+    at_start = f"sum(last_over_time({expression}[{{{{ window }}}}] @ {{{{ start }}}}))"
+    return f"clamp_min({at_end} - ({at_start} or vector(0)), 0)"
 
 
 # The callers' view in a cluster: Istio's standard metric as the source reports it (after its

@@ -28,6 +28,7 @@ def queries(
         "subset": window.subset,
         "version": variant.version,
         "window": f"{seconds}s",
+        "start": f"{window.start.timestamp():.3f}",
         "at": f"{window.end.timestamp():.3f}",
     }
     chosen = builtins.CHAOS[query_set]
