@@ -89,7 +89,7 @@ def fault_of(experiment: Trial) -> Fault:
 def start(tick: Tick, experiment: Trial, judged: dict[str, Any] | None) -> Decision:
     """Record the experiment as running (the status is written before the fault), then inject."""
     status, now = tick.status, tick.now
-    expires_at = tick.later(experiment.duration_seconds)
+    expires_at = tick.now + timedelta(seconds=experiment.duration_seconds)
     subset = status.canary_subset
     fault = fault_of(experiment)
     result = ChaosResult(

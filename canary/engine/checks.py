@@ -32,7 +32,8 @@ class Checked:
     failed_checks: int
     # The names whose latest result passed for this step and revision, when this tick's results
     # replaced every latest one (the usual judged tick); None when the records must be read.
-    passed: frozenset[str] | None = None
+    # A list: most judged ticks end before their step does, and never ask.
+    passed: list[str] | None = None
 
 
 def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
@@ -41,14 +42,12 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     Only checks the spec still declares are judged, and a result is stamped with the current
     revision and step, so a pass earned by one revision never counts for another.
     """
-    status, seen, now = tick.status, tick.seen, tick.now
+    seen, now = tick.seen, tick.now
     measurements = seen.measurements
     if not measurements and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
-        return Checked({}, (), status.failed_checks)
-    # One read of the status's fields, then plain dict lookups: each field read through the
-    # model costs several (see engine/plan.py).
-    current = status.__dict__
+        return Checked({}, (), tick.fields["failed_checks"])
+    current = tick.fields
     plan = tick.plan
     wait_from = current["data_wait_from"] or current["step_started_at"]
     waited = 0.0 if wait_from is None else (now - wait_from).total_seconds()
@@ -119,21 +118,23 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     failed_checks = current["failed_checks"] + failures
     if not results:
         return Checked({}, (), failed_checks)
-    latest = records.with_latest(current["checks"], results, names)
+    # One tuple of this tick's records, shared by the latest results and the history.
+    fresh = tuple(results)
+    latest = records.with_latest(current["checks"], fresh, names)
     updates = {
         "failed_checks": failed_checks,
         "last_check_at": now,
         "checks": latest,
-        "history": records.appended(current["history"], results),
+        "history": records.appended(current["history"], fresh),
     }
     # When this tick's results are every latest one, whether the step passed needs no record
     # read; they judged the status's own revision when it is the one observed.
-    known = len(latest) == len(results) and revision == current["revision"]
+    known = len(latest) == len(fresh) and revision == current["revision"]
     return Checked(
         updates,
         tuple(notices) if notices else (),
         failed_checks,
-        frozenset(passed) if known else None,
+        passed if known else None,
     )
 
 
@@ -169,7 +170,7 @@ def step_passed(tick: Tick, checked: Checked | None = None) -> bool:
     latest: tuple[CheckResult, ...] = status.checks
     if checked is not None:
         if checked.passed is not None:
-            return checked.passed.issuperset(tick.plan.required)
+            return frozenset(checked.passed).issuperset(tick.plan.required)
         latest = checked.updates.get("checks", latest)
     step, revision = status.step, status.revision
     passed = {

@@ -35,11 +35,13 @@ def with_condition(
         elif current is None:
             current = condition
     since = now
-    if current is not None and current.status == status:
-        if current.reason == reason and current.message == message:
+    # Its fields read once, then dict lookups: a field read through the model costs several.
+    held = None if current is None else current.__dict__
+    if held is not None and held["status"] == status:
+        if held["reason"] == reason and held["message"] == message:
             return conditions
         # The transition time marks a change of status, not of wording (the API convention).
-        since = current.last_transition_time
+        since = held["last_transition_time"]
     # Built without validation, like the engine's check records: every value is the engine's own.
     updated = records.built(
         Condition,

@@ -21,6 +21,9 @@ from canary.engine.actions import Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
 
+# A member read through its class costs as much as a dozen plain reads (the enum metaclass);
+# _run asks on every tick.
+_INVALID = Phase.INVALID
 _PHASES = {
     Phase.INITIALIZING: phases.initializing,
     Phase.PROGRESSING: phases.progressing,
@@ -32,7 +35,7 @@ _PHASES = {
 def decide(
     spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
 ) -> Decision:
-    tick = Tick(spec, status, observation, now, plan.of(spec))
+    tick = Tick(spec, status, observation, now, plan.of(spec), status.__dict__)
     decision = _decided(tick)
     if observation.faults != ():
         # Any fault in place that no running experiment accounts for goes first of all.
@@ -47,7 +50,7 @@ def _decided(tick: Tick) -> Decision:
     if tick.plan.suspend:
         return _suspended(tick)
     notices: tuple[Notify, ...] = ()
-    if status.suspended_at is not None:
+    if tick.fields["suspended_at"] is not None:
         tick, notices = _resumed(tick)
     decision = _run(tick)
     if notices:
@@ -86,13 +89,11 @@ def invalid(
 
 
 def _run(tick: Tick) -> Decision:
-    status = tick.status
-    # One read of the fields, then dict lookups: this runs on every tick (see engine/plan.py).
-    current = status.__dict__
+    status, current = tick.status, tick.fields
     phase = current["phase"]
     if phase is None or current["revision"] != tick.seen.revision:
         return _start(tick)
-    if phase is Phase.INVALID:
+    if phase is _INVALID:
         # Whatever was wrong has been fixed (the observation found no problem this time).
         return _start(tick)
     if phase in TERMINAL_PHASES:
@@ -115,11 +116,12 @@ def _start(tick: Tick) -> Decision:
         now=tick.now,
     )
     cleared = tuple(c for c in cleared if c.type != conditions.ROLLBACK_VERIFIED)
-    # Given as the status enter() starts from, not as one of its updates, which would replace
-    # the Progressing condition it sets (and that initializing reads back).
+    # Given as the conditions enter() starts from, not as one of its updates, which would
+    # replace the Progressing condition it sets (and that initializing reads back).
     started = enter(
-        tick.with_status(records.evolve(status, {"conditions": cleared})),
+        tick,
         Phase.INITIALIZING,
+        base=cleared,
         reason="RolloutRestarted" if restarting else "RolloutStarted",
         message=f"rolling out {subsets.canary_subset} in place of {subsets.stable_subset}"
         + (" (the spec changed: starting over from the first step)" if restarting else ""),
@@ -152,8 +154,9 @@ def _deadline_passed(tick: Tick) -> Decision:
         now=tick.now,
     )
     return enter(
-        tick.with_status(records.evolve(status, {"conditions": unverified})),
+        tick,
         Phase.FAILED,
+        base=unverified,
         reason="RollbackUnverified",
         message=f"{waited}: the live route may still send traffic to {status.canary_subset}",
         warning=True,

@@ -18,7 +18,6 @@ from canary.engine.actions import Action, CallWebhook, ClearFaults, Decision, No
 from canary.engine.tick import (
     PROPAGATION_POLL,
     Tick,
-    elapsed,
     enter,
     set_weights,
     split_matches,
@@ -28,16 +27,19 @@ from canary.engine.tick import (
 
 def _settled(tick: Tick, canary_weight: int) -> Decision | None:
     """None once the live route serves `canary_weight` and the data plane applied it."""
-    status = tick.status
-    if tick.seen.traffic is None:
+    status, traffic = tick.status, tick.seen.traffic
+    if traffic is None:
         return waiting(tick, "the managed route could not be read", poll=True)
-    # One read of the fields, then dict lookups: this runs on every tick (see engine/plan.py).
-    current = status.__dict__
-    if not split_matches(
-        tick.seen,
-        stable=current["stable_subset"],
-        canary=current["canary_subset"],
-        canary_weight=canary_weight,
+    current = tick.fields
+    stable, canary = current["stable_subset"], current["canary_subset"]
+    # split_matches' usual answer without the call: every tick of a phase that moves traffic
+    # asks this.
+    usual = stable != canary and traffic.weights == {
+        stable: 100 - canary_weight,
+        canary: canary_weight,
+    }
+    if not usual and not split_matches(
+        tick.seen, stable=stable, canary=canary, canary_weight=canary_weight
     ):
         drifted = _drifted(tick, canary_weight)
         if drifted is not None:
@@ -63,7 +65,7 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
             actions=(Notify("WeightsRestored", message),),
             wake_after=PROPAGATION_POLL,
         )
-    if not tick.seen.traffic.applied:
+    if not traffic.applied:
         return waiting(tick, "waiting for the data plane to apply the new weights", poll=True)
     return None
 
@@ -196,13 +198,12 @@ def _start_step(tick: Tick, step: int, judged: Mapping[str, Any] | None = None) 
 
 
 def progressing(tick: Tick) -> Decision:
-    status, plan = tick.status, tick.plan
-    unsettled = _settled(tick, status.canary_weight)
+    status, plan, current = tick.status, tick.plan, tick.fields
+    unsettled = _settled(tick, current["canary_weight"])
     if unsettled is not None:
         return unsettled
-    # Read once and handed on: nothing below moves the step's clock, and a status field costs
-    # several plain reads (see engine/plan.py).
-    step_started_at = status.step_started_at
+    # Read once and handed on: nothing below moves the step's clock.
+    step_started_at = current["step_started_at"]
     if step_started_at is None:
         # The step's clock starts now that Envoy serves its weights, and its deadline with it.
         started = records.evolve(
@@ -210,13 +211,13 @@ def progressing(tick: Tick) -> Decision:
             {
                 "step_started_at": tick.now,
                 "data_wait_from": tick.now,
-                "deadline_at": tick.later(plan.interval + plan.progress_deadline),
+                "deadline_at": tick.now + plan.step_deadline,
                 "message": f"step {status.step + 1}/{len(plan.weights)}: weight "
                 f"{status.canary_weight} is live",
             },
         )
-        return Decision(status=started)
-    if status.chaos:
+        return Decision(started)
+    if current["chaos"]:
         experiment = chaos.running(status.chaos, status.revision)
         if experiment is not None:
             return _chaos_held(tick, experiment)
@@ -264,7 +265,7 @@ def _chaos_held(tick: Tick, experiment: ChaosResult) -> Decision:
 
 
 def _came_back(tick: Tick, step_started_at: datetime) -> bool:
-    last_check_at = tick.status.last_check_at
+    last_check_at = tick.fields["last_check_at"]
     last = step_started_at
     if last_check_at is not None and last_check_at > last:
         last = last_check_at
@@ -274,8 +275,8 @@ def _came_back(tick: Tick, step_started_at: datetime) -> bool:
 def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> Decision:
     """The step holds, waits for its checks, or moves on; with this tick's judging in the status."""
     status, plan, judged = tick.status, tick.plan, checked.updates
-    if not elapsed((tick.now - step_started_at).total_seconds(), plan.interval):
-        return Decision(status=records.evolve(status, judged) if judged else status)
+    if (tick.now - step_started_at).total_seconds() < plan.step_held:
+        return Decision(records.evolve(status, judged) if judged else status)
     if not checks.step_passed(tick, checked):
         message = f"step {status.step + 1}: waiting for every check to pass"
         return waiting(tick, message, judged=judged)
@@ -373,8 +374,9 @@ def rolling_back(tick: Tick) -> Decision:
         now=tick.now,
     )
     return enter(
-        tick.with_status(records.evolve(tick.status, {"conditions": verified})),
+        tick,
         Phase.FAILED,
+        base=verified,
         reason="RolledBack",
         message=f"rolled back: {stable} receives 100%",
         actions=_post_rollout(tick, "failed"),

@@ -10,6 +10,7 @@ goes stale; a changed spec is a new object with a plan of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from canary.api import durations
 from canary.api.chaos import Experiment
@@ -24,7 +25,14 @@ class Plan:
     # Seconds: how long a step holds, how often its checks run, how long a phase may wait.
     interval: float
     check_interval: float
+    # held_after(interval): asked on every judged tick.
+    step_held: float
     progress_deadline: float
+    # How far ahead a phase's deadline falls when it is entered, and a step's once its weights
+    # are live (its interval, then the progress deadline): timedeltas made once, since making
+    # one from seconds costs several times adding it.
+    phase_deadline: timedelta
+    step_deadline: timedelta
     threshold: int
     stable_subset: str
     canary_subset: str
@@ -42,6 +50,15 @@ class Plan:
     chaos: tuple[Experiment, ...]
     # Seconds: the longest metric query window; a fault keeps a step's checks off this long.
     longest_window: float
+
+
+def held_after(period: float) -> float:
+    """How long a wait of `period` seconds must have run to count as elapsed.
+
+    A scheduler fires a hair early as often as late; a step of 30s that is checked after 29.98s
+    has held for its interval as far as anyone can tell.
+    """
+    return period - min(0.5, period * 0.02)
 
 
 # Keyed by id(spec), holding the spec itself so the id cannot be reused while the entry lives.
@@ -72,7 +89,10 @@ def _made(spec: CanarySpec) -> Plan:
         weights=analysis.weights,
         interval=analysis.interval_seconds,
         check_interval=analysis.check_interval_seconds,
+        step_held=held_after(analysis.interval_seconds),
         progress_deadline=spec.progress_deadline_seconds,
+        phase_deadline=timedelta(seconds=spec.progress_deadline_seconds),
+        step_deadline=timedelta(seconds=analysis.interval_seconds + spec.progress_deadline_seconds),
         threshold=analysis.threshold,
         stable_subset=spec.stable.subset,
         canary_subset=spec.canary.subset,

@@ -8,7 +8,7 @@ from an already-validated spec or from the engine's own arithmetic, and every fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -62,34 +62,52 @@ def evolve(status: CanaryStatus, updates: Mapping[str, Any]) -> CanaryStatus:
     fields are the model's own (a test holds the two ways equal).
     """
     fields = status.__pydantic_fields_set__
-    if fields is not _ALL_STATUS_FIELDS and not updates.keys() <= fields:
+    if fields is not _ALL_STATUS_FIELDS and not fields.issuperset(updates):
         fields = fields | updates.keys()
         if len(fields) == len(_ALL_STATUS_FIELDS):
             # A status the engine has run for a while has every field set: one shared set then
             # spares each later copy the comparison above.
             fields = _ALL_STATUS_FIELDS
-    # Shared with `status` when nothing new is set, for the reason given in `built`.
-    return built(CanaryStatus, {**status.__dict__, **updates}, fields)
+    # `built`, inlined: a tick that changes anything copies its status. The fields set is
+    # shared with `status` when nothing new is set, for the reason given there.
+    copied = _new(CanaryStatus)
+    _set_dict(copied, {**status.__dict__, **updates})
+    _set_fields_set(copied, fields)
+    _set_extra(copied, None)
+    _set_private(copied, None)
+    return copied
 
 
 def with_latest(
-    checks: tuple[CheckResult, ...], results: list[CheckResult], names: list[str]
+    checks: tuple[CheckResult, ...], results: Sequence[CheckResult], names: list[str]
 ) -> tuple[CheckResult, ...]:
-    """`checks` with each of `results` (named `names`) replacing the earlier one of its name."""
-    if len(checks) == len(results):
+    """`checks` with each of `results` (named `names`) replacing the earlier one of its name.
+
+    `results` itself when it is a tuple that replaces every earlier record, so that the tick's
+    history can share it.
+    """
+    latest = tuple(results)
+    if len(checks) == len(latest):
         # Every check ran again, in the same order: the usual case of a judged tick. A plain
-        # loop, because this runs on every judged tick and a generator costs twice as much.
-        for old, name in zip(checks, names, strict=True):
-            if old.name != name:
+        # loop, because this runs on every judged tick and a generator or a zip costs more.
+        for index, old in enumerate(checks):
+            if old.name != names[index]:
                 break
         else:
-            return tuple(results)
+            return latest
     fresh = set(names)
-    return (*(check for check in checks if check.name not in fresh), *results)
+    return (*(check for check in checks if check.name not in fresh), *latest)
 
 
 def appended(
-    history: tuple[CheckResult, ...], results: list[CheckResult]
+    history: tuple[CheckResult, ...], results: Sequence[CheckResult]
 ) -> tuple[CheckResult, ...]:
-    combined = history + tuple(results)
-    return combined[-HISTORY_LIMIT:] if len(combined) > HISTORY_LIMIT else combined
+    latest = tuple(results)
+    # Trimmed before joining: one new tuple rather than an over-long one and then its slice,
+    # and every record's reference count is touched once rather than twice.
+    dropped = len(history) + len(latest) - HISTORY_LIMIT
+    if dropped <= 0:
+        return history + latest
+    if dropped >= len(history):
+        return latest[-HISTORY_LIMIT:]
+    return history[dropped:] + latest

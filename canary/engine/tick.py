@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from canary.api.spec import CanarySpec
-from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
+from canary.api.status import TERMINAL_PHASES, CanaryStatus, Condition, Phase
 from canary.engine import conditions, records
 from canary.engine.actions import Action, Decision, Notify, SetWeights
 from canary.engine.observation import Observation
-from canary.engine.plan import Plan
+from canary.engine.plan import Plan, held_after
 
 # How soon to look again while waiting on something that usually takes a second or two (a new
 # split reaching Envoy), instead of a whole check interval later.
@@ -30,21 +30,19 @@ class Tick:
     now: datetime
     # What the phases read from `spec`, read once per spec object (see engine/plan.py).
     plan: Plan
+    # `status.__dict__`, read once: each field read through the model costs several plain
+    # reads (see engine/plan.py), and a judged tick reads a dozen. Never written to.
+    fields: Mapping[str, Any]
 
     def with_status(self, status: CanaryStatus) -> Tick:
-        return Tick(self.spec, status, self.seen, self.now, self.plan)
+        return Tick(self.spec, status, self.seen, self.now, self.plan, status.__dict__)
 
     def since(self, moment: datetime | None) -> float:
         return 0.0 if moment is None else (self.now - moment).total_seconds()
 
-    def later(self, seconds: float) -> datetime:
-        return self.now + timedelta(seconds=seconds)
-
 
 def elapsed(waited: float, period: float) -> bool:
-    # A scheduler fires a hair early as often as late; a step of 30s that is checked after
-    # 29.98s has held for its interval as far as anyone can tell.
-    return waited >= period - min(0.5, period * 0.02)
+    return waited >= held_after(period)
 
 
 def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight: int) -> bool:
@@ -87,17 +85,20 @@ def enter(
     deadline: Literal["rollback", "fail"] | None = "rollback",
     warning: bool = False,
     judged: Mapping[str, Any] | None = None,
+    base: tuple[Condition, ...] | None = None,
     **updates: Any,
 ) -> Decision:
     """Move to `phase`, with its deadline, its Progressing condition and one Notify.
 
     `judged`: what this tick's checks changed (checks.Checked.updates), so that a tick that
-    judges and moves on copies the status once.
+    judges and moves on copies the status once. `base`: the conditions to set Progressing in,
+    when the tick changed others first (the status's own by default); given here rather than
+    in a copy of the status, for the same reason.
     """
     status = tick.status
     terminal = phase in TERMINAL_PHASES
     with_condition = conditions.with_condition(
-        status.conditions,
+        tick.fields["conditions"] if base is None else base,
         type=conditions.PROGRESSING,
         status="False" if terminal else "True",
         reason=reason,
@@ -108,7 +109,7 @@ def enter(
         "phase": phase,
         "message": message,
         "last_transition_time": tick.now,
-        "deadline_at": None if terminal else tick.later(tick.plan.progress_deadline),
+        "deadline_at": None if terminal else tick.now + tick.plan.phase_deadline,
         "deadline_action": None if terminal else deadline,
         "conditions": with_condition,
         **updates,
@@ -119,10 +120,13 @@ def enter(
     notify = _notify(reason, message, warning)
     # A new split is confirmed at the next tick: look again soon rather than a check interval
     # later, so the step's clock starts as soon as the data plane serves it.
-    writes = any(isinstance(action, SetWeights) for action in actions)
-    return Decision(
-        status=status, actions=(notify, *actions), wake_after=PROPAGATION_POLL if writes else None
-    )
+    writes = False
+    for action in actions:
+        # A loop: any() over a generator costs several times more, on every phase change.
+        if isinstance(action, SetWeights):
+            writes = True
+            break
+    return Decision(status, (notify, *actions), PROPAGATION_POLL if writes else None)
 
 
 def waiting(
@@ -140,4 +144,4 @@ def waiting(
         )
     elif judged:
         status = records.evolve(status, judged)
-    return Decision(status=status, actions=actions, wake_after=PROPAGATION_POLL if poll else None)
+    return Decision(status, actions, PROPAGATION_POLL if poll else None)

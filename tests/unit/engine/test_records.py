@@ -75,3 +75,25 @@ def test_history_keeps_the_newest_entries() -> None:
     assert len(kept) == HISTORY_LIMIT
     assert kept[-1].step == HISTORY_LIMIT + 2
     assert kept[0].step == 3
+
+
+def test_a_tick_that_reruns_every_check_shares_its_records_with_the_history() -> None:
+    old = tuple(records.trusted({**VALUES, "name": n, "step": 0}) for n in "ab")
+    fresh = tuple(records.trusted({**VALUES, "name": n, "step": 1}) for n in "ab")
+    latest = records.with_latest(old, fresh, ["a", "b"])
+    assert latest is fresh
+    history = records.appended(old, fresh)
+    assert history[-2:] == fresh
+    assert history[-1] is fresh[-1]
+
+
+def test_history_trims_as_joining_then_slicing_would() -> None:
+    def joined(history: tuple[CheckResult, ...], new: tuple[CheckResult, ...]) -> list[int]:
+        return [check.step for check in records.appended(history, new)]
+
+    for kept in (0, 1, HISTORY_LIMIT - 3, HISTORY_LIMIT - 1, HISTORY_LIMIT):
+        history = tuple(records.trusted({**VALUES, "step": i}) for i in range(kept))
+        for added in (0, 1, 3, HISTORY_LIMIT, HISTORY_LIMIT + 2):
+            new = tuple(records.trusted({**VALUES, "step": 1000 + i}) for i in range(added))
+            steps = [check.step for check in history + new][-HISTORY_LIMIT:]
+            assert joined(history, new) == steps, (kept, added)
