@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,16 +31,46 @@ from types import FrameType, TracebackType
 
 from canary.errors import Unavailable
 
+# Its own generator: a test that seeds the global one must not make every run pick the same ports.
+_random = random.Random()
+
 
 class ProcessFailed(Unavailable):
     """A child exited, or never answered, while we waited for it; the message ends with its log."""
 
 
+# Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), where a port
+# the kernel hands out as port 0 would be: every outgoing connection (to the API server, etcd,
+# Prometheus...) takes a source port from that range, so a port picked there and bound a moment
+# later by a child is often taken meanwhile (CI saw a demo app fail with EADDRINUSE).
+_LOWEST_PORT = 10000
+_PICK_ATTEMPTS = 100
+
+
 def free_port() -> int:
-    """A port free on 127.0.0.1 now; the child binds it a moment later, so a race is possible."""
+    """A port free on 127.0.0.1 now, outside the ephemeral range; the child binds it a moment
+    later, so a race with another picker stays possible, if unlikely."""
+    upper = _ephemeral_floor() - 1
+    for _ in range(_PICK_ATTEMPTS):
+        port = _random.randint(_LOWEST_PORT, upper)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_floor() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    # A range that starts too low leaves no room below it: take the default split then.
+    return low if low > _LOWEST_PORT + 1000 else 32768
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import yaml
 
 from canary.adapters.kube.rest import CANARY, DESTINATION_RULE, VIRTUAL_SERVICE, Rest, connect
 from canary.demo import scenario
+from canary.localmesh import procs
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from tests.e2e.kube.meshfeed import MeshFeed, first_route_split
 from tests.kubeenv.cluster import KubeCluster
@@ -35,10 +35,7 @@ SERVICE = scenario.SERVICE
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return procs.free_port()
 
 
 @dataclass

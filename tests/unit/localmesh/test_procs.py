@@ -43,6 +43,15 @@ def test_free_port_can_be_bound_on_loopback() -> None:
         sock.bind(("127.0.0.1", port))
 
 
+def test_free_ports_stay_out_of_the_range_outgoing_connections_take_theirs_from() -> None:
+    """An outgoing connection's source port comes from the ephemeral range; a port picked
+    there could be taken before the child binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {procs.free_port() for _ in range(50)}
+    assert all(1024 < port < low for port in ports)
+    assert len(ports) > 40, "picked at random, so two pickers rarely meet"
+
+
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
