@@ -4,8 +4,6 @@ Envoys, the command prints its verdict, and the rollout carries on."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from typing import Any
 import yaml
 
 from canary.demo import scenario
+from tests.e2e.demo import processes
 
 CANARY = [sys.executable, "-c", "from canary.cli import main; main()"]
 
@@ -37,13 +36,15 @@ def test_a_one_off_experiment_on_a_live_step_prints_its_verdict(tmp_path: Path) 
     objects.append(scenario.canary(step_seconds=20))
     policy.write_text(yaml.safe_dump_all(objects))
     state = tmp_path / "state"
-    demo = subprocess.Popen(
-        [*CANARY, "demo", "--policy", str(policy), "--state-dir", str(state)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "demo.out"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [*CANARY, "demo", "--policy", str(policy), "--state-dir", str(state)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not _status(state, tmp_path).get("stepStartedAt"):
@@ -66,9 +67,9 @@ def test_a_one_off_experiment_on_a_live_step_prints_its_verdict(tmp_path: Path) 
         assert "injected abort 503 to 100% on v2" in asked.stdout
         demo.wait(timeout=180)
     finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
+        # Also when an assertion above failed: nothing of the mesh may outlive the test.
+        left = processes.stop(demo, log.read_text(errors="replace"))
+    assert left == [], "the demo stopped everything it started"
     final = _status(state, tmp_path)
     assert demo.returncode == 0
     assert final["phase"] == "Succeeded", "a passing one-off experiment lets the rollout go on"

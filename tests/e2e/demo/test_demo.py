@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.demo import processes
 
 REPO = Path(__file__).resolve().parents[3]
 CANARY = [sys.executable, "-c", "from canary.cli import main; main()"]
@@ -47,12 +48,12 @@ def _run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> tuple[int, di
         start_new_session=True,
         env={**os.environ, "COLUMNS": "120"},
     )
+    output = b""
     try:
         output, _ = process.communicate(timeout=timeout)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        # A demo past its time is stopped with its mesh, not left running.
+        processes.stop(process, output.decode(errors="replace"))
     text = output.decode(errors="replace")
     written = report_dir / "report.json"
     assert written.exists(), f"no report (exit {process.returncode}); output:\n{text[-4000:]}"

@@ -3,7 +3,6 @@ resumes the rollout where it stopped, and Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -13,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.e2e.demo import processes
 
 CANARY = [sys.executable, "-c", "from canary.cli import main; main()"]
 
@@ -91,7 +92,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             demo.send_signal(signal.SIGABRT)
             stuck, _ = demo.communicate(timeout=10)
-            _kill(_survivors(stuck.decode(errors="replace")))
+            processes.kill(processes.survivors(stuck.decode(errors="replace")))
             raise AssertionError(
                 "the demo did not stop within 45 s of Ctrl-C; its threads:\n"
                 + stuck.decode(errors="replace")[-6000:]
@@ -104,33 +105,8 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     assert demo.returncode == 130, text[-2000:]
     assert "interrupted" in text
     assert re.search(r"work dir\s+(\S+)", text.replace("\n", " ")), text[-2000:]
-    survivors = _survivors(text)
+    survivors = processes.survivors(text)
     # The mesh's processes run in process groups of their own: whatever outlived the demo is
     # stopped here, so a failure of this test does not leave them running.
-    _kill(survivors)
+    processes.kill(survivors)
     assert survivors == []
-
-
-def _survivors(output: str) -> list[int]:
-    """The processes still running from the mesh work dir that the demo's output names."""
-    workdir = re.search(r"work dir\s+(\S+)", output.replace("\n", " "))
-    if workdir is None:
-        return []
-    return [
-        int(pid)
-        for pid in os.listdir("/proc")
-        if pid.isdigit() and _cmdline_mentions(int(pid), workdir.group(1).rstrip(")"))
-    ]
-
-
-def _kill(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _cmdline_mentions(pid: int, text: str) -> bool:
-    try:
-        return text in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
