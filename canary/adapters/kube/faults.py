@@ -176,18 +176,27 @@ class Faults:
         return list_items(self.rest, ENVOY_FILTER.path(), label_selector=FAULT_SELECTOR)
 
     def _destination_rule(self, ref: RouteRef) -> Body:
-        if ref.destination_rule is None:
+        found = cached_destination_rule(self.cache, ref)
+        if found is None:
             raise InvalidSpec(
                 "chaos: a fault needs the DestinationRule whose subset names the canary's "
                 "workloads; the Canary names none"
             )
-        found = self.cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
-        if found is None:
-            raise InvalidSpec(
-                f"spec.service.destinationRule: DestinationRule "
-                f"{ref.namespace}/{ref.destination_rule} not found"
-            )
         return found
+
+
+def cached_destination_rule(cache: ClusterCache, ref: RouteRef) -> Body | None:
+    """The Canary's DestinationRule from the cache; None when it names none, InvalidSpec when
+    the one it names does not exist (the weights' router and the faults read it alike)."""
+    if ref.destination_rule is None:
+        return None
+    found = cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
+    if found is None:
+        raise InvalidSpec(
+            f"spec.service.destinationRule: DestinationRule "
+            f"{ref.namespace}/{ref.destination_rule} not found"
+        )
+    return found
 
 
 def selector_labels(ref: RouteRef, subset: str, rule: Body) -> dict[str, str]:

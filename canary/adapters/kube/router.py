@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from canary.adapters.kube.cache import ClusterCache
-from canary.adapters.kube.faults import Faults
+from canary.adapters.kube.faults import Faults, cached_destination_rule
 from canary.adapters.kube.rest import (
     DESTINATION_RULE,
     FIELD_MANAGER,
@@ -149,15 +149,7 @@ class KubeRouter:
         return found
 
     def _destination_rule(self, ref: RouteRef) -> Body | None:
-        if ref.destination_rule is None:
-            return None
-        found = self.cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
-        if found is None:
-            raise InvalidSpec(
-                f"spec.service.destinationRule: DestinationRule "
-                f"{ref.namespace}/{ref.destination_rule} not found"
-            )
-        return found
+        return cached_destination_rule(self.cache, ref)
 
     def _check_subsets(self, ref: RouteRef) -> list[SubsetRef]:
         """The subsets to add; raises InvalidSpec for a DestinationRule that cannot serve."""
