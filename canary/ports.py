@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from canary.api.chaos import ChaosRequest
+from canary.api.commands import Command
 from canary.api.metric_template import MetricTemplate
+from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
 from canary.engine.actions import InjectFault, Notify, SetWeights
-from canary.engine.observation import ActiveFault, Measurement, Traffic
+from canary.engine.observation import ActiveFault, GateResult, Measurement, TargetState, Traffic
+from canary.errors import InvalidSpec
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -62,6 +65,8 @@ class StoredCanary:
     problems: tuple[str, ...] = ()
     # A one-off experiment asked for in the Canary's annotations (`canary chaos`).
     chaos_request: ChaosRequest | None = None
+    # A command asked for in the Canary's annotations (`canary promote|abort|retry`).
+    command: Command | None = None
 
 
 class Clock(Protocol):
@@ -77,9 +82,24 @@ class Store(Protocol):
 
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None: ...
 
-    def target_ready(self, namespace: str, target: TargetRef) -> bool: ...
-
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None: ...
+
+
+class Workloads(Protocol):
+    """The Deployments a Canary names: how ready they are, and scaling a retired one down."""
+
+    def target(self, namespace: str, target: TargetRef) -> TargetState:
+        """Raises InvalidSpec when the Deployment does not exist."""
+        ...
+
+    def scale_to_zero(self, namespace: str, name: str) -> None: ...
+
+
+class Secrets(Protocol):
+    def value(self, namespace: str, ref: SecretKeyRef) -> str:
+        """The Secret key's value as text. InvalidSpec when the Secret or the key is missing
+        (the user must fix it), Unavailable when it cannot be read now."""
+        ...
 
 
 class Router(Protocol):
@@ -114,7 +134,28 @@ class Router(Protocol):
 
 
 class MetricsProvider(Protocol):
+    """One metrics backend (Prometheus now): a rendered query in, a Measurement out, never an
+    exception (a backend down is a Measurement of kind error)."""
+
     def measure(self, query: str, *, requests_query: str | None = None) -> Measurement: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One webhook call, ready to send: the payload built, the headers' Secrets read."""
+
+    url: str
+    payload: Mapping[str, Any]
+    timeout: float
+    retries: int = 0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class WebhookCaller(Protocol):
+    """Webhooks as gates: any 2xx is yes; no answer, a non-2xx, or a redirect to another host
+    is no, with why. Never raises."""
+
+    def call(self, request: WebhookRequest) -> GateResult: ...
 
 
 class Notifier(Protocol):
@@ -190,7 +231,6 @@ class FakeMetrics:
 class FakeStore:
     stored: dict[CanaryKey, StoredCanary] = field(default_factory=dict)
     templates: dict[tuple[str, str], MetricTemplate] = field(default_factory=dict)
-    ready: dict[tuple[str, str], bool] = field(default_factory=dict)
     status_writes: list[tuple[CanaryKey, CanaryStatus]] = field(default_factory=list)
 
     def canaries(self) -> Sequence[StoredCanary]:
@@ -202,15 +242,49 @@ class FakeStore:
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None:
         return self.templates.get((namespace, name))
 
-    def target_ready(self, namespace: str, target: TargetRef) -> bool:
-        return self.ready.get((namespace, target.name), False)
-
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
         self.status_writes.append((key, status))
         current = self.stored[key]
         self.stored[key] = StoredCanary(
             key, current.spec, status, current.generation, current.problems
         )
+
+
+@dataclass
+class FakeWorkloads:
+    ready: dict[tuple[str, str], bool] = field(default_factory=dict)
+    templates: dict[tuple[str, str], str] = field(default_factory=dict)
+    scaled_down: list[tuple[str, str]] = field(default_factory=list)
+
+    def target(self, namespace: str, target: TargetRef) -> TargetState:
+        return TargetState(
+            ready=self.ready.get((namespace, target.name), False),
+            template_revision=self.templates.get((namespace, target.name), ""),
+        )
+
+    def scale_to_zero(self, namespace: str, name: str) -> None:
+        self.scaled_down.append((namespace, name))
+
+
+@dataclass
+class FakeSecrets:
+    values: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def value(self, namespace: str, ref: SecretKeyRef) -> str:
+        found = self.values.get((namespace, ref.name, ref.key))
+        if found is None:
+            raise InvalidSpec(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        return found
+
+
+@dataclass
+class FakeWebhooks:
+    answers: dict[str, GateResult] = field(default_factory=dict)
+    calls: list[WebhookRequest] = field(default_factory=list)
+
+    def call(self, request: WebhookRequest) -> GateResult:
+        self.calls.append(request)
+        return self.answers.get(request.url, GateResult(passed=True, message="HTTP 200"))
 
 
 @dataclass

@@ -9,8 +9,12 @@ of them, as Flagger does, would judge an arbitrary pod.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -18,17 +22,34 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from canary.api.metric_template import PrometheusProvider
 from canary.api.status import MeasurementKind
 from canary.engine.observation import Measurement
+from canary.ports import Secrets
 
 
 class PrometheusMetrics:
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        """`verify`: True (the system's trust store), False (no verification), or the path of
+        a PEM bundle of the CAs to trust."""
         self.url = url.rstrip("/")
+        session = requests.Session()
+        session.verify = verify
         # No retries inside a query: the next check is the retry, and a slow failure would hold
         # up every other Canary's tick.
         self._client = PrometheusConnect(
-            url=self.url, disable_ssl=True, retry=Retry(total=0), timeout=timeout
+            url=self.url,
+            headers=dict(headers or {}),
+            retry=Retry(total=0),
+            timeout=timeout,
+            session=session,
         )
 
     def measure(self, query: str, *, requests_query: str | None = None) -> Measurement:
@@ -88,3 +109,48 @@ def _prometheus_error(exc: PrometheusApiClientException) -> str:
         except ValueError:
             pass
     return f"Prometheus refused the query: {text}"
+
+
+class PrometheusProviders:
+    """The MetricsProvider for a template's `provider.prometheus`, with its Secrets read.
+
+    One client per distinct configuration, so a template checked every few seconds reuses its
+    connection pool; a rotated Secret makes a new configuration, hence a new client.
+    """
+
+    def __init__(self, secrets: Secrets, *, timeout: float = 5.0) -> None:
+        self.secrets = secrets
+        self.timeout = timeout
+        self._clients: dict[tuple[object, ...], PrometheusMetrics] = {}
+        self._ca_files: dict[str, str] = {}
+
+    def __call__(self, backend: PrometheusProvider, namespace: str) -> PrometheusMetrics:
+        headers = {
+            header.name: self.secrets.value(namespace, header.value_from.secret_key_ref)
+            for header in backend.headers
+        }
+        if backend.bearer_token is not None:
+            token = self.secrets.value(namespace, backend.bearer_token).strip()
+            headers["Authorization"] = f"Bearer {token}"
+        verify: bool | str = not backend.tls.insecure_skip_verify
+        if verify and backend.tls.ca_bundle is not None:
+            verify = self._ca_file(self.secrets.value(namespace, backend.tls.ca_bundle))
+        key = (backend.address, tuple(sorted(headers.items())), verify)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = PrometheusMetrics(
+                backend.address, timeout=self.timeout, headers=headers, verify=verify
+            )
+        return client
+
+    def _ca_file(self, pem: str) -> str:
+        # requests takes a CA bundle as a path; one file per distinct bundle, kept for the
+        # process's life (a handful of bundles at most).
+        digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+        path = self._ca_files.get(digest)
+        if path is None:
+            handle, path = tempfile.mkstemp(prefix=f"canary-ca-{digest}-", suffix=".pem")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(pem)
+            self._ca_files[digest] = path
+        return path

@@ -202,6 +202,8 @@ def definitions() -> list[dict[str, Any]]:
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
             {"name": "Failed", "type": "integer", "jsonPath": ".status.failedChecks"},
+            # A gate that holds the rollout (confirm-promotion webhook approve...), at a glance.
+            {"name": "Waiting", "type": "string", "jsonPath": ".status.waitingFor"},
             {**_AGE},
             {
                 "name": "Transitioned",
@@ -218,7 +220,11 @@ def definitions() -> list[dict[str, Any]]:
         plural="metrictemplates",
         short_names=["mtpl"],
         columns=[
-            {"name": "Provider", "type": "string", "jsonPath": ".spec.provider.type"},
+            {
+                "name": "Prometheus",
+                "type": "string",
+                "jsonPath": ".spec.provider.prometheus.address",
+            },
             {**_AGE},
         ],
     )

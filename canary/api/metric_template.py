@@ -1,8 +1,9 @@
 """`MetricTemplate`: a named, reusable query, referenced by a Canary's metric `templateRef`.
 
-Provider configuration follows Argo's shape: one optional sub-model per backend with exactly one
-set, which keeps the CRD schema structural and makes an unknown provider a validation error
-instead of a silent fallback to Prometheus.
+Provider configuration follows Argo Rollouts' `MetricProvider` shape: one optional sub-model per
+backend, exactly one set. The CRD schema stays structural, an unknown backend is a validation
+error (never a silent fallback to Prometheus), and a second backend is one more sub-model here
+and one more adapter, chosen by the sub-model's type (see controller/sources.py).
 """
 
 from __future__ import annotations
@@ -13,17 +14,87 @@ from pydantic import Field, model_validator
 
 from canary.api import API_VERSION, templating
 from canary.api.base import Model, ObjectMeta
+from canary.api.secrets import SecretHeader, SecretKeyRef
 
 # Variables every rendering provides; a template may also use the Canary's templateVariables.
 STANDARD_VARIABLES = frozenset({"namespace", "service", "subset", "version", "interval"})
 
 
-class Provider(Model):
-    type: Literal["prometheus"] = Field(description="The backend that runs the query.")
+class TLS(Model):
+    ca_bundle: SecretKeyRef | None = Field(
+        default=None,
+        description="A Secret key holding the PEM certificates that sign the server's "
+        "certificate (a private CA); default: the system's trust store.",
+    )
+    insecure_skip_verify: bool = Field(
+        default=False,
+        description="Accept any server certificate. Off by default; a managed Prometheus "
+        "reached without verification can be impersonated, and its answers promote releases.",
+    )
+
+
+class PrometheusProvider(Model):
+    """A Prometheus-compatible query API: Prometheus, Thanos, Cortex, Mimir, a cloud's."""
+
     address: str = Field(
         pattern=r"^https?://[^\s/]+(/.*)?$",
-        description="The backend's base URL, e.g. http://prometheus.istio-system:9090.",
+        description="The base URL the query API lives under, e.g. "
+        "http://prometheus.istio-system:9090 or https://mimir.example.com/prometheus.",
     )
+    bearer_token: SecretKeyRef | None = Field(
+        default=None, description="A Secret key holding a token sent as Authorization: Bearer."
+    )
+    headers: list[SecretHeader] = Field(
+        default_factory=list,
+        description="Headers sent with every query, each value from a Secret (e.g. "
+        "X-Scope-OrgID for a multi-tenant Mimir or Cortex, or a basic Authorization).",
+    )
+    tls: TLS = Field(default_factory=TLS, description="How the server's certificate is checked.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [header.name.lower() for header in self.headers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"headers: duplicate header(s) {', '.join(duplicates)}")
+        if self.bearer_token is not None and "authorization" in names:
+            raise ValueError(
+                "bearerToken: an Authorization header is set in headers too; keep one of them"
+            )
+        return self
+
+
+# Every backend a template can name; a new one is a new field of Provider and an adapter.
+Backend = PrometheusProvider
+
+
+class Provider(Model):
+    """Where a template's query runs: exactly one backend."""
+
+    prometheus: PrometheusProvider | None = Field(
+        default=None, description="A Prometheus-compatible query API."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        known = ", ".join(type(self).model_fields)
+        if not chosen:
+            raise ValueError(f"set one backend (known: {known})")
+        if len(chosen) > 1:
+            raise ValueError(f"set exactly one backend, not {' and '.join(chosen)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The backend's name as written, e.g. prometheus."""
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+    @property
+    def backend(self) -> Backend:
+        found = getattr(self, self.kind)
+        assert isinstance(found, Backend)
+        return found
 
 
 class MetricTemplateSpec(Model):

@@ -16,6 +16,7 @@ from canary.api import durations
 from canary.api.base import Duration, Model
 from canary.api.chaos import Experiment
 from canary.api.metrics import MetricCheck
+from canary.api.secrets import SecretHeader
 
 SUBSET_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -50,6 +51,12 @@ class ServiceRef(Model):
         return self.destination_rule or self.host
 
 
+class TargetRef(Model):
+    kind: Literal["Deployment"] = Field(default="Deployment", description="Deployment")
+    name: str = Field(min_length=1, description="The Deployment's name.")
+    api_version: Literal["apps/v1"] = Field(default="apps/v1", description="apps/v1")
+
+
 class Variant(Model):
     subset: str = Field(
         pattern=SUBSET_PATTERN, description="The DestinationRule subset of this version."
@@ -59,6 +66,12 @@ class Variant(Model):
         description="The pod labels of the subset; when set, the DestinationRule must have (or is "
         "given) this subset with these labels.",
     )
+    target_ref: TargetRef | None = Field(
+        default=None,
+        description="The Deployment running this version. The canary's gates the first step "
+        "on its readiness, and a new pod template in it starts the rollout over; the stable's "
+        "is what scaleDownAfter scales to zero once a promotion retires it.",
+    )
 
     @property
     def version(self) -> str:
@@ -66,40 +79,62 @@ class Variant(Model):
         return (self.labels or {}).get("version", self.subset)
 
 
-class TargetRef(Model):
-    kind: Literal["Deployment"] = Field(default="Deployment", description="Deployment")
-    name: str = Field(min_length=1, description="The Deployment's name.")
-    api_version: Literal["apps/v1"] = Field(default="apps/v1", description="apps/v1")
-
-
-class CanaryVariant(Variant):
-    target_ref: TargetRef | None = Field(
-        default=None, description="A Deployment whose readiness gates the first step."
-    )
+# The canary side has nothing of its own any more; the name stays for what reads it.
+CanaryVariant = Variant
 
 
 class WebhookType(StrEnum):
+    """Flagger's eight webhook types, with Flagger's meaning (docs: webhooks)."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
     PRE_ROLLOUT = "pre-rollout"
     ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
     CONFIRM_PROMOTION = "confirm-promotion"
     POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
 
 
 class Webhook(Model):
-    """A URL called at a point of the rollout; its answer can gate the rollout."""
+    """A URL called at a point of the rollout; its answer can gate the rollout.
+
+    The call is a JSON POST of Flagger's payload (name, namespace, phase, checksum, metadata),
+    so Flagger's load tester and gate services answer it unchanged; any 2xx is yes.
+    """
 
     name: str = Field(min_length=1, description="A name unique among the webhooks.")
     type: WebhookType = Field(
         default=WebhookType.ROLLOUT,
-        description="pre-rollout: must pass before the first step. rollout: judged at every "
-        "check like a metric. confirm-promotion: must pass before promotion. post-rollout: "
-        "called once when the rollout ends.",
+        description="confirm-rollout: the rollout waits for a yes before it starts (no "
+        "traffic moves, nothing is counted). pre-rollout: must pass before the first step; "
+        "a no counts as a failed check. rollout: judged at every check like a metric. "
+        "confirm-traffic-increase: each step waits for a yes before its weight goes up. "
+        "confirm-promotion: promotion waits for a yes while the last step's checks keep "
+        "running. post-rollout: called once when the rollout ends. rollback: asked at every "
+        "check; a yes rolls back at once. event: told of every event of the rollout.",
     )
     url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$", description="The URL to POST to.")
     timeout: Duration = Field(default="10s", description="How long one call may take.")
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="How many times a call that got no answer, or a 429 or 5xx, is tried again "
+        "within the same check (with a short backoff).",
+    )
+    headers: list[SecretHeader] = Field(
+        default_factory=list,
+        description="Headers sent with every call, each value from a Secret in the Canary's "
+        "namespace (a gate service's token): never written in the Canary itself.",
+    )
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Sent with the call, for the receiver's use."
     )
+
+    @property
+    def timeout_seconds(self) -> float:
+        return durations.seconds(self.timeout)
 
 
 class Analysis(Model):
@@ -188,7 +223,12 @@ class Analysis(Model):
 
 class CanarySpec(Model):
     service: ServiceRef = Field(description="The service whose traffic is shifted.")
-    stable: Variant = Field(description="The version that holds the traffic now.")
+    stable: Variant = Field(
+        description="The version serving before the first release. Each rollout starts from "
+        "the subset the route serves now (after a promotion, the last canary), whatever this "
+        "says, so the next release changes only `canary`; traffic never moves back to a "
+        "subset the route no longer serves."
+    )
     canary: CanaryVariant = Field(description="The version traffic moves to.")
     analysis: Analysis = Field(description="The steps and the checks that judge them.")
     skip_analysis: bool = Field(
@@ -208,6 +248,12 @@ class CanarySpec(Model):
         default_factory=list,
         description="Fault experiments on the canary: each runs at one step, before it "
         "advances, and proves that the callers' outlier detection and circuit breakers hold.",
+    )
+    scale_down_after: Duration | None = Field(
+        default=None,
+        description="Once a promotion has held this long, scale the Deployment of the subset it "
+        "retired to zero replicas (the previous canary's targetRef, or stable.targetRef on the "
+        "first release). Unset: nothing is scaled.",
     )
     progress_deadline: Duration = Field(
         default="10m",
@@ -256,3 +302,7 @@ class CanarySpec(Model):
     @property
     def progress_deadline_seconds(self) -> float:
         return durations.seconds(self.progress_deadline)
+
+    @property
+    def scale_down_after_seconds(self) -> float | None:
+        return None if self.scale_down_after is None else durations.seconds(self.scale_down_after)

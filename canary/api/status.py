@@ -17,6 +17,7 @@ from pydantic import Field
 
 from canary.api.base import Model
 from canary.api.chaos import Trial
+from canary.api.commands import CommandResult
 
 HISTORY_LIMIT = 50
 
@@ -50,7 +51,10 @@ class Verdict(StrEnum):
 class Condition(Model):
     """A Kubernetes-convention condition."""
 
-    type: str = Field(description="InvalidSpec, Progressing, Suspended or RollbackVerified.")
+    type: str = Field(
+        description="Promoted, Progressing, Waiting, InvalidSpec, Suspended, WeightsDrifted or "
+        "RollbackVerified."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="A CamelCase word for machines.")
     message: str = Field(default="", description="A sentence for people.")
@@ -125,12 +129,50 @@ class ChaosResult(Model):
 class CanaryStatus(Model):
     phase: Phase | None = Field(default=None, description="Where the rollout is.")
     message: str = Field(default="", description="What the phase is waiting for, or why it ended.")
-    revision: str = Field(default="", description="The revision this rollout judges.")
+    revision: str = Field(
+        default="",
+        description="The revision this rollout judges: a digest of the spec and of the target's "
+        "pod template (Flagger's checksum).",
+    )
+    target_revision: str = Field(
+        default="",
+        description="The revision of the canary targetRef's pod template (spec.template) this "
+        "rollout judges; a new one starts the rollout over.",
+    )
+    observed_generation: int = Field(
+        default=0, ge=0, description="The Canary's metadata.generation the controller acted on."
+    )
+    waiting_for: str = Field(
+        default="",
+        description="The gate the rollout waits on (e.g. confirm-promotion webhook approve), "
+        "empty when none; a Waiting condition says the same.",
+    )
     canary_weight: int = Field(default=0, ge=0, le=100, description="The canary's weight.")
     step: int = Field(default=0, ge=0, description="The index of the current step.")
     failed_checks: int = Field(default=0, ge=0, description="Failed checks in this rollout.")
     stable_subset: str = Field(default="", description="The subset that is stable now.")
     canary_subset: str = Field(default="", description="The subset being rolled out.")
+    stable_target: str = Field(
+        default="",
+        description="The Deployment serving the stable subset, when known (the last promoted "
+        "canary's targetRef, or stable.targetRef).",
+    )
+    retired_target: str = Field(
+        default="",
+        description="The Deployment of the subset the last promotion retired; scaleDownAfter "
+        "scales it to zero.",
+    )
+    scaled_down_at: datetime | None = Field(
+        default=None, description="When retiredTarget was scaled to zero."
+    )
+    promote_requested: Literal["checks", "force"] | None = Field(
+        default=None,
+        description="canary promote asked to skip the remaining steps: checks (once the current "
+        "step's checks pass) or force (at once).",
+    )
+    last_command: CommandResult | None = Field(
+        default=None, description="The last command (canary promote, abort, retry) handled."
+    )
     last_transition_time: datetime | None = Field(
         default=None, description="When the phase last changed."
     )

@@ -16,24 +16,29 @@ from datetime import datetime
 
 import structlog
 
-from canary.adapters import webhooks
 from canary.adapters.envoy_admin import EnvoyPropagation
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.events import KubeEvents
 from canary.adapters.kube.lease import LeaderElector
 from canary.adapters.kube.rest import Rest, connect
 from canary.adapters.kube.router import KubeRouter
+from canary.adapters.kube.secrets import KubeSecrets
 from canary.adapters.kube.store import KubeStore
-from canary.adapters.prometheus import PrometheusMetrics
+from canary.adapters.kube.workloads import KubeWorkloads
+from canary.adapters.prometheus import PrometheusMetrics, PrometheusProviders
+from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
+from canary.api.metric_template import PrometheusProvider
 from canary.api.status import CanaryStatus, ChaosPhase, Verdict
 from canary.controller.clock import SystemClock
+from canary.controller.notify import FanOut, LogNotifier
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.serve import HealthServer
+from canary.controller.sources import Sources
 from canary.controller.telemetry import Telemetry
 from canary.engine.actions import Decision
-from canary.ports import CanaryKey, MetricsProvider
+from canary.ports import CanaryKey
 
 log = structlog.get_logger("canary.run")
 
@@ -68,15 +73,21 @@ class ClusterController:
         self.events = KubeEvents(self.rest, self.cache, instance=self.identity)
         propagation = EnvoyPropagation(options.envoy_admin) if options.envoy_admin else None
         self.store = KubeStore(self.rest, self.cache)
-        self._providers: dict[str, MetricsProvider] = {}
+        secrets = KubeSecrets(self.rest)
+        # The composition root of evidence: one adapter per provider sub-model.
+        sources = Sources(
+            builtin=PrometheusMetrics(options.prometheus_url),
+            webhooks=HttpWebhooks(),
+            secrets=secrets,
+            metrics={PrometheusProvider: PrometheusProviders(secrets)},
+        )
         self.reconciler = Reconciler(
             store=self.store,
+            workloads=KubeWorkloads(self.rest, self.cache),
             router=KubeRouter(self.rest, self.cache, propagation=propagation),
-            notifier=self.events,
+            notifier=FanOut([LogNotifier(), self.events]),
             clock=SystemClock(),
-            provider_for=self._provider,
-            call_gate=webhooks.call_gate,
-            call_hook=webhooks.call_hook,
+            sources=sources,
             query_set=options.query_set,
             on_tick=self._ticked,
         )
@@ -163,13 +174,6 @@ class ClusterController:
         if self._elector_thread is not None and not self._elector_thread.is_alive():
             return False
         return not self._acting.is_set() or bool(self.controller.scheduler.running)
-
-    def _provider(self, address: str | None) -> MetricsProvider:
-        url = address or self.options.prometheus_url
-        provider = self._providers.get(url)
-        if provider is None:
-            provider = self._providers[url] = PrometheusMetrics(url)
-        return provider
 
     def _ticked(
         self, key: CanaryKey, decision: Decision | None, seconds: float, outcome: str

@@ -3,28 +3,35 @@
 The status is written before anything else, so a controller that dies half-way through a tick
 resumes from a status that already says where it was going; the engine is level-triggered and
 asks again for any weight the live route does not show. A failed side effect (a weight write, a
-notification) is logged and left to the next tick, never allowed to crash the loop.
+notification, a webhook) is logged and left to the next tick, never allowed to crash the loop.
+
+Actions are dispatched by an exhaustive `match`: a new kind of action that nobody handles fails
+`mypy --strict` (assert_never) instead of falling into another action's branch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import assert_never
 
 import structlog
 
 from canary.api.status import CanaryStatus
+from canary.controller import hooks
+from canary.controller.sources import Sources
 from canary.engine.actions import (
+    Action,
     CallWebhook,
     ClearFaults,
     Decision,
     InjectFault,
     Notify,
+    ScaleToZero,
     SetWeights,
 )
 from canary.errors import CanaryError
-from canary.ports import CanaryKey, Notifier, Router, RouteRef, Store
-
-HookCaller = Callable[[CanaryKey, CallWebhook], None]
+from canary.ports import CanaryKey, Notifier, Router, RouteRef, Store, Workloads
 
 log = structlog.get_logger("canary.act")
 
@@ -36,66 +43,92 @@ def act(
     *,
     route: RouteRef | None,
     store: Store,
+    workloads: Workloads,
     router: Router,
     notifier: Notifier,
-    call_hook: HookCaller,
+    sources: Sources,
+    now: datetime,
 ) -> None:
     if decision.status != before:
         store.write_status(key, decision.status)
+    doer = _Doer(key, decision.status, route, workloads, router, notifier, sources, now)
     for action in decision.actions:
-        if isinstance(action, SetWeights):
-            if route is None:
-                # Only a Canary whose spec parsed has a route, and only such a one sets weights.
-                log.error("weights.no_route", weight=action.canary_weight)
-                continue
-            try:
-                router.set_weights(route, action)
-            except CanaryError as exc:
-                log.warning("weights.failed", weight=action.canary_weight, error=str(exc))
-            else:
-                log.info(
-                    "weights.set",
-                    stable=action.stable_subset,
-                    canary=action.canary_subset,
-                    weight=action.canary_weight,
-                )
-        elif isinstance(action, Notify):
-            _notify(notifier, key, action)
-        elif isinstance(action, InjectFault | ClearFaults):
-            if route is not None:
-                _fault(router, route, action)
-        else:
-            try:
-                call_hook(key, action)
-            except CanaryError as exc:
-                log.warning("webhook.failed", webhook=action.hook.name, error=str(exc))
+        try:
+            doer.do(action)
+        except CanaryError as exc:
+            log.warning("action.failed", action=type(action).__name__, error=str(exc))
 
 
-def _fault(router: Router, route: RouteRef, action: InjectFault | ClearFaults) -> None:
-    # A failed write is retried by the next tick: the engine compares the faults it reads with
-    # the experiment it runs, as it does with weights.
-    try:
-        if isinstance(action, InjectFault):
-            router.inject(route, action)
-            log.info(
-                "fault.injected",
-                experiment=action.experiment,
-                subset=action.subset,
-                fault=action.fault.describe(),
-                expires_at=action.expires_at.isoformat(),
-            )
-        else:
-            router.clear_faults(route)
-            log.info("fault.cleared", why=action.why)
-    except CanaryError as exc:
-        log.warning("fault.failed", action=type(action).__name__, error=str(exc))
+@dataclass(frozen=True, slots=True)
+class _Doer:
+    key: CanaryKey
+    status: CanaryStatus
+    route: RouteRef | None
+    workloads: Workloads
+    router: Router
+    notifier: Notifier
+    sources: Sources
+    now: datetime
 
+    def do(self, action: Action) -> None:
+        match action:
+            case SetWeights():
+                self._set_weights(action)
+            case Notify():
+                self.notifier.notify(self.key, action)
+            case InjectFault():
+                if self.route is not None:
+                    self.router.inject(self.route, action)
+                    log.info(
+                        "fault.injected",
+                        experiment=action.experiment,
+                        subset=action.subset,
+                        fault=action.fault.describe(),
+                        expires_at=action.expires_at.isoformat(),
+                    )
+            case ClearFaults():
+                # A failed write is retried by the next tick: the engine compares the faults
+                # it reads with the experiment it runs, as it does with weights.
+                if self.route is not None:
+                    self.router.clear_faults(self.route)
+                    log.info("fault.cleared", why=action.why)
+            case CallWebhook():
+                self._call(action)
+            case ScaleToZero():
+                self.workloads.scale_to_zero(self.key.namespace, action.target)
+                log.info("scaled_down", deployment=action.target)
+            case _:
+                assert_never(action)
 
-def _notify(notifier: Notifier, key: CanaryKey, notice: Notify) -> None:
-    (log.warning if notice.warning else log.info)(
-        "event", reason=notice.reason, message=notice.message
-    )
-    try:
-        notifier.notify(key, notice)
-    except CanaryError as exc:
-        log.warning("notify.failed", reason=notice.reason, error=str(exc))
+    def _set_weights(self, action: SetWeights) -> None:
+        if self.route is None:
+            # Only a Canary whose spec parsed has a route, and only such a one sets weights.
+            log.error("weights.no_route", weight=action.canary_weight)
+            return
+        self.router.set_weights(self.route, action)
+        log.info(
+            "weights.set",
+            stable=action.stable_subset,
+            canary=action.canary_subset,
+            weight=action.canary_weight,
+        )
+
+    def _call(self, action: CallWebhook) -> None:
+        request = hooks.request(
+            self.key,
+            action.hook,
+            secrets=self.sources.secrets,
+            phase=action.phase,
+            checksum=self.status.revision,
+            event=action.event,
+            now=self.now,
+        )
+        answer = self.sources.webhooks.call(request)
+        # A hook that gates nothing: its answer is for the log (Flagger's semantics).
+        (log.info if answer.passed else log.warning)(
+            "webhook.called",
+            webhook=action.hook.name,
+            type=str(action.hook.type),
+            passed=answer.passed,
+            answer=answer.message,
+        )

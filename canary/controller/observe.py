@@ -1,21 +1,20 @@
 """Observe: gather what one tick of one Canary needs, and only that.
 
 `engine.wanted` names the checks that are due; everything else (the live split, the target's
-readiness) is read on every tick because it is cheap and every phase depends on it. Problems
-that make the Canary un-actionable are collected, not raised, so the engine can record them all
-as one InvalidSpec condition.
+readiness and pod template) is read on every tick because it is cheap (the cache) and every
+phase depends on it. Each check's evidence comes through its source's port (see sources.py).
+Problems that make the Canary un-actionable are collected, not raised, so the engine can record
+them all as one InvalidSpec condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from canary.api import builtins
-from canary.api.chaos import ChaosRequest
-from canary.api.spec import CanarySpec, Webhook
-from canary.api.status import CanaryStatus
-from canary.controller import chaos_probe, queries
+from canary.api.spec import CanarySpec
+from canary.controller import chaos_probe, hooks, queries
+from canary.controller.sources import Sources
 from canary.engine import revision
 from canary.engine.observation import (
     ActiveFault,
@@ -23,46 +22,46 @@ from canary.engine.observation import (
     GateResult,
     Measurement,
     Observation,
+    TargetState,
     Traffic,
 )
 from canary.engine.wanted import wanted
 from canary.errors import CanaryError, InvalidSpec
-from canary.ports import CanaryKey, MetricsProvider, Router, RouteRef, Store, SubsetRef
-
-# A provider per address: the controller's own Prometheus for built-ins, a template's otherwise.
-ProviderFor = Callable[[str | None], MetricsProvider]
-GateCaller = Callable[[CanaryKey, Webhook, str], GateResult]
+from canary.ports import CanaryKey, Router, RouteRef, Store, StoredCanary, SubsetRef, Workloads
 
 
-def route_of(key: CanaryKey, spec: CanarySpec) -> RouteRef:
+def route_of(key: CanaryKey, spec: CanarySpec, stable_subset: str = "") -> RouteRef:
+    """The managed route; `stable_subset` is the subset the rollout treats as stable (the
+    status's, which may not be spec.stable's once a release has been promoted)."""
+    stable = SubsetRef(spec.stable.subset, tuple(sorted((spec.stable.labels or {}).items())))
+    if stable_subset and stable_subset != spec.stable.subset:
+        # A subset the route already serves: it is in the DestinationRule, labels and all.
+        stable = SubsetRef(stable_subset)
+    canary = SubsetRef(spec.canary.subset, tuple(sorted((spec.canary.labels or {}).items())))
     return RouteRef(
         namespace=key.namespace,
         virtual_service=spec.service.virtual_service_name,
         host=spec.service.host,
         route=spec.service.route,
         destination_rule=spec.service.destination_rule_name,
-        subsets=tuple(
-            SubsetRef(variant.subset, tuple(sorted((variant.labels or {}).items())))
-            for variant in (spec.stable, spec.canary)
-        ),
+        subsets=(stable, canary),
     )
 
 
 def observe(
-    key: CanaryKey,
+    stored: StoredCanary,
     spec: CanarySpec,
-    status: CanaryStatus,
     now: datetime,
     *,
     route: RouteRef,
     store: Store,
+    workloads: Workloads,
     router: Router,
-    provider_for: ProviderFor,
-    call_gate: GateCaller,
+    sources: Sources,
     query_set: builtins.QuerySet,
-    chaos_request: ChaosRequest | None = None,
 ) -> Observation:
     """Raises canary.errors.Unavailable when a backend the tick cannot do without is down."""
+    key, status = stored.key, stored.status
     problems: list[str] = []
     traffic: Traffic | None = None
     try:
@@ -70,41 +69,62 @@ def observe(
     except InvalidSpec as exc:
         problems.extend(exc.problems)
     faults: tuple[ActiveFault, ...] | None = ()
-    if spec.chaos or status.chaos or chaos_request is not None:
+    if spec.chaos or status.chaos or stored.chaos_request is not None:
         faults = _faults(router, route)
-    ready: bool | None = None
+    target: TargetState | None = None
     if spec.canary.target_ref is not None:
         try:
-            ready = store.target_ready(key.namespace, spec.canary.target_ref)
+            target = workloads.target(key.namespace, spec.canary.target_ref)
         except InvalidSpec as exc:
-            problems.extend(exc.problems)
+            problems.extend(f"spec.canary.{problem}" for problem in exc.problems)
+    target_revision = "" if target is None else target.template_revision
+    current = revision.of(spec, target_revision=target_revision)
     due = wanted(spec, status, now)
     measurements: dict[str, Measurement] = {}
     for metric in due.metrics:
         try:
             resolved = queries.resolve(key, spec, metric, store=store, query_set=query_set)
+            provider = sources.metrics_for(resolved.template)
         except InvalidSpec as exc:
             problems.extend(exc.problems)
             continue
-        provider = provider_for(resolved.address)
         measurements[metric.name] = provider.measure(
             resolved.query, requests_query=resolved.requests_query
         )
-    gates = {hook.name: call_gate(key, hook, str(status.phase or "")) for hook in due.webhooks}
+    gates: dict[str, GateResult] = {}
+    for hook in due.webhooks:
+        try:
+            asked = hooks.request(
+                key,
+                hook,
+                secrets=sources.secrets,
+                phase=str(status.phase or ""),
+                checksum=current,
+                now=now,
+            )
+        except InvalidSpec as exc:
+            problems.extend(
+                f"spec.analysis.webhooks[{hook.name}].headers: {p}" for p in exc.problems
+            )
+            continue
+        gates[hook.name] = sources.webhooks.call(asked)
     chaos: dict[str, ChaosReading] = {}
     for window in due.chaos:
         chaos[window.name] = chaos_probe.read(
-            key, spec, window, provider=provider_for(None), query_set=query_set
+            key, spec, window, provider=sources.builtin, query_set=query_set
         )
     return Observation(
-        revision=revision.of(spec),
+        revision=current,
         traffic=traffic,
-        target_ready=ready,
+        target_ready=None if target is None else target.ready,
+        target_revision=target_revision,
+        generation=stored.generation,
         measurements=measurements,
         gates=gates,
         faults=faults,
         chaos=chaos,
-        chaos_request=chaos_request,
+        chaos_request=stored.chaos_request,
+        command=stored.command,
         problems=tuple(problems),
     )
 

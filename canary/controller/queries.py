@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canary.api import builtins, templating
+from canary.api.metric_template import MetricTemplate
 from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec
 from canary.errors import InvalidSpec
@@ -21,8 +22,9 @@ from canary.ports import CanaryKey, Store
 class ResolvedQuery:
     query: str
     requests_query: str | None
-    # The template's provider address; None for a built-in (the controller's own Prometheus).
-    address: str | None
+    # The template, whose provider runs the query; None for a built-in (the controller's own
+    # Prometheus).
+    template: MetricTemplate | None
 
 
 def resolve(
@@ -46,7 +48,7 @@ def resolve(
         return ResolvedQuery(
             query=_render(metric, builtin.query, values),
             requests_query=_render(metric, builtin.requests, values),
-            address=None,
+            template=None,
         )
     namespace = metric.template_ref.namespace or key.namespace
     template = store.metric_template(namespace, metric.template_ref.name)
@@ -59,7 +61,7 @@ def resolve(
     return ResolvedQuery(
         query=_render(metric, template.spec.query, values),
         requests_query=_render(metric, requests, values) if requests else None,
-        address=template.spec.provider.address,
+        template=template,
     )
 
 

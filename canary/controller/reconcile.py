@@ -10,10 +10,11 @@ import structlog
 
 from canary.api import builtins
 from canary.controller import act, observe
+from canary.controller.sources import Sources
 from canary.engine.actions import Decision
 from canary.engine.decide import decide, invalid
 from canary.errors import Unavailable
-from canary.ports import CanaryKey, Clock, MetricsProvider, Notifier, Router, Store
+from canary.ports import CanaryKey, Clock, Notifier, Router, Store, Workloads
 
 log = structlog.get_logger("canary.tick")
 
@@ -23,12 +24,11 @@ TickListener = Callable[[CanaryKey, Decision | None, float, str], None]
 @dataclass
 class Reconciler:
     store: Store
+    workloads: Workloads
     router: Router
     notifier: Notifier
     clock: Clock
-    provider_for: Callable[[str | None], MetricsProvider]
-    call_gate: observe.GateCaller
-    call_hook: act.HookCaller
+    sources: Sources
     query_set: builtins.QuerySet = builtins.QuerySet.ISTIO
     # Told of every tick (key, decision or None, seconds, outcome "ok|unavailable|error").
     on_tick: TickListener | None = None
@@ -70,19 +70,17 @@ class Reconciler:
         if stored.spec is None:
             decision = invalid(stored.status, stored.problems, now=now)
         else:
-            route = observe.route_of(key, stored.spec)
+            route = observe.route_of(key, stored.spec, stored.status.stable_subset)
             seen = observe.observe(
-                key,
+                stored,
                 stored.spec,
-                stored.status,
                 now,
                 route=route,
                 store=self.store,
+                workloads=self.workloads,
                 router=self.router,
-                provider_for=self.provider_for,
-                call_gate=self.call_gate,
+                sources=self.sources,
                 query_set=self.query_set,
-                chaos_request=stored.chaos_request,
             )
             decision = decide(stored.spec, stored.status, seen, now)
         act.act(
@@ -91,8 +89,10 @@ class Reconciler:
             decision,
             route=route,
             store=self.store,
+            workloads=self.workloads,
             router=self.router,
             notifier=self.notifier,
-            call_hook=self.call_hook,
+            sources=self.sources,
+            now=now,
         )
         return decision

@@ -15,21 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
 from canary.adapters.prometheus import PrometheusMetrics
-from canary.adapters.webhooks import call_gate, call_hook
+from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
+from canary.api.metric_template import PrometheusProvider
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
 from canary.controller.clock import SystemClock
+from canary.controller.notify import FanOut, LogNotifier
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
+from canary.controller.sources import Sources
 from canary.demo import report, scenario, timeline, view
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
+
+log = structlog.get_logger("canary.demo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +123,37 @@ def local_controller(store: LocalStore, mesh: LocalMesh, metrics: PrometheusMetr
     """The real controller, wired to the local mesh instead of a cluster."""
     reconciler = Reconciler(
         store=store,
+        workloads=store,
         router=LocalRouter(store, mesh),
-        notifier=store,
+        notifier=FanOut([LogNotifier(), store]),
         clock=SystemClock(),
-        # On the local mesh every query, a template's too, goes to the mesh's Prometheus.
-        provider_for=lambda address: metrics,
-        call_gate=call_gate,
-        call_hook=call_hook,
+        sources=Sources(
+            builtin=metrics,
+            webhooks=HttpWebhooks(),
+            secrets=store,
+            metrics={PrometheusProvider: _MeshPrometheus(metrics)},
+        ),
         query_set=builtins.QuerySet.ENVOY,
     )
     return Controller(reconciler, resync=1.0)
+
+
+class _MeshPrometheus:
+    """On the local mesh a template's Prometheus is the mesh's own: its series are there, and
+    the address a policy names (a cluster's) is not reachable from here. Said once per
+    address, so nobody takes the demo for a test of that address."""
+
+    def __init__(self, metrics: PrometheusMetrics) -> None:
+        self.metrics = metrics
+        self._said: set[str] = set()
+
+    def __call__(self, backend: PrometheusProvider, namespace: str) -> PrometheusMetrics:
+        if backend.address not in self._said:
+            self._said.add(backend.address)
+            log.info(
+                "demo.prometheus_replaced", asked=backend.address, answered_by=self.metrics.url
+            )
+        return self.metrics
 
 
 def _watch(

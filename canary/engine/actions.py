@@ -33,10 +33,21 @@ class Notify:
 
 @dataclass(frozen=True, slots=True)
 class CallWebhook:
-    """Fire a post-rollout webhook once, when the rollout ends."""
+    """Call a webhook that gates nothing: a post-rollout hook when the rollout ends, or an
+    event hook with one of the rollout's events. Its answer is logged, never judged."""
 
     hook: Webhook
-    outcome: str
+    # The phase sent in the payload (the rollout's phase as this decision leaves it).
+    phase: str
+    # For an event hook: the event it is told of.
+    event: Notify | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleToZero:
+    """Scale the Deployment of a subset that a promotion retired to zero replicas."""
+
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,7 @@ class ClearFaults:
     why: str
 
 
-Action = SetWeights | Notify | CallWebhook | InjectFault | ClearFaults
+Action = SetWeights | Notify | CallWebhook | InjectFault | ClearFaults | ScaleToZero
 
 
 # Not frozen, unlike the actions: one is built (sometimes two) on every tick of every Canary, and

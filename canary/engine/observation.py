@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from canary.api.chaos import ChaosRequest
+from canary.api.commands import Command
 from canary.api.status import MeasurementKind
 
 
@@ -28,6 +29,16 @@ class Traffic:
     # can tell and it was not this controller: a split that moved away from a live step with
     # another writer named is drift, not a write of ours still on its way.
     writer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """A Deployment as the rollout sees it: ready or not, and its pod template's revision."""
+
+    ready: bool
+    # A digest of spec.template: a new image, env or anything else in the pod template is a
+    # new revision of what is rolled out.
+    template_revision: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,10 @@ class Observation:
     traffic: Traffic | None
     # None when the Canary has no targetRef.
     target_ready: bool | None = None
+    # The canary targetRef's pod template revision (part of `revision`); "" without one.
+    target_revision: str = ""
+    # The Canary's metadata.generation this observation was made for.
+    generation: int = 0
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     gates: Mapping[str, GateResult] = field(default_factory=dict)
     # The faults in place for the Canary's service; None when they could not be read.
@@ -100,6 +115,8 @@ class Observation:
     chaos: Mapping[str, ChaosReading] = field(default_factory=dict)
     # A one-off experiment asked for on the Canary (`canary chaos`), if any.
     chaos_request: ChaosRequest | None = None
+    # A command asked for on the Canary (`canary promote|abort|retry`), if any.
+    command: Command | None = None
     # Cross-object problems found while observing (a missing VirtualService, a route name that
     # does not exist): each makes the Canary Invalid until it is fixed.
     problems: tuple[str, ...] = ()

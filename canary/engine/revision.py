@@ -29,3 +29,10 @@ def of(spec: CanarySpec, *, target_revision: str = "") -> str:
         _digests.clear()
     _digests[(id(spec), target_revision)] = (spec, digest)
     return digest
+
+
+def of_template(template: object) -> str:
+    """The revision of a Deployment's pod template (`spec.template`, as JSON data): anything a
+    new pod would run differently with (the image, an env variable, a volume) changes it."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -9,6 +9,8 @@ reading the directory never sees half a file, and a restarted one resumes from w
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import tempfile
@@ -19,13 +21,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from canary.api import chaos
+from canary.api import chaos, commands
 from canary.api import problems as api_problems
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
+from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
+from canary.engine import revision
 from canary.engine.actions import Notify
+from canary.engine.observation import TargetState
 from canary.errors import InvalidSpec
 from canary.ports import CanaryKey, StoredCanary
 
@@ -100,15 +105,44 @@ class LocalStore:
         body = self.get("MetricTemplate", namespace, name)
         return None if body is None else MetricTemplate.model_validate(body)
 
-    def target_ready(self, namespace: str, target: TargetRef) -> bool:
+    # Workloads: Deployments as plain objects of the state directory.
+
+    def target(self, namespace: str, target: TargetRef) -> TargetState:
         body = self.get(target.kind, namespace, target.name)
         if body is None:
-            raise InvalidSpec(
-                f"spec.canary.targetRef: {target.kind} {namespace}/{target.name} not found"
-            )
-        wanted = int((body.get("spec") or {}).get("replicas", 1))
+            raise InvalidSpec(f"targetRef: {target.kind} {namespace}/{target.name} not found")
+        spec = body.get("spec") or {}
+        wanted = int(spec.get("replicas", 1))
         ready = int((body.get("status") or {}).get("readyReplicas", 0))
-        return ready >= wanted
+        return TargetState(
+            ready=ready >= wanted,
+            template_revision=revision.of_template(spec.get("template") or {}),
+        )
+
+    def scale_to_zero(self, namespace: str, name: str) -> None:
+        body = self.get("Deployment", namespace, name)
+        if body is None:
+            return
+        body.setdefault("spec", {})["replicas"] = 0
+        self.put(body)
+
+    # Secrets: objects of kind Secret, with `data` (base64) or `stringData`.
+
+    def value(self, namespace: str, ref: SecretKeyRef) -> str:
+        body = self.get("Secret", namespace, ref.name)
+        who = f"Secret {namespace}/{ref.name}"
+        if body is None:
+            raise InvalidSpec(f"{who} not found")
+        text = (body.get("stringData") or {}).get(ref.key)
+        if isinstance(text, str):
+            return text
+        encoded = (body.get("data") or {}).get(ref.key)
+        if not isinstance(encoded, str):
+            raise InvalidSpec(f"{who} has no key {ref.key!r}")
+        try:
+            return base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidSpec(f"{who} key {ref.key!r} is not text: {exc}") from exc
 
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
         _write_json(self._status_path(key), status.model_dump(mode="json", by_alias=True))
@@ -155,7 +189,13 @@ class LocalStore:
                 cached = (version, None, tuple(api_problems.lines(exc, Canary)))
             self._parsed[key] = cached
         return StoredCanary(
-            key, cached[1], self.status(key), generation, cached[2], chaos.request_of(meta)
+            key,
+            cached[1],
+            self.status(key),
+            generation,
+            cached[2],
+            chaos.request_of(meta),
+            commands.command_of(meta),
         )
 
 

@@ -18,12 +18,12 @@ import structlog
 from pydantic import ValidationError
 
 from canary.adapters.kube.cache import ClusterCache
-from canary.adapters.kube.rest import CANARY, DEPLOYMENT, METRIC_TEMPLATE, ApiError, Body, Rest
-from canary.api import chaos
+from canary.adapters.kube.rest import CANARY, METRIC_TEMPLATE, ApiError, Body, Rest
+from canary.api import chaos, commands
 from canary.api import problems as api_problems
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
-from canary.api.spec import CanarySpec, TargetRef
+from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus
 from canary.errors import InvalidSpec, Unavailable
 from canary.ports import CanaryKey, StoredCanary
@@ -82,14 +82,6 @@ class KubeStore:
             self._templates[(namespace, name)] = cached
         return cached[1]
 
-    def target_ready(self, namespace: str, target: TargetRef) -> bool:
-        body = self.cache.of(DEPLOYMENT).get(namespace, target.name)
-        if body is None:
-            raise InvalidSpec(
-                f"spec.canary.targetRef: {target.kind} {namespace}/{target.name} not found"
-            )
-        return deployment_ready(body)
-
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
         informer = self.cache.of(CANARY)
         body = informer.get(key.namespace, key.name)
@@ -130,6 +122,7 @@ class KubeStore:
             generation,
             parsed.problems,
             chaos.request_of(meta),
+            commands.command_of(meta),
         )
 
     def _status(self, key: CanaryKey, body: Body) -> CanaryStatus:
@@ -159,21 +152,13 @@ def parse_canary(key: CanaryKey, body: Body) -> StoredCanary:
     except ValidationError:
         status = CanaryStatus()
     return StoredCanary(
-        key, parsed.spec, status, parsed.generation, parsed.problems, chaos.request_of(meta)
-    )
-
-
-def deployment_ready(body: Body) -> bool:
-    """Ready as `kubectl rollout status` means it: the controller saw the newest spec, and every
-    wanted replica is updated and available."""
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    status = body.get("status") or {}
-    wanted = int(spec.get("replicas", 1))
-    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
-        return False
-    return all(
-        int(status.get(field) or 0) >= wanted
-        for field in ("updatedReplicas", "availableReplicas", "readyReplicas")
+        key,
+        parsed.spec,
+        status,
+        parsed.generation,
+        parsed.problems,
+        chaos.request_of(meta),
+        commands.command_of(meta),
     )
 
 

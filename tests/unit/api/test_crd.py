@@ -49,7 +49,7 @@ apiVersion: canary.dev/v1alpha1
 kind: MetricTemplate
 metadata: {name: error-budget}
 spec:
-  provider: {type: prometheus, address: "http://prometheus.istio-system:9090"}
+  provider: {prometheus: {address: "http://prometheus.istio-system:9090"}}
   query: sum(rate(errors{namespace="{{ namespace }}"}[{{ interval }}]))
 """)
 
@@ -260,6 +260,7 @@ def test_canary_has_a_status_subresource_and_printer_columns() -> None:
         "Phase": (".status.phase", "string"),
         "Weight": (".status.canaryWeight", "integer"),
         "Failed": (".status.failedChecks", "integer"),
+        "Waiting": (".status.waitingFor", "string"),
         "Age": (".metadata.creationTimestamp", "date"),
     }
     assert columns["Message"]["priority"] == 1

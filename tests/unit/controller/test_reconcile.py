@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from canary.api import builtins
-from canary.api.metric_template import MetricTemplate
+from canary.api.metric_template import MetricTemplate, PrometheusProvider
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, MeasurementKind, Phase
 from canary.controller.reconcile import Reconciler
-from canary.engine.actions import CallWebhook
-from canary.engine.observation import GateResult, Measurement
+from canary.controller.sources import Sources
+from canary.engine.observation import Measurement
 from canary.errors import Unavailable
 from canary.ports import (
     CanaryKey,
@@ -20,7 +20,10 @@ from canary.ports import (
     FakeMetrics,
     FakeNotifier,
     FakeRouter,
+    FakeSecrets,
     FakeStore,
+    FakeWebhooks,
+    FakeWorkloads,
     RouteRef,
     StoredCanary,
     SubsetRef,
@@ -63,15 +66,21 @@ class Harness:
         self.metrics = _AnyQuery(Measurement.of(value, samples=1000))
         self.notifier = FakeNotifier()
         self.clock = FakeClock()
-        self.hooks: list[CallWebhook] = []
+        self.webhooks = FakeWebhooks()
+        self.template_metrics = _AnyQuery(Measurement.of(value, samples=1000))
+        self.sources = Sources(
+            builtin=self.metrics,
+            webhooks=self.webhooks,
+            secrets=FakeSecrets(),
+            metrics={PrometheusProvider: lambda backend, namespace: self.template_metrics},
+        )
         self.reconciler = Reconciler(
             store=self.store,
+            workloads=FakeWorkloads(),
             router=self.router,
             notifier=self.notifier,
             clock=self.clock,
-            provider_for=lambda address: self.metrics,
-            call_gate=lambda key, hook, phase: GateResult(passed=True),
-            call_hook=lambda key, hook: self.hooks.append(hook),
+            sources=self.sources,
             query_set=builtins.QuerySet.ENVOY,
         )
 
@@ -169,13 +178,60 @@ def test_a_template_metric_uses_its_template_query() -> None:
         {
             "metadata": {"name": "budget", "namespace": "shop"},
             "spec": {
-                "provider": {"type": "prometheus", "address": "http://127.0.0.1:9"},
+                "provider": {"prometheus": {"address": "http://127.0.0.1:9"}},
                 "query": 'x{s="{{ subset }}",c="{{ code }}"}[{{ interval }}]',
             },
         }
     )
     harness.run(4)
-    assert harness.metrics.asked[0] == 'x{s="v2",c="5.."}[1m]'
+    assert harness.template_metrics.asked[0] == 'x{s="v2",c="5.."}[1m]'
+    assert harness.metrics.asked == []
+
+
+def _template_spec() -> CanarySpec:
+    return _spec(
+        metrics=[{"name": "budget", "templateRef": {"name": "budget"}, "thresholdRange": {"max": 1}}]
+    )
+
+
+def _template(provider: dict[str, Any]) -> MetricTemplate:
+    return MetricTemplate.model_validate(
+        {
+            "metadata": {"name": "budget", "namespace": "shop"},
+            "spec": {"provider": provider, "query": "up"},
+        }
+    )
+
+
+def test_a_provider_without_an_adapter_is_invalid_and_never_asked_of_prometheus() -> None:
+    """The seam: a backend this controller has no adapter for is InvalidSpec, not Prometheus."""
+    harness = Harness(_template_spec())
+    harness.sources.metrics = {}
+    harness.store.templates[("shop", "budget")] = _template(
+        {"prometheus": {"address": "http://127.0.0.1:9"}}
+    )
+    status = harness.run(4)
+    assert status.phase is Phase.INVALID
+    assert "provider prometheus has no adapter in this controller" in status.message
+    assert harness.metrics.asked == []
+    assert harness.template_metrics.asked == []
+
+
+def test_a_provider_secret_that_is_missing_is_invalid() -> None:
+    """A template whose credentials cannot be read says which Secret, and patches nothing more."""
+    harness = Harness(_template_spec())
+
+    def needs_secret(backend: PrometheusProvider, namespace: str) -> Any:
+        assert backend.bearer_token is not None
+        return harness.sources.secrets.value(namespace, backend.bearer_token)
+
+    harness.sources.metrics = {PrometheusProvider: needs_secret}
+    harness.store.templates[("shop", "budget")] = _template(
+        {"prometheus": {"address": "https://m", "bearerToken": {"name": "tok", "key": "t"}}}
+    )
+    status = harness.run(4)
+    assert status.phase is Phase.INVALID
+    assert "Secret shop/tok has no key 't'" in status.message
 
 
 def test_an_unavailable_backend_skips_the_tick_without_writing() -> None:

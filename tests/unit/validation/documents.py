@@ -90,7 +90,7 @@ def metric_template(
         "kind": "MetricTemplate",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "provider": {"type": "prometheus", "address": "http://prometheus:9090"},
+            "provider": {"prometheus": {"address": "http://prometheus:9090"}},
             "query": "sum(rate(errors{service='{{ service }}'}[{{ interval }}]))",
             **spec,
         },

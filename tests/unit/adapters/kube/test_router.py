@@ -20,7 +20,7 @@ from canary.adapters.kube.rest import (
     Body,
 )
 from canary.adapters.kube.router import KubeRouter, weights_writer
-from canary.adapters.kube.store import deployment_ready
+from canary.adapters.kube.workloads import deployment_ready
 from canary.engine.actions import SetWeights
 from canary.errors import InvalidSpec, Unavailable
 from canary.ports import RouteRef, SubsetRef
