@@ -23,6 +23,10 @@ CONTROLLER_RULES = {
     # The fault experiments' own EnvoyFilters: the only deletable resource.
     ("networking.istio.io", "envoyfilters"): {"get", "list", "watch", "create", "update", "delete"},
     ("apps", "deployments"): {"get", "list", "watch"},
+    # scaleDownAfter, and nothing else of a Deployment.
+    ("apps", "deployments/scale"): {"patch"},
+    # The Secrets a provider or a webhook names, one by one.
+    ("", "secrets"): {"get"},
     # A fault for some of the canary's pods lists them once, when it is injected.
     ("", "pods"): {"list"},
     ("", "events"): {"create", "patch"},
