@@ -4,7 +4,19 @@
 imported, which this package does, so `canary.cli.main` always has them all.
 """
 
-from canary.cli import chaos, cluster, demo  # noqa: F401  (each adds its command to main)
+from canary.cli import (  # noqa: F401  (each adds its command to main)
+    abort,
+    chaos,
+    cluster,
+    demo,
+    explain,
+    pause,
+    promote,
+    release,
+    retry,
+    status,
+    wait,
+)
 from canary.cli.root import main
 
 __all__ = ["main"]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
+from canary.cli.connection import Connection, connected
 from canary.cli.root import main
 
 
 @main.command()
 @click.argument("name")
-@click.option("--namespace", "-n", default="default", show_default=True)
 @click.option(
     "--fault",
     "faults",
@@ -30,17 +29,11 @@ from canary.cli.root import main
 @click.option("--on-failure", type=click.Choice(["continue", "rollback"]), default="continue")
 @click.option("--experiment", help="The experiment's name (default: oneoff-<random>).")
 @click.option("--timeout", type=click.FloatRange(1), default=300.0, show_default=True)
-@click.option(
-    "--state-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The local store of a `canary demo --state-dir`; without it, the cluster.",
-)
-@click.option("--kubeconfig", help="Use this kubeconfig; without it, in-cluster credentials.")
-@click.option("--context", help="The kubeconfig context to use.")
+@connected()
 def chaos(
     *,
+    connection: Connection,
     name: str,
-    namespace: str,
     faults: tuple[str, ...],
     duration: str,
     expect_ejection: bool,
@@ -49,9 +42,6 @@ def chaos(
     on_failure: str,
     experiment: str | None,
     timeout: float,
-    state_dir: Path | None,
-    kubeconfig: str | None,
-    context: str | None,
 ) -> None:
     """Run a one-off fault experiment against a running canary and print the verdict.
 
@@ -61,22 +51,13 @@ def chaos(
     """
     from canary.cluster import oneoff
     from canary.errors import CanaryError
-    from canary.ports import CanaryKey
 
-    key = CanaryKey(namespace, name)
     try:
         fault = oneoff.parse_fault(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
-    target: oneoff.Target
-    if state_dir is not None:
-        from canary.localmesh.store import LocalStore
-
-        target = oneoff.LocalTarget(LocalStore(state_dir), key)
-    else:
-        from canary.adapters.kube.rest import Rest, connect
-
-        target = oneoff.KubeTarget(Rest(connect(kubeconfig, context)), key)
+    key = connection.key(name)
+    target = oneoff.Target(connection.client, key)
     fields = {
         "name": experiment,
         "duration": duration,

@@ -13,17 +13,15 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from canary.adapters.kube.rest import CANARY, Rest
-from canary.adapters.kube.store import parse_canary
 from canary.api import problems
 from canary.api.chaos import REQUEST_ANNOTATION, Abort, ChaosRequest, Delay, Fault
 from canary.api.status import TERMINAL_PHASES, ChaosPhase, ChaosResult, Phase
+from canary.cluster.client import Client, NotFound
 from canary.engine import chaos
-from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey, StoredCanary
 
 FAULT_FORMS = "abort:<http status>:<percent> or delay:<duration>:<percent>"
@@ -34,52 +32,25 @@ class Refused(Exception):
     """The experiment cannot be asked for; the message says why, for the user."""
 
 
-class Target(Protocol):
-    """Where the Canary lives: a cluster, or a local state directory."""
-
-    def stored(self) -> StoredCanary | None: ...
-
-    def annotate(self, value: str | None) -> None: ...
-
-
 @dataclass
-class LocalTarget:
-    store: LocalStore
+class Target:
+    """The Canary the experiment is for, wherever it lives (a cluster or a state directory)."""
+
+    client: Client
     key: CanaryKey
 
     def stored(self) -> StoredCanary | None:
-        return self.store.canary(self.key)
-
-    def annotate(self, value: str | None) -> None:
-        body = self.store.get("Canary", self.key.namespace, self.key.name)
-        if body is None:
-            return
-        annotations = body.setdefault("metadata", {}).setdefault("annotations", {})
-        if value is None:
-            annotations.pop(REQUEST_ANNOTATION, None)
-        else:
-            annotations[REQUEST_ANNOTATION] = value
-        self.store.put(body)
-
-
-@dataclass
-class KubeTarget:
-    rest: Rest
-    key: CanaryKey
-
-    def stored(self) -> StoredCanary | None:
-        body = self.rest.get_or_none(CANARY.path(self.key.namespace, self.key.name))
-        return None if body is None else parse_canary(self.key, body)
+        return self.client.stored(self.key)
 
     def annotate(self, value: str | None) -> None:
         # A merge patch of the one annotation: nothing else on the object is touched, and null
         # removes it.
-        patch = {"metadata": {"annotations": {REQUEST_ANNOTATION: value}}}
-        self.rest.patch(
-            CANARY.path(self.key.namespace, self.key.name),
-            patch,
-            content_type="application/merge-patch+json",
-        )
+        try:
+            self.client.patch(self.key, {"metadata": {"annotations": {REQUEST_ANNOTATION: value}}})
+        except NotFound:
+            # Removing the request from a Canary deleted meanwhile: nothing left to remove.
+            if value is not None:
+                raise
 
 
 def parse_fault(texts: Sequence[str]) -> Fault:

@@ -11,6 +11,7 @@ from canary.api.chaos import REQUEST_ANNOTATION
 from canary.api.status import CanaryStatus, Phase
 from canary.cli import main
 from canary.cluster import oneoff
+from canary.cluster.client import LocalClient
 from canary.demo import scenario
 from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey
@@ -59,7 +60,7 @@ def test_abort_and_delay_together() -> None:
 
 def test_a_request_is_written_for_the_rollout_in_progress(store: LocalStore) -> None:
     store.write_status(KEY, LIVE)
-    target = oneoff.LocalTarget(store, KEY)
+    target = oneoff.Target(LocalClient(store), KEY)
     request = oneoff.ask(target, fields(name="try-it"))
     stored = store.canary(KEY)
     assert stored is not None
@@ -96,7 +97,7 @@ def test_refusals_write_nothing(
 ) -> None:
     store.write_status(KEY, status)
     with pytest.raises(oneoff.Refused, match=message):
-        oneoff.ask(oneoff.LocalTarget(store, KEY), fields(**more))
+        oneoff.ask(oneoff.Target(LocalClient(store), KEY), fields(**more))
     stored = store.canary(KEY)
     assert stored is not None
     assert stored.chaos_request is None
@@ -104,7 +105,7 @@ def test_refusals_write_nothing(
 
 def test_a_missing_canary_is_refused(tmp_path: Path) -> None:
     with pytest.raises(oneoff.Refused, match="not found"):
-        oneoff.ask(oneoff.LocalTarget(LocalStore(tmp_path), KEY), fields())
+        oneoff.ask(oneoff.Target(LocalClient(LocalStore(tmp_path)), KEY), fields())
 
 
 def test_the_command_exits_2_and_says_why_when_it_cannot_run(store: LocalStore) -> None:
