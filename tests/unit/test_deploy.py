@@ -34,6 +34,17 @@ CONTROLLER_RULES = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},
 }
 
+# What `canary status`, `wait` and `explain` read (rbac-users.yaml).
+VIEWER_RULES = {
+    ("canary.dev", "canaries"): {"get", "list", "watch"},
+    ("canary.dev", "metrictemplates"): {"get", "list", "watch"},
+    ("", "events"): {"get", "list"},
+    ("apps", "deployments"): {"get"},
+}
+# The viewer's and the one write every command makes: a merge patch of the Canary (an
+# annotation or the spec), never its status, never anything else.
+OPERATOR_RULES = {**VIEWER_RULES, ("canary.dev", "canaries"): {"get", "list", "watch", "patch"}}
+
 
 def documents(name: str) -> list[dict[str, Any]]:
     with (DEPLOY / name).open() as stream:
@@ -58,14 +69,26 @@ def test_the_namespace_sorts_first_and_rbac_yaml_repeats_it_unchanged() -> None:
     assert one("Namespace", "rbac.yaml") == one("Namespace", "00-namespace.yaml")
 
 
-def test_the_controller_role_grants_exactly_its_work() -> None:
-    granted: dict[tuple[str, str], set[str]] = {}
-    for rule in one("ClusterRole", "rbac.yaml")["rules"]:
+def granted(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    found: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                granted.setdefault((group, resource), set()).update(rule["verbs"])
-    assert granted == CONTROLLER_RULES
+                found.setdefault((group, resource), set()).update(rule["verbs"])
+    return found
+
+
+def test_the_controller_role_grants_exactly_its_work() -> None:
+    assert granted(one("ClusterRole", "rbac.yaml")) == CONTROLLER_RULES
+
+
+def test_the_roles_for_people_grant_reading_and_patching_canaries_only() -> None:
+    roles = {doc["metadata"]["name"]: doc for doc in documents("rbac-users.yaml")}
+    assert {doc["kind"] for doc in roles.values()} == {"ClusterRole"}
+    assert set(roles) == {"canary-viewer", "canary-operator"}
+    assert granted(roles["canary-viewer"]) == VIEWER_RULES
+    assert granted(roles["canary-operator"]) == OPERATOR_RULES
 
 
 def test_the_binding_names_the_pods_service_account() -> None:
