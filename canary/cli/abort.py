@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from canary.cli import params
 from canary.cli.connection import Connection, connected
 from canary.cli.root import main
 
@@ -12,12 +13,13 @@ from canary.cli.root import main
 @click.argument("name")
 @click.option(
     "--timeout",
+    callback=params.duration,
     default="60s",
     show_default=True,
     help="How long to wait for the controller's answer (a duration).",
 )
 @connected()
-def abort(*, connection: Connection, name: str, timeout: str) -> None:
+def abort(*, connection: Connection, name: str, timeout: params.Timeout) -> None:
     """Ask the controller to roll NAME back now (RollingBack, then Failed).
 
     A paused Canary is resumed in the same write, so the rollback can move the weights. Exits

@@ -23,6 +23,7 @@ from canary.api.status import Phase
 from canary.cli import describe
 from canary.cli.connection import Connection
 from canary.cli.describe import Outcome
+from canary.cli.params import Timeout
 from canary.cluster.client import Client, NotFound
 from canary.errors import CanaryError
 from canary.ports import CanaryKey, StoredCanary
@@ -80,10 +81,9 @@ def ask(
     *,
     by: str,
     force: bool = False,
-    timeout: float,
-    timeout_text: str,
+    timeout: Timeout,
     say: Callable[[str], None],
-    poll: float = POLL_SECONDS,
+    poll: float | None = None,
 ) -> Outcome:
     """Reads, refuses or writes the request, waits for the controller's answer, cleans up.
 
@@ -110,7 +110,8 @@ def ask(
     say(f"asked the controller to {verb} {key} (request {command.id}); waiting for its answer")
     result: CommandResult | None = None
     try:
-        result = _answer(client, key, command.id, timeout=timeout, poll=poll)
+        every = POLL_SECONDS if poll is None else poll
+        result = _answer(client, key, command.id, timeout=timeout.seconds, poll=every)
     finally:
         _withdraw(client, key, command.id, say)
     if result is None:
@@ -124,7 +125,7 @@ def ask(
                 2,
                 f"Canary {key} was deleted before the controller answered"
                 if gone
-                else f"the controller did not pick the command up within {timeout_text} "
+                else f"the controller did not pick the command up within {timeout} "
                 "(is it running?)",
                 err=True,
             )
@@ -168,20 +169,15 @@ def _withdraw(client: Client, key: CanaryKey, request: str, say: Callable[[str],
 
 
 def run(
-    connection: Connection, name: str, verb: Verb, *, timeout: str, force: bool = False
+    connection: Connection, name: str, verb: Verb, *, timeout: Timeout, force: bool = False
 ) -> None:
-    """The whole command: parse --timeout, ask, print the outcome, exit with its code."""
+    """The whole command: ask, print the outcome, exit with its code."""
     import sys
 
     import click
 
-    from canary.api import durations
     from canary.cli.connection import reported, requester
 
-    try:
-        seconds = durations.seconds(timeout)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--timeout") from exc
     with reported(connection):
         outcome = ask(
             connection,
@@ -189,8 +185,7 @@ def run(
             verb,
             by=requester(),
             force=force,
-            timeout=seconds,
-            timeout_text=timeout,
+            timeout=timeout,
             say=click.echo,
         )
     click.echo(outcome.message, err=outcome.err)

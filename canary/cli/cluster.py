@@ -16,7 +16,25 @@ from canary.cli.root import main
     "--prometheus-url",
     default="http://prometheus.istio-system:9090",
     show_default=True,
-    help="Where the built-in checks (and templates without an address) are queried.",
+    help="Where the built-in checks and the chaos verdicts are queried (a template names its own).",
+)
+@click.option(
+    "--prometheus-ca-file",
+    type=click.Path(dir_okay=False),
+    help="PEM bundle of the CAs that sign --prometheus-url's certificate (a private CA); "
+    "default: the system's trust store.",
+)
+@click.option(
+    "--prometheus-bearer-token-file",
+    type=click.Path(dir_okay=False),
+    help="A file whose content is sent as Authorization: Bearer to --prometheus-url; read at "
+    "start and again whenever it changes (a projected ServiceAccount token rotates).",
+)
+@click.option(
+    "--prometheus-insecure-skip-verify",
+    is_flag=True,
+    help="Accept any certificate from --prometheus-url. Its answers promote releases: prefer "
+    "--prometheus-ca-file.",
 )
 @click.option(
     "--query-set",
@@ -51,6 +69,9 @@ def run(
     kubeconfig: str | None,
     context: str | None,
     prometheus_url: str,
+    prometheus_ca_file: str | None,
+    prometheus_bearer_token_file: str | None,
+    prometheus_insecure_skip_verify: bool,
     query_set: str,
     metrics_address: str,
     lease_namespace: str,
@@ -66,7 +87,7 @@ def run(
     import signal
 
     from canary.api import builtins
-    from canary.cluster.run import ClusterController, RunOptions
+    from canary.cluster.run import ClusterController, RunOptions, prometheus_problems
     from canary.controller import logs
 
     logs.configure(json=log_format == "json", level=log_level)
@@ -78,6 +99,9 @@ def run(
         raise click.BadParameter(str(exc), param_hint="--metrics-address") from exc
     options = RunOptions(
         prometheus_url=prometheus_url,
+        prometheus_ca_file=prometheus_ca_file,
+        prometheus_bearer_token_file=prometheus_bearer_token_file,
+        prometheus_insecure_skip_verify=prometheus_insecure_skip_verify,
         kubeconfig=kubeconfig,
         context=context,
         query_set=builtins.QuerySet(query_set),
@@ -90,6 +114,9 @@ def run(
         identity=identity,
         envoy_admin=envoy_admin,
     )
+    problems = prometheus_problems(options)
+    if problems:
+        raise click.UsageError("; ".join(problems))
     controller = ClusterController(options)
 
     def _terminate(signum: int, _frame: object) -> None:

@@ -114,7 +114,7 @@ def _steps(stored: StoredCanary) -> list[str]:
         where = "no measurement" if index <= reached else "not reached"
         lines.append(f"  step {index + 1}/{len(weights)}, weight {weights[index]}%: {where}")
     if older:
-        lines.append(f"  ({older} measurements of earlier revisions not shown)")
+        lines.append(f"  ({older} measurement(s) of earlier revisions not shown)")
     return lines
 
 
@@ -144,10 +144,11 @@ def _experiments(results: Sequence[ChaosResult]) -> list[str]:
                 ("5xx", result.errors),
                 ("ejections", result.ejections),
                 ("overflow", result.overflow),
-                ("callers' success rate %", result.success_rate),
             )
             if value is not None
         ]
+        if result.success_rate is not None:
+            seen.append(f"callers' success rate {result.success_rate:g}%")
         if seen:
             lines.append(f"    observed {', '.join(seen)}")
         if result.message:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from canary.cli import params
 from canary.cli.connection import Connection, connected
 from canary.cli.root import main
 
@@ -17,12 +18,13 @@ from canary.cli.root import main
 )
 @click.option(
     "--timeout",
+    callback=params.duration,
     default="60s",
     show_default=True,
     help="How long to wait for the controller's answer (a duration).",
 )
 @connected()
-def promote(*, connection: Connection, name: str, force: bool, timeout: str) -> None:
+def promote(*, connection: Connection, name: str, force: bool, timeout: params.Timeout) -> None:
     """Ask the controller to promote NAME now, skipping the remaining steps.
 
     Without --force, once the latest result of each of the current step's enforced checks is a

@@ -19,16 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from canary.cli import params
 from canary.cli.connection import Connection, connected
 from canary.cli.root import main
 
 if TYPE_CHECKING:
     from canary.ports import StoredCanary
-
-# Kubernetes' label syntax: an optional DNS prefix, a name and a value of at most 63 characters.
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
-_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 
 
 @main.command()
@@ -41,6 +37,7 @@ _LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 )
 @click.option(
     "--labels",
+    callback=params.labels,
     help="The new subset's pod labels, k=v,k=v ('' for none); default: the current canary's "
     "labels with version set to the new subset, when they have a version label.",
 )
@@ -51,7 +48,7 @@ def release(
     name: str,
     subset: str,
     target: str | None,
-    labels: str | None,
+    labels: dict[str, str] | None,
 ) -> None:
     """Start the next release of NAME: the canary becomes SUBSET (and, when the last rollout
     Succeeded, the old canary becomes the stable).
@@ -68,26 +65,8 @@ def release(
             f"{subset!r} is not a subset name (lower case letters, digits and '-')",
             param_hint="--to",
         )
-    wanted_labels = None if labels is None else parse_labels(labels)
     with reported(connection):
-        _release(connection, name, subset, target, wanted_labels)
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """`k=v,k2=v2` as a dict ('' is none); BadParameter says what is wrong."""
-    found: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, equals, value = item.partition("=")
-        if not equals or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
-            raise click.BadParameter(
-                f"{item!r} is not a label: give k=v,k=v with Kubernetes label names and values "
-                "(e.g. app=accounts,version=v3)",
-                param_hint="--labels",
-            )
-        if key in found:
-            raise click.BadParameter(f"label {key!r} given twice", param_hint="--labels")
-        found[key] = value
-    return found
+        _release(connection, name, subset, target, labels)
 
 
 @dataclass(frozen=True, slots=True)

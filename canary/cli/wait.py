@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from canary.cli import params
 from canary.cli.connection import Connection, connected, reported
 from canary.cli.root import main
 
@@ -34,25 +35,20 @@ SUCCEEDED, FAILED, GAVE_UP = 0, 1, 2
 @click.argument("name")
 @click.option(
     "--timeout",
+    callback=params.duration,
     default="30m",
     show_default=True,
     help="How long to wait at most (a duration: 90s, 30m, 1h).",
 )
 @connected()
-def wait(*, connection: Connection, name: str, timeout: str) -> None:
+def wait(*, connection: Connection, name: str, timeout: params.Timeout) -> None:
     """Wait for this release of NAME to end, printing a line whenever it moves.
 
     Exits 0 when it Succeeded, 1 when it Failed or is Invalid, 2 on timeout or when the Canary
     is gone. A rollout of an earlier revision that already ended is not this release.
     """
-    from canary.api import durations
-
-    try:
-        seconds = durations.seconds(timeout)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--timeout") from exc
     with reported(connection):
-        code = follow(connection, name, timeout=seconds, timeout_text=timeout, say=_say)
+        code = follow(connection, name, timeout=timeout, say=_say)
     sys.exit(code)
 
 
@@ -65,10 +61,9 @@ def follow(
     connection: Connection,
     name: str,
     *,
-    timeout: float,
-    timeout_text: str,
+    timeout: params.Timeout,
     say: Callable[..., None],
-    poll: float = POLL_SECONDS,
+    poll: float | None = None,
 ) -> int:
     """Polls until this release ends; the exit code."""
     from canary.api.status import Phase
@@ -76,7 +71,8 @@ def follow(
     from canary.errors import Unavailable
 
     client, key = connection.client, connection.key(name)
-    deadline = time.monotonic() + timeout
+    every = POLL_SECONDS if poll is None else poll
+    deadline = time.monotonic() + timeout.seconds
     expected = ""
     said = ""
     seen = False
@@ -115,11 +111,9 @@ def follow(
                 say(line)
                 said = line
         if time.monotonic() >= deadline:
-            say(
-                f"timed out after {timeout_text} waiting for {key}: {said or 'no answer'}", err=True
-            )
+            say(f"timed out after {timeout} waiting for {key}: {said or 'no answer'}", err=True)
             return GAVE_UP
-        time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
+        time.sleep(max(0.0, min(every, deadline - time.monotonic())))
 
 
 def progress(stored: StoredCanary, expected: str) -> str:

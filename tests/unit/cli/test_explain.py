@@ -1,0 +1,130 @@
+"""`canary explain`: the decision trail of the current release, from the status and Events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from canary.api.chaos import Trial
+from canary.api.commands import CommandResult, Verb
+from canary.api.status import (
+    ChaosPhase,
+    ChaosResult,
+    CheckResult,
+    Condition,
+    MeasurementKind,
+    Phase,
+    Verdict,
+)
+from canary.engine.actions import Notify
+from canary.localmesh.store import LocalStore
+from canary.ports import CanaryKey
+from tests.unit.cli.conftest import KEY, NAME, NS, cli, current_revision, set_status
+
+AT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+URL = "http://gate.shop/approve"
+
+
+def record(revision: str, step: int, weight: int, seconds: int, **fields: object) -> CheckResult:
+    values: dict[str, object] = {
+        "name": "request-success-rate",
+        "kind": MeasurementKind.VALUE,
+        "value": 99.9,
+        "samples": 800,
+        "query": 'sum(rate(requests{version="v2",code!~"5.."}[1m]))',
+        "threshold": ">= 99",
+        "verdict": Verdict.PASS,
+        "passed": True,
+        "counted": True,
+        "revision": revision,
+        "step": step,
+        "weight": weight,
+        "at": AT + timedelta(seconds=seconds),
+        **fields,
+    }
+    return CheckResult.model_validate(values)
+
+
+def test_a_failed_rollout_explained(store: LocalStore) -> None:
+    revision = current_revision(store)
+    history = (
+        record("0ld0ld0ld0ld", 0, 10, -600, value=12.0),
+        record(revision, 0, 0, 0, name="load-test", threshold="passed", query=URL, value=None,
+               kind=MeasurementKind.VALUE, samples=None),
+        record(revision, 0, 10, 30),
+        record(revision, 1, 25, 60, value=95.5, verdict=Verdict.FAIL, passed=False,
+               message="below 99"),
+        record(revision, 1, 25, 70, kind=MeasurementKind.NO_DATA, value=None, samples=None,
+               verdict=Verdict.FAIL, passed=False, message="no series"),
+    )  # fmt: skip
+    trial = Trial.model_validate(
+        {
+            "name": "eject",
+            "duration": "10s",
+            "fault": {"abort": {"httpStatus": 503, "percentage": 50}},
+        }
+    )
+    set_status(
+        store,
+        phase=Phase.FAILED,
+        step=1,
+        message="request-success-rate failed 2 times: rolled back to v1",
+        history=history,
+        chaos=(
+            ChaosResult(
+                name="eject", phase=ChaosPhase.PASSED, trial=trial, subset="v2",
+                fault="abort 503 to 50%", expect="a canary host ejected", revision=revision,
+                weight=10, started_at=AT + timedelta(seconds=20),
+                expires_at=AT + timedelta(seconds=30), ended_at=AT + timedelta(seconds=30),
+                requests=120, errors=60, ejections=1, success_rate=97.5,
+                message="1 canary host ejected",
+            ),
+        ),
+        conditions=(
+            Condition(type="Promoted", status="False", reason="RolledBack",
+                      message="rolled back to v1", last_transition_time=AT + timedelta(seconds=75)),
+        ),
+        last_command=CommandResult(id="1", verb=Verb.ABORT, accepted=True, message="rolling back",
+                                   at=AT + timedelta(seconds=72)),
+    )  # fmt: skip
+    store.notify(KEY, Notify("RolloutStarted", "rolling out v2 in place of v1"))
+    store.notify(KEY, Notify("CheckFailed", "request-success-rate: 95.5 < 99", warning=True))
+    store.notify(CanaryKey(NS, "other"), Notify("Elsewhere", "not about this Canary"))
+    result = cli(store, "explain", NAME, "-n", NS)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith(f"Canary shop/accounts: Failed, revision {revision} (generation 1)")
+    assert "request-success-rate failed 2 times: rolled back to v1" in text
+    assert f"Steps of v2 in place of v1, revision {revision}:" in text
+    assert "  before the first step (weight 0%):" in text
+    assert f"load-test: pass webhook {URL}" in text
+    assert "  step 1/3, weight 10%:" in text
+    assert "12:00:30  request-success-rate: pass 99.9 (wanted >= 99) from 800 requests" in text
+    assert 'query: sum(rate(requests{version="v2",code!~"5.."}[1m]))' in text
+    assert "  step 2/3, weight 25%:" in text
+    assert "request-success-rate: fail 95.5 (wanted >= 99) from 800 requests: below 99" in text
+    assert "request-success-rate: fail no_data (wanted >= 99): no series" in text
+    assert "  step 3/3, weight 50%: not reached" in text
+    assert "(1 measurement(s) of earlier revisions not shown)" in text
+    assert "value 12" not in text
+    assert " 12 (wanted" not in text
+    assert "eject at 10% on v2: Passed" in text
+    assert "observed requests 120, 5xx 60, ejections 1, callers' success rate 97.5%" in text
+    assert "Promoted=False RolledBack (2026-01-01 12:01:15): rolled back to v1" in text
+    assert "Last command: abort accepted at 2026-01-01 12:01:12: rolling back" in text
+    events = text[text.index("Events:") :].splitlines()[1:]
+    assert [line.split()[3] for line in events] == ["RolloutStarted:", "CheckFailed:"]
+    assert "Elsewhere" not in text
+
+
+def test_a_rollout_not_started_yet(store: LocalStore) -> None:
+    result = cli(store, "explain", NAME, "-n", NS)
+    assert result.exit_code == 0, result.output
+    assert "Canary shop/accounts: NotStarted, revision -" in result.stdout
+    assert "  step 1/3, weight 10%: not reached" in result.stdout
+    assert "Events:\n  none" in result.stdout
+
+
+def test_a_missing_canary_exits_1(store: LocalStore) -> None:
+    result = cli(store, "explain", "nope", "-n", NS)
+    assert result.exit_code == 1
+    assert "Canary shop/nope not found" in result.stderr
