@@ -5,10 +5,12 @@ what that changes). Each server binds 127.0.0.1 on a free port, runs in its own 
 under a `procs.Supervisor` (so an atexit hook or SIGTERM still stops it) and writes its log into
 a temporary working directory that `stop()` removes once both are gone.
 
-Two identities authenticate by bearer token. The admin is in `system:masters`, which bypasses
+Four identities authenticate by bearer token. The admin is in `system:masters`, which bypasses
 RBAC. The controller carries exactly the user name and groups that the API server gives the
 ServiceAccount `canary-system/canary`, so RBAC judges it by the bindings in `deploy/` as it
-would judge the controller's Pod; tokens keep that identity without a token controller.
+would judge the controller's Pod; tokens keep that identity without a token controller. A
+viewer and an operator are people using the `canary` command, with no rights until a test binds
+them a role (deploy/rbac-users.yaml's canary-viewer and canary-operator).
 
 TLS: with `--cert-dir` and no certificate of ours, kube-apiserver writes a self-signed serving
 certificate followed by the CA that signed it (`apiserver.crt`); both clients trust that file.
@@ -40,6 +42,11 @@ CONTROLLER_GROUPS = (
     "system:serviceaccounts:canary-system",
     "system:authenticated",
 )
+# People who use the `canary` command: RBAC holds them to whatever a test binds to them (the
+# roles of deploy/rbac-users.yaml: canary-viewer and canary-operator).
+VIEWER_USER = "canary-test-viewer"
+OPERATOR_USER = "canary-test-operator"
+PEOPLE_GROUPS = ("system:authenticated",)
 
 # Ready in 3-4 s on 2 idle cores, 5-7 s at a load average of 5; the margin is for worse.
 READY_TIMEOUT = 180.0
@@ -67,6 +74,8 @@ class KubeCluster:
     ca_file: Path
     admin_kubeconfig: Path
     controller_kubeconfig: Path
+    viewer_kubeconfig: Path
+    operator_kubeconfig: Path
     workdir: Path
     apiserver_log: Path
     etcd_log: Path
@@ -211,10 +220,14 @@ def start(bin_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> KubeCluster
         supervisor = cleanup.enter_context(_Supervisor(workdir))
         etcd_url = _start_etcd(supervisor, bin_dir / "etcd", workdir)
         admin_token, controller_token = secrets.token_hex(24), secrets.token_hex(24)
+        viewer_token, operator_token = secrets.token_hex(24), secrets.token_hex(24)
+        people = ",".join(PEOPLE_GROUPS)
         tokens = workdir / "tokens.csv"
         tokens.write_text(
             f'{admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n'
             f'{controller_token},{CONTROLLER_USER},canary-controller,"{",".join(CONTROLLER_GROUPS)}"\n'
+            f'{viewer_token},{VIEWER_USER},{VIEWER_USER},"{people}"\n'
+            f'{operator_token},{OPERATOR_USER},{OPERATOR_USER},"{people}"\n'
         )
         tokens.chmod(0o600)
         sa_key = workdir / "sa.key"
@@ -260,6 +273,12 @@ def start(bin_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> KubeCluster
             admin_kubeconfig=_kubeconfig(workdir / "admin.kubeconfig", url, ca_file, admin_token),
             controller_kubeconfig=_kubeconfig(
                 workdir / "controller.kubeconfig", url, ca_file, controller_token
+            ),
+            viewer_kubeconfig=_kubeconfig(
+                workdir / "viewer.kubeconfig", url, ca_file, viewer_token
+            ),
+            operator_kubeconfig=_kubeconfig(
+                workdir / "operator.kubeconfig", url, ca_file, operator_token
             ),
             workdir=workdir,
             apiserver_log=apiserver.log_path,
