@@ -8,9 +8,10 @@ and one more adapter, chosen by the sub-model's type (see controller/sources.py)
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import re
+from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from canary.api import API_VERSION, templating
 from canary.api.base import Model, ObjectMeta
@@ -33,11 +34,14 @@ class TLS(Model):
     )
 
 
+_ADDRESS = r"^https?://[^\s/]+(/.*)?$"
+
+
 class PrometheusProvider(Model):
     """A Prometheus-compatible query API: Prometheus, Thanos, Cortex, Mimir, a cloud's."""
 
     address: str = Field(
-        pattern=r"^https?://[^\s/]+(/.*)?$",
+        pattern=_ADDRESS,
         description="The base URL the query API lives under, e.g. "
         "http://prometheus.istio-system:9090 or https://mimir.example.com/prometheus.",
     )
@@ -51,6 +55,17 @@ class PrometheusProvider(Model):
     )
     tls: TLS = Field(default_factory=TLS, description="How the server's certificate is checked.")
 
+    @field_validator("address", mode="before")
+    @classmethod
+    def _a_url(cls, value: Any) -> Any:
+        # The pattern's own message would show a regular expression; this one shows the fix.
+        if isinstance(value, str) and not re.match(_ADDRESS, value):
+            raise ValueError(
+                f"{value!r} is not an http:// or https:// URL (e.g. http://prometheus.istio-system"
+                ":9090, or https://mimir.example.com/prometheus)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         names = [header.name.lower() for header in self.headers]
@@ -61,6 +76,17 @@ class PrometheusProvider(Model):
             raise ValueError(
                 "bearerToken: an Authorization header is set in headers too; keep one of them"
             )
+        if self.tls.ca_bundle is not None:
+            if self.address.startswith("http://"):
+                raise ValueError(
+                    "tls.caBundle: the address is http://, so no certificate is ever checked and "
+                    "the CA bundle would never be used; use an https:// address, or drop tls"
+                )
+            if self.tls.insecure_skip_verify:
+                raise ValueError(
+                    "tls.caBundle: insecureSkipVerify is true too, so the CA bundle would never "
+                    "be used; keep one of them"
+                )
         return self
 
 
@@ -75,12 +101,55 @@ class Provider(Model):
         default=None, description="A Prometheus-compatible query API."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _named_backends(cls, data: Any) -> Any:
+        """One line for a provider that names no backend canary knows, instead of an "unknown
+        field" per key: the `type: prometheus` form of older versions, or another system."""
+        if not isinstance(data, dict):
+            return data
+        known = list(cls.model_fields)
+        unknown = [str(key) for key in data if key not in known]
+        if not unknown:
+            return data
+        names = ", ".join(known)
+        if "type" in data or "address" in data:
+            kind = data.get("type")
+            if isinstance(kind, str) and kind not in known:
+                raise ValueError(
+                    f"the `type: {kind}` form is gone, and {kind} is not a backend canary knows "
+                    f"(known: {names})"
+                )
+            backend = kind if isinstance(kind, str) else known[0]
+            rest = sorted(set(unknown) - {"type", "address"})
+            moved = (
+                f"; {', '.join(rest)} move under it too (tls.insecureSkipVerify, credentials as "
+                "bearerToken or headers from a Secret)"
+                if rest
+                else ""
+            )
+            raise ValueError(
+                f"use provider.{backend}.address (the `type: {backend}` form is gone): write "
+                f"provider: {{{backend}: {{address: ...}}}}{moved}"
+            )
+        if len(unknown) < len(data):
+            chosen = " and ".join(str(key) for key in data)
+            raise ValueError(
+                f"set exactly one backend, not {chosen} "
+                f"({', '.join(unknown)} unknown; known: {names})"
+            )
+        what = "unknown backend" if len(unknown) == 1 else "unknown backends"
+        raise ValueError(f"{what} {', '.join(unknown)} (known: {names})")
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
         known = ", ".join(type(self).model_fields)
         if not chosen:
-            raise ValueError(f"set one backend (known: {known})")
+            example = next(iter(type(self).model_fields))
+            raise ValueError(
+                f"set one backend (known: {known}), e.g. provider: {{{example}: {{address: ...}}}}"
+            )
         if len(chosen) > 1:
             raise ValueError(f"set exactly one backend, not {' and '.join(chosen)}")
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from canary.adapters.kube.router import KubeRouter
 from canary.adapters.kube.secrets import KubeSecrets
 from canary.adapters.kube.store import KubeStore
 from canary.adapters.kube.workloads import KubeWorkloads
-from canary.adapters.prometheus import PrometheusMetrics, PrometheusProviders
+from canary.adapters.prometheus import Hints, PrometheusMetrics, PrometheusProviders
 from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
 from canary.api.metric_template import PrometheusProvider
@@ -61,6 +62,68 @@ class RunOptions:
     # Envoy admin URLs whose config_dump must show a split before its step's clock starts.
     envoy_admin: tuple[str, ...] = ()
     resync: float = 1.0
+    # The controller's own Prometheus behind TLS or a token, as a managed one is.
+    prometheus_ca_file: str | None = None
+    prometheus_bearer_token_file: str | None = None
+    prometheus_insecure_skip_verify: bool = False
+
+
+# A failure of the controller's own Prometheus names the flag to change.
+BUILTIN_HINTS = Hints(ca="--prometheus-ca-file", credentials="--prometheus-bearer-token-file")
+
+
+def builtin_prometheus(options: RunOptions) -> PrometheusMetrics:
+    """The controller's own Prometheus: built-in checks and chaos verdicts.
+
+    TLS is verified against the system's trust store, or only the CAs of `prometheus_ca_file`.
+    The bearer token file is read now (OSError or ValueError when it is missing or empty) and
+    again whenever it changes, so a projected ServiceAccount token keeps working as the kubelet
+    rotates it.
+    """
+    verify: bool | str = not options.prometheus_insecure_skip_verify
+    if verify and options.prometheus_ca_file:
+        verify = options.prometheus_ca_file
+    if not verify:
+        log.warning("run.prometheus_tls_unverified", url=options.prometheus_url)
+    return PrometheusMetrics(
+        options.prometheus_url,
+        verify=verify,
+        bearer_token_file=options.prometheus_bearer_token_file,
+        hints=BUILTIN_HINTS,
+    )
+
+
+def prometheus_problems(options: RunOptions) -> list[str]:
+    """What is wrong with the Prometheus flags, in their words; checked before starting."""
+    found: list[str] = []
+    ca_file = options.prometheus_ca_file
+    if ca_file and options.prometheus_insecure_skip_verify:
+        found.append(
+            "--prometheus-ca-file and --prometheus-insecure-skip-verify together: the CA would "
+            "never be used; keep one of them"
+        )
+    if ca_file and not options.prometheus_url.startswith("https://"):
+        found.append(
+            f"--prometheus-ca-file is set but --prometheus-url ({options.prometheus_url}) is "
+            "not https://, so no certificate is ever checked"
+        )
+    if ca_file:
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ValueError) as exc:
+            found.append(f"--prometheus-ca-file {ca_file}: not a readable PEM CA bundle ({exc})")
+    token_file = options.prometheus_bearer_token_file
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as source:
+                empty = not source.read().strip()
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            found.append(f"--prometheus-bearer-token-file {token_file}: cannot read it ({why})")
+        else:
+            if empty:
+                found.append(f"--prometheus-bearer-token-file {token_file}: the file is empty")
+    return found
 
 
 class ClusterController:
@@ -76,7 +139,7 @@ class ClusterController:
         secrets = KubeSecrets(self.rest)
         # The composition root of evidence: one adapter per provider sub-model.
         sources = Sources(
-            builtin=PrometheusMetrics(options.prometheus_url),
+            builtin=builtin_prometheus(options),
             webhooks=HttpWebhooks(),
             secrets=secrets,
             metrics={PrometheusProvider: PrometheusProviders(secrets)},
