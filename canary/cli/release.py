@@ -183,5 +183,13 @@ def _release(
     )
     if planned.promoted:
         click.echo(f"  spec.stable is now {planned.stable}: the last rollout promoted it")
+    if stored.spec is not None and stored.status.canary_subset not in (
+        "",
+        stored.spec.canary.subset,
+    ):
+        click.echo(
+            f"  it replaces the release of {stored.spec.canary.subset}, which the controller had "
+            "not started"
+        )
     click.echo(f"  revision {revision}: the controller starts it at its next tick")
     click.echo(f"  next: {connection.command('wait', name)}")

@@ -58,7 +58,12 @@ def status(*, connection: Connection, name: str | None, all_namespaces: bool, ou
             click.echo(yaml.safe_dump(shown, sort_keys=False), nl=False)
         return
     if name is not None:
-        for line in _detail(stored_of(bodies[0]), bodies[0]):
+        from canary.cli import describe
+
+        stored = stored_of(bodies[0])
+        with reported(connection):
+            expected = describe.expected_revision(client, stored)
+        for line in _detail(stored, bodies[0], expected):
             click.echo(line)
         return
     if not bodies:
@@ -113,7 +118,7 @@ def _paused(stored: StoredCanary) -> bool:
     return stored.spec is not None and stored.spec.suspend
 
 
-def _detail(stored: StoredCanary, body: dict[str, Any]) -> list[str]:
+def _detail(stored: StoredCanary, body: dict[str, Any], expected: str) -> list[str]:
     from canary.cli import describe
 
     status = stored.status
@@ -125,7 +130,8 @@ def _detail(stored: StoredCanary, body: dict[str, Any]) -> list[str]:
     weights = ", ".join(f"{weight}%" for weight in spec.analysis.weights)
     stable = status.stable_subset or spec.stable.subset
     lines += [
-        f"  canary:       {describe.subset(stored)} at {status.canary_weight}% (stable {stable})",
+        f"  traffic:      weight {status.canary_weight}% to {describe.subset(stored)}, "
+        f"stable {stable}",
         f"  step:         {describe.step(stored)} (steps at {weights})",
     ]
     if status.waiting_for:
@@ -142,6 +148,13 @@ def _detail(stored: StoredCanary, body: dict[str, Any]) -> list[str]:
         f"  revision:     {status.revision or '-'} (generation {generation}, "
         f"observed {status.observed_generation})"
     )
+    if expected and expected != status.revision:
+        # The spec or the target's pod template changed since: what is above is the earlier
+        # release's, and a pipeline reading it should know.
+        lines.append(
+            f"  pending:      revision {expected} of {spec.canary.subset}: the controller starts "
+            "it at its next tick"
+        )
     lines.append(
         f"  failed checks: {status.failed_checks} (rolls back at {spec.analysis.threshold})"
     )

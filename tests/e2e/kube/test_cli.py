@@ -198,7 +198,7 @@ def test_a_viewer_reads_status_explain_and_wait_but_may_write_nothing(
     shown = run(viewer, "status", NAME, "-n", canary_ns)
     assert shown.returncode == 0, shown.stderr
     assert f"Canary {canary_ns}/{NAME}: Progressing" in shown.stdout
-    assert "v2 at 25% (stable v1)" in shown.stdout
+    assert "traffic:      weight 25% to v2, stable v1" in shown.stdout
     listed = run(viewer, "status", "-n", canary_ns, "-o", "json")
     assert listed.returncode == 0, listed.stderr
     assert [item["canaryWeight"] for item in json.loads(listed.stdout)] == [25]

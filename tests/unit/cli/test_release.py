@@ -169,3 +169,18 @@ def test_a_missing_canary_exits_1(store: LocalStore) -> None:
     result = cli(store, "release", "nope", "-n", NS, "--to", "v3", "--target", "accounts-v3")
     assert result.exit_code == 1
     assert "Canary shop/nope not found" in result.stderr
+
+
+def test_a_release_the_controller_never_started_is_replaced_and_the_stable_stays(
+    store: LocalStore,
+) -> None:
+    set_status(store, phase=Phase.SUCCEEDED, canary_weight=100, stable_subset="v2")
+    first = cli(store, "release", NAME, "-n", NS, "--to", "v3", "--target", "accounts-v3")
+    assert first.exit_code == 0, first.output
+    # The controller has not ticked: the status still says v2 Succeeded.
+    second = cli(store, "release", NAME, "-n", NS, "--to", "v4", "--target", "accounts-v3")
+    assert second.exit_code == 0, second.output
+    assert "it replaces the release of v3, which the controller had not started" in second.stdout
+    spec = body(store)["spec"]
+    assert spec["stable"]["subset"] == "v2", "v3 never served: it must not become the stable"
+    assert spec["canary"]["subset"] == "v4"

@@ -50,7 +50,7 @@ def test_one_canary_as_text_says_phase_weight_step_waiting_checks_and_last_comma
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert f"Canary {NS}/{NAME}: Progressing" in text
-    assert "v2 at 25% (stable v1)" in text
+    assert "traffic:      weight 25% to v2, stable v1" in text
     assert "step:         2/3" in text
     assert "waiting for:  confirm-traffic-increase webhook gate" in text
     assert "request-success-rate: pass 99.5 (wanted >= 99) from 1200 requests" in text
@@ -110,3 +110,12 @@ def test_a_name_and_all_namespaces_is_a_usage_error(store: LocalStore) -> None:
     result = cli(store, "status", NAME, "-A")
     assert result.exit_code == 2
     assert "give NAME or --all-namespaces, not both" in result.stderr
+
+
+def test_a_release_the_controller_has_not_started_is_shown_pending(store: LocalStore) -> None:
+    set_status(store, phase=Phase.SUCCEEDED, revision="0ld0ld0ld0ld", canary_weight=100)
+    result = cli(store, "status", NAME, "-n", NS)
+    assert result.exit_code == 0, result.output
+    assert "revision:     0ld0ld0ld0ld" in result.stdout
+    assert "pending:      revision " in result.stdout
+    assert "of v2: the controller starts it at its next tick" in result.stdout
