@@ -39,6 +39,14 @@ def preflight(
         return Outcome(1, f"Canary {key} not found", err=True)
     if stored.spec is None or stored.status.phase is Phase.INVALID:
         return Outcome(1, f"Canary {key} is invalid: {describe.problems(stored)}", err=True)
+    if stored.spec.suspend and verb is not Verb.ABORT:
+        # Nothing moves while paused, so the controller would answer the same; no need for it.
+        return Outcome(
+            1,
+            f"{key} is paused (spec.suspend): resume it first (canary resume {key.name}), "
+            f"then {verb}",
+            err=True,
+        )
     if not describe.is_current(stored, expected):
         # The status is about an earlier release (or none): the controller starts this one at
         # its next tick and is the one to say what the request does to it.

@@ -231,3 +231,21 @@ def test_a_request_someone_else_put_there_is_left_alone(store: LocalStore) -> No
     writes.join()
     assert result.exit_code == 2
     assert annotations(store)[COMMAND_ANNOTATION] == other
+
+
+@pytest.mark.parametrize("verb", ["promote", "retry"])
+def test_promote_and_retry_of_a_paused_canary_say_resume_first(
+    store: LocalStore, verb: str
+) -> None:
+    paused = body(store)
+    paused["spec"]["suspend"] = True
+    store.put(paused)
+    set_status(store, phase=Phase.FAILED if verb == "retry" else Phase.PROGRESSING)
+    before = version(store)
+    result = cli(store, verb, NAME, "-n", NS)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"shop/accounts is paused (spec.suspend): resume it first (canary resume accounts), "
+        f"then {verb}"
+    )
+    assert version(store) == before
