@@ -32,11 +32,11 @@ POLL_SECONDS = 0.5
 
 
 def preflight(
-    verb: Verb, key: CanaryKey, stored: StoredCanary | None, expected: str
+    verb: Verb, key: CanaryKey, stored: StoredCanary | None, expected: str, *, where: str = ""
 ) -> Outcome | None:
     """The answer when there is nothing to ask the controller; None when there is."""
     if stored is None:
-        return Outcome(1, f"Canary {key} not found", err=True)
+        return Outcome(1, f"Canary {key} not found" + (f" ({where})" if where else ""), err=True)
     if stored.spec is None or stored.status.phase is Phase.INVALID:
         return Outcome(1, f"Canary {key} is invalid: {describe.problems(stored)}", err=True)
     if stored.spec.suspend and verb is not Verb.ABORT:
@@ -100,7 +100,7 @@ def ask(
     client, key = connection.client, connection.key(name)
     stored = client.stored(key)
     expected = "" if stored is None else describe.expected_revision(client, stored)
-    refused = preflight(verb, key, stored, expected)
+    refused = preflight(verb, key, stored, expected, where=client.where)
     if refused is not None:
         return refused
     assert stored is not None

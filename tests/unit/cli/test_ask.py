@@ -169,7 +169,7 @@ def test_an_ended_earlier_release_is_not_nothing_to_do(
 def test_a_missing_canary_exits_1(store: LocalStore, verb: str) -> None:
     result = cli(store, verb, "nope", "-n", NS)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Canary shop/nope not found"
+    assert result.stderr.strip() == f"Canary shop/nope not found (state dir {store.root})"
 
 
 def test_an_invalid_canary_exits_1_with_its_problems(store: LocalStore) -> None:
