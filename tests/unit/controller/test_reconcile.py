@@ -190,7 +190,9 @@ def test_a_template_metric_uses_its_template_query() -> None:
 
 def _template_spec() -> CanarySpec:
     return _spec(
-        metrics=[{"name": "budget", "templateRef": {"name": "budget"}, "thresholdRange": {"max": 1}}]
+        metrics=[
+            {"name": "budget", "templateRef": {"name": "budget"}, "thresholdRange": {"max": 1}}
+        ]
     )
 
 
