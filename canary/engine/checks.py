@@ -1,9 +1,8 @@
 """Judging one tick's measurements and webhook answers into check records and failures.
 
-This is the engine's hot path (every judged tick of every Canary builds a record per check), so
-what depends on the spec alone (which checks count, each threshold's text, the step length) comes
-from the tick's plan (engine/plan.py), and records are built as plain dicts handed to
-`records.trusted`.
+What depends on the spec alone (which checks count, each threshold's text, the step length)
+comes from the tick's plan (engine/plan.py); records are built by `records.built`, without
+validation.
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ from canary.api.status import CheckResult, MeasurementKind, Verdict
 from canary.engine import judge, records
 from canary.engine.actions import Notify
 from canary.engine.tick import Tick
-
-_FAIL, _PASS, _INCONCLUSIVE = Verdict.FAIL, Verdict.PASS, Verdict.INCONCLUSIVE
-_VALUE = MeasurementKind.VALUE
 
 
 @dataclass(slots=True)
@@ -46,16 +42,14 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     measurements = seen.measurements
     if not measurements and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
-        return Checked({}, (), tick.fields["failed_checks"])
-    current = tick.fields
-    plan = tick.plan
-    wait_from = current["data_wait_from"] or current["step_started_at"]
+        return Checked({}, (), tick.status.failed_checks)
+    status, plan = tick.status, tick.plan
+    wait_from = status.data_wait_from or status.step_started_at
     waited = 0.0 if wait_from is None else (now - wait_from).total_seconds()
-    interval = plan.interval
-    revision, step, weight = seen.revision, current["step"], current["canary_weight"]
+    revision, step, weight = seen.revision, status.step, status.canary_weight
     results: list[CheckResult] = []
     names: list[str] = []
-    passed: list[str] = []
+    passing: list[str] = []
     notices: list[Notify] = []
     failures = 0
     for rule in plan.rules:
@@ -63,13 +57,16 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         measurement = measurements.get(name)
         if measurement is None:
             continue
-        judged = judge.verdict(rule, measurement, waited=waited, step_interval=interval)
+        judged = judge.verdict(rule, measurement, waited=waited, step_interval=plan.interval)
         verdict = judged.verdict
+        # None while inconclusive, as on the record; False for a failure.
+        passed = None if verdict is Verdict.INCONCLUSIVE else verdict is Verdict.PASS
         names.append(name)
-        if verdict is _PASS:
-            passed.append(name)
+        if passed:
+            passing.append(name)
         results.append(
-            records.trusted(
+            records.built(
+                CheckResult,
                 {
                     "name": name,
                     "kind": measurement.kind,
@@ -78,21 +75,23 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
                     "query": measurement.query,
                     "threshold": rule.threshold,
                     "verdict": verdict,
-                    "passed": None if verdict is _INCONCLUSIVE else verdict is _PASS,
+                    "passed": passed,
                     "counted": rule.enforced,
                     "message": judged.message,
                     "revision": revision,
                     "step": step,
                     "weight": weight,
                     "at": now,
-                }
+                },
             )
         )
-        if verdict is _FAIL and rule.enforced:
+        if passed is False and rule.enforced:
             failures += 1
             notices.append(
                 Notify(
-                    reason="MetricFailed" if measurement.kind is _VALUE else "MetricNoData",
+                    reason="MetricFailed"
+                    if measurement.kind is MeasurementKind.VALUE
+                    else "MetricNoData",
                     message=f"{name} at weight {weight}: {judged.message}",
                     warning=True,
                 )
@@ -103,10 +102,10 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
             continue
         judged = judge.gate(answer.passed, answer.message)
         names.append(hook.name)
-        if judged.verdict is _PASS:
-            passed.append(hook.name)
-        results.append(records.trusted(_gate_record(hook, answer.passed, judged, tick)))
-        if judged.verdict is _FAIL:
+        if judged.verdict is Verdict.PASS:
+            passing.append(hook.name)
+        results.append(_gate_record(hook, answer.passed, judged, tick))
+        if judged.verdict is Verdict.FAIL:
             failures += 1
             notices.append(
                 Notify(
@@ -115,48 +114,49 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
                     warning=True,
                 )
             )
-    failed_checks = current["failed_checks"] + failures
+    failed_checks = status.failed_checks + failures
     if not results:
         return Checked({}, (), failed_checks)
     # One tuple of this tick's records, shared by the latest results and the history.
     fresh = tuple(results)
-    latest = records.with_latest(current["checks"], fresh, names)
+    latest = records.with_latest(status.checks, fresh, names)
     updates = {
         "failed_checks": failed_checks,
         "last_check_at": now,
         "checks": latest,
-        "history": records.appended(current["history"], fresh),
+        "history": records.appended(status.history, fresh),
     }
     # When this tick's results are every latest one, whether the step passed needs no record
     # read; they judged the status's own revision when it is the one observed.
-    known = len(latest) == len(fresh) and revision == current["revision"]
+    known = len(latest) == len(fresh) and revision == status.revision
     return Checked(
         updates,
         tuple(notices) if notices else (),
         failed_checks,
-        passed if known else None,
+        passing if known else None,
     )
 
 
-def _gate_record(
-    hook: Webhook, passed: bool, judged: judge.Judgement, tick: Tick
-) -> dict[str, Any]:
-    return {
-        "name": hook.name,
-        "kind": _VALUE,
-        "value": 1.0 if passed else 0.0,
-        "samples": None,
-        "query": hook.url,
-        "threshold": "passed",
-        "verdict": judged.verdict,
-        "passed": judged.verdict is _PASS,
-        "counted": True,
-        "message": judged.message,
-        "revision": tick.seen.revision,
-        "step": tick.status.step,
-        "weight": tick.status.canary_weight,
-        "at": tick.now,
-    }
+def _gate_record(hook: Webhook, passed: bool, judged: judge.Judgement, tick: Tick) -> CheckResult:
+    return records.built(
+        CheckResult,
+        {
+            "name": hook.name,
+            "kind": MeasurementKind.VALUE,
+            "value": 1.0 if passed else 0.0,
+            "samples": None,
+            "query": hook.url,
+            "threshold": "passed",
+            "verdict": judged.verdict,
+            "passed": judged.verdict is Verdict.PASS,
+            "counted": True,
+            "message": judged.message,
+            "revision": tick.seen.revision,
+            "step": tick.status.step,
+            "weight": tick.status.canary_weight,
+            "at": tick.now,
+        },
+    )
 
 
 def step_passed(tick: Tick, checked: Checked | None = None) -> bool:
@@ -176,6 +176,6 @@ def step_passed(tick: Tick, checked: Checked | None = None) -> bool:
     passed = {
         check.name
         for check in latest
-        if check.verdict is _PASS and check.step == step and check.revision == revision
+        if check.verdict is Verdict.PASS and check.step == step and check.revision == revision
     }
     return all(name in passed for name in tick.plan.required)

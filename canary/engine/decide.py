@@ -21,9 +21,6 @@ from canary.engine.actions import Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
 
-# A member read through its class costs as much as a dozen plain reads (the enum metaclass);
-# _run asks on every tick.
-_INVALID = Phase.INVALID
 _PHASES = {
     Phase.INITIALIZING: phases.initializing,
     Phase.PROGRESSING: phases.progressing,
@@ -35,7 +32,7 @@ _PHASES = {
 def decide(
     spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
 ) -> Decision:
-    tick = Tick(spec, status, observation, now, plan.of(spec), status.__dict__)
+    tick = Tick(spec, status, observation, now, plan.of(spec))
     decision = _decided(tick)
     if observation.faults != ():
         # Any fault in place that no running experiment accounts for goes first of all.
@@ -50,7 +47,7 @@ def _decided(tick: Tick) -> Decision:
     if tick.plan.suspend:
         return _suspended(tick)
     notices: tuple[Notify, ...] = ()
-    if tick.fields["suspended_at"] is not None:
+    if tick.status.suspended_at is not None:
         tick, notices = _resumed(tick)
     decision = _run(tick)
     if notices:
@@ -89,17 +86,16 @@ def invalid(
 
 
 def _run(tick: Tick) -> Decision:
-    status, current = tick.status, tick.fields
-    phase = current["phase"]
-    if phase is None or current["revision"] != tick.seen.revision:
-        return _start(tick)
-    if phase is _INVALID:
-        # Whatever was wrong has been fixed (the observation found no problem this time).
+    status = tick.status
+    phase = status.phase
+    if phase is None or status.revision != tick.seen.revision:
         return _start(tick)
     if phase in TERMINAL_PHASES:
+        if phase is Phase.INVALID:
+            # Whatever was wrong has been fixed (the observation found no problem this time).
+            return _start(tick)
         return Decision(status=status)
-    deadline = current["deadline_at"]
-    if deadline is not None and tick.now >= deadline:
+    if status.deadline_at is not None and tick.now >= status.deadline_at:
         return _deadline_passed(tick)
     return _PHASES[phase](tick)
 

@@ -17,29 +17,21 @@ from canary.api.status import MeasurementKind, Verdict
 from canary.engine.observation import Measurement
 
 
-# Not frozen, for the same reason as engine.tick.Tick: one is made per judged measurement.
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Judgement:
     verdict: Verdict
     message: str
 
 
-# Members read once: through its class, each read costs as much as a dozen plain ones (the enum
-# metaclass), and a metric without data is judged on every tick while it waits.
-_PASS, _FAIL, _INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
-_VALUE, _NAN = MeasurementKind.VALUE, MeasurementKind.NAN
-_WAIT = NoDataPolicy.WAIT
-
-
 def _missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float) -> Judgement:
-    if policy is _WAIT and waited < wait_limit:
-        return Judgement(_INCONCLUSIVE, f"{why}; waiting up to {wait_limit:g}s for data")
-    if policy is _WAIT:
-        return Judgement(_FAIL, f"{why} after waiting {wait_limit:g}s")
-    return Judgement(_FAIL, why)
+    if policy is NoDataPolicy.WAIT and waited < wait_limit:
+        return Judgement(Verdict.INCONCLUSIVE, f"{why}; waiting up to {wait_limit:g}s for data")
+    if policy is NoDataPolicy.WAIT:
+        return Judgement(Verdict.FAIL, f"{why} after waiting {wait_limit:g}s")
+    return Judgement(Verdict.FAIL, why)
 
 
-_PASSED = Judgement(_PASS, "")
+_PASSED = Judgement(Verdict.PASS, "")
 _WHY_MISSING = {
     MeasurementKind.NO_DATA: "no data",
     MeasurementKind.NAN: "NaN (no requests in the window?)",
@@ -49,10 +41,8 @@ _WHY_MISSING = {
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A metric check with the fields judging reads, taken out of the spec once per spec object.
-
-    Every judged tick reads these for every metric, and a plain slot is several times cheaper to
-    read than a pydantic field (see engine/plan.py).
+    """A metric check as judging reads it, worked out of the spec once per spec object: the
+    passing range's bounds and text, the no-data wait in seconds, whether its verdict counts.
     """
 
     name: str
@@ -98,19 +88,19 @@ def verdict(
     samples = measurement.samples
     if (
         value is not None
-        and measurement.kind is _VALUE
+        and measurement.kind is MeasurementKind.VALUE
         and (minimum is None or (samples is not None and samples >= minimum))
     ):
-        # The common case first, and cheaply: a value from enough requests.
+        # A value from enough requests: it passes inside the range, and fails outside it.
         low, high = rule.low, rule.high
         if (low is None or value >= low) and (high is None or value <= high):
             return _PASSED
-        return Judgement(_FAIL, f"{value:g} is outside {rule.threshold}")
+        return Judgement(Verdict.FAIL, f"{value:g} is outside {rule.threshold}")
     wait_limit = step_interval if rule.no_data_timeout is None else rule.no_data_timeout
     policy = rule.on_no_data
-    if measurement.kind is not _VALUE or value is None:
+    if measurement.kind is not MeasurementKind.VALUE or value is None:
         why = _WHY_MISSING.get(measurement.kind, "no value")
-        if measurement.message and measurement.kind is not _NAN:
+        if measurement.message and measurement.kind is not MeasurementKind.NAN:
             why = f"{why}: {measurement.message}"
         return _missing(policy, why, waited=waited, wait_limit=wait_limit)
     if minimum is not None:
@@ -133,5 +123,5 @@ def verdict(
 
 def gate(passed: bool, message: str) -> Judgement:
     if passed:
-        return Judgement(_PASS, message)
-    return Judgement(_FAIL, message or "webhook refused")
+        return Judgement(Verdict.PASS, message)
+    return Judgement(Verdict.FAIL, message or "webhook refused")

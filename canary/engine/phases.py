@@ -18,6 +18,7 @@ from canary.engine.actions import Action, CallWebhook, ClearFaults, Decision, No
 from canary.engine.tick import (
     PROPAGATION_POLL,
     Tick,
+    elapsed,
     enter,
     set_weights,
     split_matches,
@@ -30,16 +31,11 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
     status, traffic = tick.status, tick.seen.traffic
     if traffic is None:
         return waiting(tick, "the managed route could not be read", poll=True)
-    current = tick.fields
-    stable, canary = current["stable_subset"], current["canary_subset"]
-    # split_matches' usual answer without the call: every tick of a phase that moves traffic
-    # asks this.
-    usual = stable != canary and traffic.weights == {
-        stable: 100 - canary_weight,
-        canary: canary_weight,
-    }
-    if not usual and not split_matches(
-        tick.seen, stable=stable, canary=canary, canary_weight=canary_weight
+    if not split_matches(
+        tick.seen,
+        stable=status.stable_subset,
+        canary=status.canary_subset,
+        canary_weight=canary_weight,
     ):
         drifted = _drifted(tick, canary_weight)
         if drifted is not None:
@@ -50,7 +46,7 @@ def _settled(tick: Tick, canary_weight: int) -> Decision | None:
             set_weights(status, canary_weight),
             poll=True,
         )
-    if conditions.is_true(current["conditions"], conditions.DRIFTED):
+    if conditions.is_true(status.conditions, conditions.DRIFTED):
         message = f"the route sends {100 - canary_weight}/{canary_weight} again"
         restored = conditions.with_condition(
             status.conditions,
@@ -198,12 +194,12 @@ def _start_step(tick: Tick, step: int, judged: Mapping[str, Any] | None = None) 
 
 
 def progressing(tick: Tick) -> Decision:
-    status, plan, current = tick.status, tick.plan, tick.fields
-    unsettled = _settled(tick, current["canary_weight"])
+    status, plan = tick.status, tick.plan
+    unsettled = _settled(tick, status.canary_weight)
     if unsettled is not None:
         return unsettled
     # Read once and handed on: nothing below moves the step's clock.
-    step_started_at = current["step_started_at"]
+    step_started_at = status.step_started_at
     if step_started_at is None:
         # The step's clock starts now that Envoy serves its weights, and its deadline with it.
         started = records.evolve(
@@ -217,7 +213,7 @@ def progressing(tick: Tick) -> Decision:
             },
         )
         return Decision(started)
-    if current["chaos"]:
+    if status.chaos:
         experiment = chaos.running(status.chaos, status.revision)
         if experiment is not None:
             return _chaos_held(tick, experiment)
@@ -265,7 +261,7 @@ def _chaos_held(tick: Tick, experiment: ChaosResult) -> Decision:
 
 
 def _came_back(tick: Tick, step_started_at: datetime) -> bool:
-    last_check_at = tick.fields["last_check_at"]
+    last_check_at = tick.status.last_check_at
     last = step_started_at
     if last_check_at is not None and last_check_at > last:
         last = last_check_at
@@ -275,7 +271,7 @@ def _came_back(tick: Tick, step_started_at: datetime) -> bool:
 def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> Decision:
     """The step holds, waits for its checks, or moves on; with this tick's judging in the status."""
     status, plan, judged = tick.status, tick.plan, checked.updates
-    if (tick.now - step_started_at).total_seconds() < plan.step_held:
+    if not elapsed(tick.since(step_started_at), plan.interval):
         return Decision(records.evolve(status, judged) if judged else status)
     if not checks.step_passed(tick, checked):
         message = f"step {status.step + 1}: waiting for every check to pass"

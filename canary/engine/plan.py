@@ -1,10 +1,10 @@
 """What the engine reads from a spec, worked out once per spec object.
 
-`decide` runs for every Canary on every tick, and reading a pydantic field costs several times
-what a plain slot does (BaseModel's `__getattr__` keeps CPython from specializing the lookup), so
-the step weights, the durations in seconds, the checks by kind and the like are read here once
-and kept on a slots dataclass that the phases read instead. A spec is frozen, so its plan never
-goes stale; a changed spec is a new object with a plan of its own.
+The phases, `wanted` and the judge need the spec in their own terms: the step weights, durations
+in seconds, the webhooks by kind, each metric as a judging rule, the names a step must pass. They
+are worked out here once and kept on a dataclass that travels with the tick, rather than again on
+every tick of every Canary. A spec is frozen, so its plan never goes stale; a changed spec is a
+new object with a plan of its own.
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ class Plan:
     # Seconds: how long a step holds, how often its checks run, how long a phase may wait.
     interval: float
     check_interval: float
-    # held_after(interval): asked on every judged tick.
-    step_held: float
     progress_deadline: float
     # How far ahead a phase's deadline falls when it is entered, and a step's once its weights
-    # are live (its interval, then the progress deadline): timedeltas made once, since making
-    # one from seconds costs several times adding it.
+    # are live (its interval, then the progress deadline).
     phase_deadline: timedelta
     step_deadline: timedelta
     threshold: int
@@ -89,7 +86,6 @@ def _made(spec: CanarySpec) -> Plan:
         weights=analysis.weights,
         interval=analysis.interval_seconds,
         check_interval=analysis.check_interval_seconds,
-        step_held=held_after(analysis.interval_seconds),
         progress_deadline=spec.progress_deadline_seconds,
         phase_deadline=timedelta(seconds=spec.progress_deadline_seconds),
         step_deadline=timedelta(seconds=analysis.interval_seconds + spec.progress_deadline_seconds),

@@ -1,9 +1,12 @@
-"""Check records: building them on the hot path, and keeping the history bounded.
+"""Check records, conditions and status copies, built without validation; the history kept bounded.
 
-`decide` runs for every Canary on every tick and a rollout's replay runs it hundreds of
-thousands of times, so a record is built without pydantic's validation: every value here comes
-from an already-validated spec or from the engine's own arithmetic, and every field is given
-(tests/unit/engine/test_records.py holds a trusted record equal to a validated one).
+`decide` runs for every Canary on every tick, and a judged tick makes a record per check, often
+a condition, and a copy of its status. Every value given here comes from an already-validated
+spec or from the engine's own rules, so an instance is made by setting the four slots that
+pydantic's `model_construct` and `model_copy` set, without their per-field work. Validating, or
+`model_construct` and `model_copy` themselves, cost several times as much, and would take a third
+of `decide`'s ticks per second (benchmarks/bench_decide.py). tests/unit/engine/test_records.py
+holds what is built here equal to what pydantic's own constructors give.
 """
 
 from __future__ import annotations
@@ -16,38 +19,23 @@ from pydantic import BaseModel
 from canary.api.status import HISTORY_LIMIT, CanaryStatus, CheckResult
 
 M = TypeVar("M", bound=BaseModel)
-_ALL_FIELDS = set(CheckResult.model_fields)
-_ALL_STATUS_FIELDS = set(CanaryStatus.model_fields)
-_new = object.__new__
-# BaseModel's own slot descriptors, called directly: about half the cost of object.__setattr__,
-# which looks each name up on the class first, and a record or status is built several times
-# per tick.
+
+# BaseModel's own slot descriptors, set directly: half the cost of object.__setattr__, which
+# looks the name up on the class first.
 _slots = BaseModel.__dict__
 _set_dict = _slots["__dict__"].__set__
 _set_fields_set = _slots["__pydantic_fields_set__"].__set__
 _set_extra = _slots["__pydantic_extra__"].__set__
 _set_private = _slots["__pydantic_private__"].__set__
+# Every field's name, per model: the fields set of an instance built with all of them. Shared by
+# those instances, as pydantic copies a fields set before it changes one (in model_copy) and
+# nothing here changes one in place; building a set for each would cost as much again.
+_all_fields: dict[type[BaseModel], set[str]] = {}
+_ALL_STATUS_FIELDS = set(CanaryStatus.model_fields)
 
 
-def trusted(values: dict[str, Any]) -> CheckResult:
-    # Equal to CheckResult.model_construct(**values) when every field is given, at a fraction of
-    # the cost; tests/unit/engine/test_records.py holds the two equal. `built`, inlined: this
-    # runs for every check of every judged tick.
-    record = _new(CheckResult)
-    _set_dict(record, values)
-    _set_fields_set(record, _ALL_FIELDS)
-    _set_extra(record, None)
-    _set_private(record, None)
-    return record
-
-
-def built(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
-    """An instance of `model` holding `values` (every one of `fields`), without validation.
-
-    Instances share the one `fields` set: pydantic copies the set before it changes it (in
-    model_copy), and nothing here changes it in place.
-    """
-    instance = _new(model)
+def _instance(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
+    instance = object.__new__(model)
     _set_dict(instance, values)
     _set_fields_set(instance, fields)
     _set_extra(instance, None)
@@ -55,27 +43,24 @@ def built(model: type[M], values: dict[str, Any], fields: set[str]) -> M:
     return instance
 
 
-def evolve(status: CanaryStatus, updates: Mapping[str, Any]) -> CanaryStatus:
-    """`status.model_copy(update=updates)` at a fraction of the cost, for the hot path.
+def built(model: type[M], values: dict[str, Any]) -> M:
+    """`model.model_construct(**values)`, for `values` that give every field of `model`."""
+    fields = _all_fields.get(model)
+    if fields is None:
+        fields = _all_fields[model] = set(model.model_fields)
+    return _instance(model, values, fields)
 
-    Safe for the same reason `trusted` is: the values come from the engine's own rules, and the
-    fields are the model's own (a test holds the two ways equal).
-    """
-    fields = status.__pydantic_fields_set__
+
+def evolve(status: CanaryStatus, updates: Mapping[str, Any]) -> CanaryStatus:
+    """`status.model_copy(update=updates)`: a new status, the original untouched."""
+    fields = status.model_fields_set
     if fields is not _ALL_STATUS_FIELDS and not fields.issuperset(updates):
         fields = fields | updates.keys()
-        if len(fields) == len(_ALL_STATUS_FIELDS):
-            # A status the engine has run for a while has every field set: one shared set then
+        if fields == _ALL_STATUS_FIELDS:
+            # A status the engine has run for a while has every field set: the shared set then
             # spares each later copy the comparison above.
             fields = _ALL_STATUS_FIELDS
-    # `built`, inlined: a tick that changes anything copies its status. The fields set is
-    # shared with `status` when nothing new is set, for the reason given there.
-    copied = _new(CanaryStatus)
-    _set_dict(copied, {**status.__dict__, **updates})
-    _set_fields_set(copied, fields)
-    _set_extra(copied, None)
-    _set_private(copied, None)
-    return copied
+    return _instance(CanaryStatus, {**status.__dict__, **updates}, fields)
 
 
 def with_latest(
@@ -87,14 +72,9 @@ def with_latest(
     history can share it.
     """
     latest = tuple(results)
-    if len(checks) == len(latest):
-        # Every check ran again, in the same order: the usual case of a judged tick. A plain
-        # loop, because this runs on every judged tick and a generator or a zip costs more.
-        for index, old in enumerate(checks):
-            if old.name != names[index]:
-                break
-        else:
-            return latest
+    if [check.name for check in checks] == names:
+        # Every check ran again, in the same order: the usual case of a judged tick.
+        return latest
     fresh = set(names)
     return (*(check for check in checks if check.name not in fresh), *latest)
 
@@ -102,12 +82,5 @@ def with_latest(
 def appended(
     history: tuple[CheckResult, ...], results: Sequence[CheckResult]
 ) -> tuple[CheckResult, ...]:
-    latest = tuple(results)
-    # Trimmed before joining: one new tuple rather than an over-long one and then its slice,
-    # and every record's reference count is touched once rather than twice.
-    dropped = len(history) + len(latest) - HISTORY_LIMIT
-    if dropped <= 0:
-        return history + latest
-    if dropped >= len(history):
-        return latest[-HISTORY_LIMIT:]
-    return history[dropped:] + latest
+    """`history` followed by `results`, keeping the newest HISTORY_LIMIT records."""
+    return (*history, *results)[-HISTORY_LIMIT:]

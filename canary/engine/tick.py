@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,12 +29,9 @@ class Tick:
     now: datetime
     # What the phases read from `spec`, read once per spec object (see engine/plan.py).
     plan: Plan
-    # `status.__dict__`, read once: each field read through the model costs several plain
-    # reads (see engine/plan.py), and a judged tick reads a dozen. Never written to.
-    fields: Mapping[str, Any]
 
     def with_status(self, status: CanaryStatus) -> Tick:
-        return Tick(self.spec, status, self.seen, self.now, self.plan, status.__dict__)
+        return Tick(self.spec, status, self.seen, self.now, self.plan)
 
     def since(self, moment: datetime | None) -> float:
         return 0.0 if moment is None else (self.now - moment).total_seconds()
@@ -50,10 +46,7 @@ def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight:
     if seen.traffic is None:
         return False
     live: Mapping[str, int] = seen.traffic.weights
-    # The usual answer, in one comparison: a route that names just the two subsets. The loop
-    # below is the rule itself (a subset the spec does not name must get nothing).
-    if stable != canary and live == {stable: 100 - canary_weight, canary: canary_weight}:
-        return True
+    # A subset the spec does not name must get nothing.
     for subset, weight in live.items():
         expected = (
             canary_weight if subset == canary else 100 - canary_weight if subset == stable else 0
@@ -65,14 +58,8 @@ def split_matches(seen: Observation, *, stable: str, canary: str, canary_weight:
     return live.get(canary, 0) == canary_weight
 
 
-# Actions are frozen values, so equal ones are shared: a frozen dataclass pays an
-# object.__setattr__ per field, and a step change of every Canary builds these two.
-_set_weights = functools.lru_cache(maxsize=1024)(SetWeights)
-_notify = functools.lru_cache(maxsize=1024)(Notify)
-
-
 def set_weights(status: CanaryStatus, canary_weight: int) -> SetWeights:
-    return _set_weights(status.stable_subset, status.canary_subset, canary_weight)
+    return SetWeights(status.stable_subset, status.canary_subset, canary_weight)
 
 
 def enter(
@@ -98,7 +85,7 @@ def enter(
     status = tick.status
     terminal = phase in TERMINAL_PHASES
     with_condition = conditions.with_condition(
-        tick.fields["conditions"] if base is None else base,
+        status.conditions if base is None else base,
         type=conditions.PROGRESSING,
         status="False" if terminal else "True",
         reason=reason,
@@ -117,15 +104,10 @@ def enter(
     if judged:
         values.update(judged)
     status = records.evolve(status, values)
-    notify = _notify(reason, message, warning)
+    notify = Notify(reason, message, warning)
     # A new split is confirmed at the next tick: look again soon rather than a check interval
     # later, so the step's clock starts as soon as the data plane serves it.
-    writes = False
-    for action in actions:
-        # A loop: any() over a generator costs several times more, on every phase change.
-        if isinstance(action, SetWeights):
-            writes = True
-            break
+    writes = any(isinstance(action, SetWeights) for action in actions)
     return Decision(status, (notify, *actions), PROPAGATION_POLL if writes else None)
 
 

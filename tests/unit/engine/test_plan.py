@@ -28,20 +28,17 @@ def test_a_plan_is_made_once_per_spec_object_and_never_shared(spec: CanarySpec) 
     assert plan.of(changed).suspend is not plan.of(spec).suspend
 
 
-def test_a_plan_holds_its_deadlines_and_step_length_as_the_engine_compares_them(
-    spec: CanarySpec,
-) -> None:
+def test_a_plan_holds_its_deadlines(spec: CanarySpec) -> None:
     made = plan.of(spec)
     seconds = timedelta(seconds=1)
     assert made.phase_deadline / seconds == spec.progress_deadline_seconds
     interval = spec.analysis.interval_seconds
     assert made.step_deadline / seconds == interval + spec.progress_deadline_seconds
-    assert made.step_held == plan.held_after(interval)
-    assert elapsed(made.step_held, interval)
-    assert not elapsed(made.step_held - 0.001, interval)
 
 
 def test_a_wait_counts_as_elapsed_a_hair_early() -> None:
     assert plan.held_after(30.0) == 29.5
     assert plan.held_after(10.0) == 9.8
     assert plan.held_after(1.0) == 0.98
+    assert elapsed(29.5, 30.0)
+    assert not elapsed(29.499, 30.0)
