@@ -53,3 +53,8 @@ def with_condition(
 
 def is_true(conditions: tuple[Condition, ...], type: str) -> bool:
     return any(condition.type == type and condition.status == "True" for condition in conditions)
+
+
+PROMOTED = "Promoted"
+# A gate (a confirm-* webhook) holds the rollout; status.waitingFor names it.
+WAITING = "Waiting"

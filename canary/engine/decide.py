@@ -4,20 +4,24 @@ Before any phase runs, the rules that hold in every phase are applied in this or
 able to end the tick:
 1. problems found while observing (a missing VirtualService...) make the Canary Invalid, and
    nothing is patched until they are fixed;
-2. `suspend` freezes the rollout; lifting it shifts every stored clock by the time spent frozen,
+2. a command not answered yet (`canary abort|promote|retry`, see commands.py) is answered;
+3. `suspend` freezes the rollout; lifting it shifts every stored clock by the time spent frozen,
    so a step does not count frozen time as time held;
-3. a new revision (a changed spec or pod template) starts the rollout over from the first step;
-4. a passed deadline takes its phase's declared action.
+4. a new revision (a changed spec or pod template) starts the rollout over from the first step,
+   from the subset the route serves now (releases.py);
+5. a passed deadline takes its phase's declared action.
+Every event the decision tells is also told to the `event` webhooks.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from canary.api.commands import Command, Verb
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import chaos, conditions, phases, plan, records
-from canary.engine.actions import Decision, Notify
+from canary.engine import chaos, commands, conditions, phases, plan, records, releases
+from canary.engine.actions import Action, CallWebhook, Decision, Notify
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
 
@@ -37,13 +41,40 @@ def decide(
     if observation.faults != ():
         # Any fault in place that no running experiment accounts for goes first of all.
         decision = chaos.clear_strays(tick, decision)
+    if observation.generation and decision.status.observed_generation != observation.generation:
+        observed = {"observed_generation": observation.generation}
+        decision = Decision(
+            records.evolve(decision.status, observed), decision.actions, decision.wake_after
+        )
+    if tick.plan.event:
+        decision = _told(tick, decision)
     return decision
+
+
+def _told(tick: Tick, decision: Decision) -> Decision:
+    """The decision with each of its events also sent to every `event` webhook."""
+    phase = str(decision.status.phase or "")
+    calls: list[Action] = [
+        CallWebhook(hook=hook, phase=phase, event=action)
+        for action in decision.actions
+        if isinstance(action, Notify)
+        for hook in tick.plan.event
+    ]
+    if not calls:
+        return decision
+    return Decision(decision.status, (*decision.actions, *calls), decision.wake_after)
 
 
 def _decided(tick: Tick) -> Decision:
     status, observation, now = tick.status, tick.seen, tick.now
     if observation.problems:
         return invalid(status, observation.problems, now=now, revision=observation.revision)
+    command = commands.pending(tick)
+    if command is not None:
+        answered = _commanded(tick, command)
+        if isinstance(answered, Decision):
+            return answered
+        tick = answered
     if tick.plan.suspend:
         return _suspended(tick)
     notices: tuple[Notify, ...] = ()
@@ -53,6 +84,26 @@ def _decided(tick: Tick) -> Decision:
     if notices:
         return Decision(decision.status, (*notices, *decision.actions), decision.wake_after)
     return decision
+
+
+def _commanded(tick: Tick, command: Command) -> Decision | Tick:
+    """The command answered: a decision when it acts at once (abort, retry), otherwise the tick
+    to run on, with the answer (and a promotion asked for) in its status."""
+    refused = commands.refusal(tick, command)
+    who = f" by {command.by}" if command.by else ""
+    if refused is not None:
+        updates = commands.answered(tick, command, accepted=False, message=refused)
+        return tick.with_status(records.evolve(tick.status, updates))
+    if command.verb is Verb.PROMOTE:
+        return commands.with_promotion(tick, command)
+    if command.verb is Verb.ABORT:
+        why = f"aborted{who} (canary abort)"
+        updates = commands.answered(tick, command, accepted=True, message=f"rolling back: {why}")
+        return phases.roll_back(tick.with_status(records.evolve(tick.status, updates)), why)
+    updates = commands.answered(
+        tick, command, accepted=True, message=f"starting over from the first step{who}"
+    )
+    return _start(tick.with_status(records.evolve(tick.status, updates)), retried=True)
 
 
 def invalid(
@@ -66,6 +117,14 @@ def invalid(
         status.conditions,
         type=conditions.INVALID_SPEC,
         status="True",
+        reason="InvalidSpec",
+        message=message,
+        now=now,
+    )
+    updated = conditions.with_condition(
+        updated,
+        type=conditions.PROMOTED,
+        status="False",
         reason="InvalidSpec",
         message=message,
         now=now,
@@ -94,15 +153,38 @@ def _run(tick: Tick) -> Decision:
         if phase is Phase.INVALID:
             # Whatever was wrong has been fixed (the observation found no problem this time).
             return _start(tick)
+        if phase is Phase.SUCCEEDED:
+            return phases.succeeded(tick)
         return Decision(status=status)
-    if status.deadline_at is not None and tick.now >= status.deadline_at:
+    # A closed gate waits as long as it takes (see gates.py); the deadline restarts when it opens.
+    if status.deadline_at is not None and tick.now >= status.deadline_at and not status.waiting_for:
         return _deadline_passed(tick)
     return _PHASES[phase](tick)
 
 
-def _start(tick: Tick) -> Decision:
-    subsets, status = tick.plan, tick.status
+def _start(tick: Tick, *, retried: bool = False) -> Decision:
+    status, seen = tick.status, tick.seen
+    try:
+        stable = releases.stable_side(
+            tick.spec, status, None if seen.traffic is None else seen.traffic.weights
+        )
+    except releases.Ambiguous as exc:
+        return invalid(status, (str(exc),), now=tick.now, revision=seen.revision)
     restarting = status.phase is not None and status.phase not in TERMINAL_PHASES
+    canary = tick.plan.canary_subset
+    if retried:
+        reason, why = "RolloutRetried", " (canary retry: starting over from the first step)"
+    elif restarting and status.target_revision and status.target_revision != seen.target_revision:
+        target = tick.spec.canary.target_ref
+        reason = "RolloutRestarted"
+        why = (
+            f" (a new pod template in Deployment {target.name if target else '?'}: starting "
+            "over from the first step)"
+        )
+    elif restarting:
+        reason, why = "RolloutRestarted", " (the spec changed: starting over from the first step)"
+    else:
+        reason, why = "RolloutStarted", ""
     cleared = conditions.with_condition(
         status.conditions,
         type=conditions.INVALID_SPEC,
@@ -118,12 +200,14 @@ def _start(tick: Tick) -> Decision:
         tick,
         Phase.INITIALIZING,
         base=cleared,
-        reason="RolloutRestarted" if restarting else "RolloutStarted",
-        message=f"rolling out {subsets.canary_subset} in place of {subsets.stable_subset}"
-        + (" (the spec changed: starting over from the first step)" if restarting else ""),
-        revision=tick.seen.revision,
-        stable_subset=subsets.stable_subset,
-        canary_subset=subsets.canary_subset,
+        reason=reason,
+        message=f"rolling out {canary} in place of {stable.subset}{stable.note}{why}",
+        revision=seen.revision,
+        target_revision=seen.target_revision,
+        stable_subset=stable.subset,
+        stable_target=stable.target,
+        canary_subset=canary,
+        promote_requested=None,
         canary_weight=0,
         step=0,
         failed_checks=0,

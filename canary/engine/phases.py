@@ -13,111 +13,27 @@ from datetime import datetime
 from typing import Any
 
 from canary.api.status import ChaosPhase, ChaosResult, Phase
-from canary.engine import chaos, checks, conditions, records
-from canary.engine.actions import Action, CallWebhook, ClearFaults, Decision, Notify
+from canary.engine import chaos, checks, conditions, gates, records, settle
+from canary.engine.actions import (
+    Action,
+    CallWebhook,
+    ClearFaults,
+    Decision,
+    Notify,
+    ScaleToZero,
+)
 from canary.engine.tick import (
     PROPAGATION_POLL,
     Tick,
     elapsed,
     enter,
     set_weights,
-    split_matches,
     waiting,
 )
 
 
-def _settled(tick: Tick, canary_weight: int) -> Decision | None:
-    """None once the live route serves `canary_weight` and the data plane applied it."""
-    status, traffic = tick.status, tick.seen.traffic
-    if traffic is None:
-        return waiting(tick, "the managed route could not be read", poll=True)
-    if not split_matches(
-        tick.seen,
-        stable=status.stable_subset,
-        canary=status.canary_subset,
-        canary_weight=canary_weight,
-    ):
-        drifted = _drifted(tick, canary_weight)
-        if drifted is not None:
-            return drifted
-        return waiting(
-            tick,
-            f"setting weights {100 - canary_weight}/{canary_weight}",
-            set_weights(status, canary_weight),
-            poll=True,
-        )
-    if conditions.is_true(status.conditions, conditions.DRIFTED):
-        message = f"the route sends {100 - canary_weight}/{canary_weight} again"
-        restored = conditions.with_condition(
-            status.conditions,
-            type=conditions.DRIFTED,
-            status="False",
-            reason="WeightsRestored",
-            message=message,
-            now=tick.now,
-        )
-        return Decision(
-            status=records.evolve(status, {"conditions": restored, "message": message}),
-            actions=(Notify("WeightsRestored", message),),
-            wake_after=PROPAGATION_POLL,
-        )
-    if not traffic.applied:
-        return waiting(tick, "waiting for the data plane to apply the new weights", poll=True)
-    return None
-
-
-def _drifted(tick: Tick, canary_weight: int) -> Decision | None:
-    """Someone else moved the weights of a live step (or did, and we are paused on it).
-
-    Only a step whose weights were live can drift: before that, a differing split is our own
-    write still on its way, or the object as its author wrote it. The step's clock starts over
-    either way, since what was measured meanwhile judged a split nobody chose.
-    """
-    status, traffic = tick.status, tick.seen.traffic
-    assert traffic is not None
-    in_step = status.phase is Phase.PROGRESSING
-    # Only a step pauses: a rollback or a promotion writes whatever anyone else did.
-    paused = in_step and conditions.is_true(status.conditions, conditions.DRIFTED)
-    live_step = in_step and status.step_started_at is not None
-    if not paused and (not live_step or traffic.writer is None):
-        return None
-    wanted = f"{100 - canary_weight}/{canary_weight}"
-    live = ", ".join(
-        f"{subset or '-'}={weight}" for subset, weight in sorted(traffic.weights.items())
-    )
-    who = traffic.writer or "another writer"
-    if not tick.plan.pause_on_drift:
-        message = f"{who} changed the weights to {live}; writing {wanted} back"
-        decision = waiting(tick, message, set_weights(status, canary_weight), poll=True)
-        restarted = records.evolve(decision.status, {"step_started_at": None})
-        return Decision(
-            restarted,
-            (Notify("WeightsDrifted", message, warning=True), *decision.actions),
-            wake_after=decision.wake_after,
-        )
-    message = f"{who} changed the weights to {live}; paused until the route sends {wanted} again"
-    if paused:
-        return waiting(tick, message)
-    status = records.evolve(
-        status,
-        {
-            "step_started_at": None,
-            "message": message,
-            "conditions": conditions.with_condition(
-                status.conditions,
-                type=conditions.DRIFTED,
-                status="True",
-                reason="WeightsDrifted",
-                message=message,
-                now=tick.now,
-            ),
-        },
-    )
-    return Decision(status, (Notify("WeightsDrifted", message, warning=True),))
-
-
 def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
-    return tuple(CallWebhook(hook=hook, outcome=outcome) for hook in tick.plan.post_rollout)
+    return tuple(CallWebhook(hook=hook, phase=outcome) for hook in tick.plan.post_rollout)
 
 
 def _replaced_a_rollout(tick: Tick) -> bool:
@@ -149,13 +65,24 @@ def initializing(tick: Tick) -> Decision:
             stable_subset=plan.canary_subset,
             canary_weight=100,
         )
-    unsettled = _settled(tick, 0)
+    unsettled = settle.settled(tick, 0)
     if unsettled is not None:
         return unsettled
+    asked = gates.rollback_asked(tick, plan.rollback)
+    if asked is not None:
+        return _roll_back(_with(tick, asked[1]), asked[0])
+    # canary promote --force skips the gates, a person having said yes; never the readiness:
+    # traffic never goes to a canary without ready pods.
+    forced = tick.status.promote_requested == "force"
+    if not forced:
+        gate = gates.confirm(tick, plan.confirm_rollout, kind="confirm-rollout", from_records=True)
+        tick = _with(tick, gate.updates)
+        if not gate.open:
+            return _held(tick, gate)
     if seen.target_ready is False:
         assert spec.canary.target_ref is not None
         return waiting(tick, f"waiting for Deployment {spec.canary.target_ref.name} to be ready")
-    pre_rollout = plan.pre_rollout
+    pre_rollout = () if forced else plan.pre_rollout
     if pre_rollout:
         checked = checks.run(tick, gates=pre_rollout)
         if checked.updates:
@@ -168,7 +95,19 @@ def initializing(tick: Tick) -> Decision:
             return Decision(decision.status, (*checked.notices, *decision.actions))
     if plan.skip_analysis:
         return _promote(tick, "skipAnalysis is set: promoting without steps")
+    if tick.status.promote_requested is not None:
+        return _promote(tick, "canary promote: skipping the steps")
     return _start_step(tick, 0)
+
+
+def _with(tick: Tick, updates: Mapping[str, Any]) -> Tick:
+    return tick.with_status(records.evolve(tick.status, updates)) if updates else tick
+
+
+def _held(tick: Tick, gate: gates.Gate) -> Decision:
+    """Waiting on a closed gate (its updates already in the tick), saying so once."""
+    decision = waiting(tick, f"waiting for {tick.status.waiting_for} to say yes")
+    return Decision(decision.status, (*gate.notices, *decision.actions), decision.wake_after)
 
 
 def _gate_open(tick: Tick, name: str) -> bool:
@@ -195,7 +134,7 @@ def _start_step(tick: Tick, step: int, judged: Mapping[str, Any] | None = None) 
 
 def progressing(tick: Tick) -> Decision:
     status, plan = tick.status, tick.plan
-    unsettled = _settled(tick, status.canary_weight)
+    unsettled = settle.settled(tick, status.canary_weight)
     if unsettled is not None:
         return unsettled
     # Read once and handed on: nothing below moves the step's clock.
@@ -225,6 +164,9 @@ def progressing(tick: Tick) -> Decision:
         # Nobody could have seen data while the controller was away (and the data plane may be
         # new, as after a demo restart): the no-data grace starts again rather than being spent.
         tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
+    asked = gates.rollback_asked(tick, plan.rollback)
+    if asked is not None:
+        return _roll_back(_with(tick, asked[1]), asked[0])
     checked = checks.run(tick, gates=plan.rollout)
     if checked.failed_checks >= plan.threshold:
         return _roll_back(
@@ -233,6 +175,15 @@ def progressing(tick: Tick) -> Decision:
             checked.notices,
             checked.updates,
         )
+    promotion = tick.status.promote_requested
+    if promotion == "force" or (promotion == "checks" and checks.step_passed(tick, checked)):
+        why = (
+            "canary promote --force: skipping the remaining steps"
+            if promotion == "force"
+            else f"canary promote: step {status.step + 1}'s checks passed, skipping the rest"
+        )
+        decision = _promote(tick, why, checked.updates)
+        return Decision(decision.status, (*checked.notices, *decision.actions), decision.wake_after)
     decision = _advance(tick, step_started_at, checked)
     if not checked.notices:
         return decision
@@ -287,13 +238,20 @@ def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> 
             decision = waiting(tick, message, judged=judged)
             return Decision(decision.status, wake_after=left)
     step = status.step
-    if step + 1 < len(plan.weights):
-        return _start_step(tick, step + 1, judged)
-    unconfirmed = [h.name for h in plan.confirm_promotion if not _gate_open(tick, h.name)]
-    if unconfirmed:
-        message = f"waiting for confirm-promotion webhook(s) {', '.join(unconfirmed)}"
-        return waiting(tick, message, judged=judged)
-    return _promote(tick, f"all {len(plan.weights)} steps passed", judged)
+    last = step + 1 >= len(plan.weights)
+    # The gate's answers go into the status after this tick's judging, not beside it.
+    tick = _with(tick, judged)
+    gate = gates.confirm(
+        tick,
+        plan.confirm_promotion if last else plan.confirm_traffic_increase,
+        kind="confirm-promotion" if last else "confirm-traffic-increase",
+    )
+    tick = _with(tick, gate.updates)
+    if not gate.open:
+        return _held(tick, gate)
+    if not last:
+        return _start_step(tick, step + 1)
+    return _promote(tick, f"all {len(plan.weights)} steps passed")
 
 
 def _promote(tick: Tick, why: str, judged: Mapping[str, Any] | None = None) -> Decision:
@@ -309,19 +267,48 @@ def _promote(tick: Tick, why: str, judged: Mapping[str, Any] | None = None) -> D
 
 
 def promoting(tick: Tick) -> Decision:
-    unsettled = _settled(tick, 100)
+    unsettled = settle.settled(tick, 100)
     if unsettled is not None:
         return unsettled
-    canary = tick.status.canary_subset
+    status = tick.status
+    canary = status.canary_subset
+    target = tick.spec.canary.target_ref
+    promoted_target = "" if target is None else target.name
+    # The Deployment that served the stable subset until now is retired; scaleDownAfter scales
+    # it to zero once the promotion has held (never the one that serves now).
+    retired = status.stable_target if status.stable_target != promoted_target else ""
     return enter(
         tick,
         Phase.SUCCEEDED,
         reason="Promoted",
         message=f"{canary} receives 100% and is now the stable subset",
-        actions=_post_rollout(tick, "succeeded"),
+        actions=_post_rollout(tick, "Succeeded"),
         stable_subset=canary,
+        stable_target=promoted_target,
+        retired_target=retired,
+        scaled_down_at=None,
         step_started_at=None,
     )
+
+
+def succeeded(tick: Tick) -> Decision:
+    """A promotion that has held `scaleDownAfter` scales the retired Deployment to zero, once,
+    and only while the route sends everything to the promoted subset."""
+    status, plan = tick.status, tick.plan
+    after, since = plan.scale_down_after, status.last_transition_time
+    if after is None or not status.retired_target or status.scaled_down_at is not None:
+        return Decision(status)
+    if since is None or not elapsed(tick.since(since), after):
+        return Decision(status, wake_after=max(1.0, after - tick.since(since)))
+    traffic = tick.seen.traffic
+    if traffic is None or traffic.weights.get(status.stable_subset) != 100:
+        return Decision(status)
+    message = (
+        f"scaled Deployment {status.retired_target} to zero: {status.stable_subset} has served "
+        f"100% for {after:g}s"
+    )
+    updated = records.evolve(status, {"scaled_down_at": tick.now})
+    return Decision(updated, (ScaleToZero(status.retired_target), Notify("ScaledDown", message)))
 
 
 def _roll_back(
@@ -357,7 +344,7 @@ def roll_back(tick: Tick, why: str) -> Decision:
 
 
 def rolling_back(tick: Tick) -> Decision:
-    unsettled = _settled(tick, 0)
+    unsettled = settle.settled(tick, 0)
     if unsettled is not None:
         return unsettled
     stable = tick.status.stable_subset
@@ -375,7 +362,7 @@ def rolling_back(tick: Tick) -> Decision:
         base=verified,
         reason="RolledBack",
         message=f"rolled back: {stable} receives 100%",
-        actions=_post_rollout(tick, "failed"),
+        actions=_post_rollout(tick, "Failed"),
         warning=True,
         step_started_at=None,
     )

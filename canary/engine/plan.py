@@ -38,15 +38,22 @@ class Plan:
     skip_analysis: bool
     metrics: tuple[MetricCheck, ...]
     rules: tuple[judge.Rule, ...]
+    # The webhooks by type (Flagger's eight; see api/spec.py WebhookType).
+    confirm_rollout: tuple[Webhook, ...]
     pre_rollout: tuple[Webhook, ...]
     rollout: tuple[Webhook, ...]
+    confirm_traffic_increase: tuple[Webhook, ...]
     confirm_promotion: tuple[Webhook, ...]
     post_rollout: tuple[Webhook, ...]
+    rollback: tuple[Webhook, ...]
+    event: tuple[Webhook, ...]
     # The names whose latest result must be a pass for a step to pass.
     required: tuple[str, ...]
     chaos: tuple[Experiment, ...]
     # Seconds: the longest metric query window; a fault keeps a step's checks off this long.
     longest_window: float
+    # Seconds a promotion holds before the retired Deployment is scaled to zero; None: never.
+    scale_down_after: float | None
 
 
 def held_after(period: float) -> float:
@@ -97,14 +104,19 @@ def _made(spec: CanarySpec) -> Plan:
         skip_analysis=spec.skip_analysis,
         metrics=tuple(analysis.metrics),
         rules=rules,
+        confirm_rollout=hooks(WebhookType.CONFIRM_ROLLOUT),
         pre_rollout=hooks(WebhookType.PRE_ROLLOUT),
         rollout=rollout,
+        confirm_traffic_increase=hooks(WebhookType.CONFIRM_TRAFFIC_INCREASE),
         confirm_promotion=hooks(WebhookType.CONFIRM_PROMOTION),
         post_rollout=hooks(WebhookType.POST_ROLLOUT),
+        rollback=hooks(WebhookType.ROLLBACK),
+        event=hooks(WebhookType.EVENT),
         required=tuple(rule.name for rule in rules if rule.enforced)
         + tuple(hook.name for hook in rollout),
         chaos=tuple(spec.chaos),
         longest_window=max(
             (durations.seconds(metric.interval) for metric in analysis.metrics), default=0.0
         ),
+        scale_down_after=spec.scale_down_after_seconds,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from canary.api.commands import Command
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
 from canary.engine import revision
@@ -46,6 +47,10 @@ class Replay:
     start: datetime
     tick_seconds: float
     target_ready: bool | None = None
+    # The canary targetRef's pod template revision, as the Workloads port would read it.
+    target_revision: str = ""
+    # A command in the Canary's annotations (canary promote|abort|retry), until cleared.
+    command: Command | None = None
     gates: Mapping[str, GateResult] = field(default_factory=dict)
     status: CanaryStatus = field(default_factory=CanaryStatus)
     decisions: list[Decision] = field(default_factory=list)
@@ -53,10 +58,11 @@ class Replay:
     now: datetime | None = None
 
     def run(self, *, max_ticks: int, keep: bool = True) -> CanaryStatus:
-        rev = revision.of(self.spec)
         now = self.start if self.now is None else self.now
         step = timedelta(seconds=self.tick_seconds)
         for _ in range(max_ticks):
+            # Read each tick: a test may change the spec or the target between runs.
+            rev = revision.of(self.spec, target_revision=self.target_revision)
             asked = wanted(self.spec, self.status, now)
             seen = self._observe(rev, asked, now)
             decision = decide(self.spec, self.status, seen, now)
@@ -80,6 +86,8 @@ class Replay:
             revision=rev,
             traffic=Traffic(weights=dict(self.route.weights), applied=self.route.applied),
             target_ready=self.target_ready,
+            target_revision=self.target_revision,
+            command=self.command,
             measurements={m.name: self.measure(m.name, weight, elapsed) for m in asked.metrics},
             gates={h.name: self.gates[h.name] for h in asked.webhooks if h.name in self.gates},
         )

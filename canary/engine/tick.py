@@ -92,6 +92,28 @@ def enter(
         message=message,
         now=tick.now,
     )
+    promoted = _PROMOTED.get(phase)
+    if promoted is not None:
+        # Flagger's condition, so `kubectl wait canary/NAME --for=condition=Promoted` works.
+        with_condition = conditions.with_condition(
+            with_condition,
+            type=conditions.PROMOTED,
+            status=promoted[0],
+            reason=promoted[1],
+            message=message if terminal else "",
+            now=tick.now,
+        )
+    if status.waiting_for or conditions.is_true(with_condition, conditions.WAITING):
+        # A new phase or step waits on nothing yet: whatever gate held the last one opened.
+        updates.setdefault("waiting_for", "")
+        with_condition = conditions.with_condition(
+            with_condition,
+            type=conditions.WAITING,
+            status="False",
+            reason="GateOpen",
+            message="",
+            now=tick.now,
+        )
     values = {
         "phase": phase,
         "message": message,
@@ -109,6 +131,13 @@ def enter(
     # later, so the step's clock starts as soon as the data plane serves it.
     writes = any(isinstance(action, SetWeights) for action in actions)
     return Decision(status, (notify, *actions), PROPAGATION_POLL if writes else None)
+
+
+_PROMOTED: dict[Phase, tuple[Literal["True", "False", "Unknown"], str]] = {
+    Phase.INITIALIZING: ("Unknown", "Progressing"),
+    Phase.SUCCEEDED: ("True", "Succeeded"),
+    Phase.FAILED: ("False", "Failed"),
+}
 
 
 def waiting(

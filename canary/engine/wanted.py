@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec, Webhook
 from canary.api.status import CanaryStatus, Phase
-from canary.engine import chaos, plan
+from canary.engine import chaos, gates, plan
 from canary.engine.tick import elapsed
 
 
@@ -43,7 +43,12 @@ def wanted(spec: CanarySpec, status: CanaryStatus, now: datetime) -> Wanted:
         return NOTHING
     phase = status.phase
     if phase is Phase.INITIALIZING:
-        return Wanted(webhooks=made.pre_rollout)
+        # Flagger's order: the pre-rollout hooks (a migration, a smoke test) run only once the
+        # rollout is confirmed.
+        hooks = made.confirm_rollout + made.rollback
+        if gates.confirmed_before(status, made.confirm_rollout):
+            hooks += made.pre_rollout
+        return Wanted(webhooks=hooks)
     started = status.step_started_at
     if phase is not Phase.PROGRESSING or started is None:
         return NOTHING
@@ -67,8 +72,10 @@ def wanted(spec: CanarySpec, status: CanaryStatus, now: datetime) -> Wanted:
         last = checked
     due = elapsed((now - last).total_seconds(), made.check_interval)
     metrics = made.metrics if due else ()
-    webhooks = made.rollout if due else ()
-    last_step = status.step + 1 >= len(made.weights)
-    if last_step and elapsed((now - started).total_seconds(), made.interval):
-        webhooks += made.confirm_promotion
+    webhooks = made.rollout + made.rollback if due else ()
+    if status.promote_requested is None and elapsed((now - started).total_seconds(), made.interval):
+        # The step has held: what its end waits on is asked while it waits (canary promote
+        # skips these gates, a person having said yes).
+        last_step = status.step + 1 >= len(made.weights)
+        webhooks += made.confirm_promotion if last_step else made.confirm_traffic_increase
     return Wanted(metrics=metrics, webhooks=webhooks)
