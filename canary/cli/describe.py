@@ -3,6 +3,8 @@ commands that refuse, so a person reads the same words wherever they look."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -15,7 +17,8 @@ from canary.ports import StoredCanary
 if TYPE_CHECKING:
     # Only for its type: the commands import this module, and `canary --help` must not load
     # the Kubernetes client.
-    from canary.cluster.client import Client
+    from canary.api.status import Condition
+    from canary.cluster.client import Client, Event
 
 IN_PROGRESS = frozenset(
     {Phase.INITIALIZING, Phase.PROGRESSING, Phase.PROMOTING, Phase.ROLLING_BACK}
@@ -59,6 +62,107 @@ def waiting(status: CanaryStatus) -> str:
     if status.waiting_for:
         return f"waiting for {status.waiting_for}"
     return status.message
+
+
+# The engine's messages about one step start "step n/N: " or "step n: " (phases.py).
+_STEP_PREFIX = re.compile(r"step (\d+)(?:/(\d+))?: ")
+
+
+def step_message(stored: StoredCanary) -> tuple[str, bool]:
+    """The status message without what a line that shows `step(stored)` and the gate already
+    says: a leading "step n/N: " about the step shown is cut (True then), and a message that
+    only repeats `waiting_for` is dropped."""
+    status = stored.status
+    message = status.message
+    if status.waiting_for and status.waiting_for in message:
+        return "", False
+    found = _STEP_PREFIX.match(message)
+    if found is None or stored.spec is None:
+        return message, False
+    shown = f"{found.group(1)}/{found.group(2) or len(stored.spec.analysis.weights)}"
+    if shown != step(stored):
+        return message, False
+    return message[found.end() :], True
+
+
+def condition(status: CanaryStatus, type: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == type), None)
+
+
+def gate(status: CanaryStatus) -> str:
+    """The gate that holds the rollout, with since when (the Waiting condition's time); "" when
+    none does."""
+    if not status.waiting_for:
+        return ""
+    held = condition(status, "Waiting")
+    if held is None or held.status != "True":
+        return status.waiting_for
+    return f"{status.waiting_for} (since {clock(held.last_transition_time)})"
+
+
+def unseen_generation(stored: StoredCanary) -> str:
+    """Says that the controller has not acted on the Canary's latest generation (a spec change,
+    a pause) yet; "" when it has, or when the status does not say: no status yet (the phase
+    says NotStarted) or one from a controller older than observedGeneration."""
+    generation, observed = stored.generation, stored.status.observed_generation
+    if observed == 0 or generation <= observed:
+        return ""
+    return f"the controller has not seen generation {generation} yet (it acted on {observed})"
+
+
+def promotion(status: CanaryStatus) -> str:
+    """What `canary promote` asked that the controller has not done yet; "" when nothing."""
+    if status.promote_requested == "force":
+        return "promotion asked, at once (--force)"
+    if status.promote_requested == "checks":
+        return "promotion asked, once this step's checks pass"
+    return ""
+
+
+def template(stored: StoredCanary) -> str:
+    """The canary Deployment's pod template revision the rollout judges; "" when none."""
+    revision = stored.status.target_revision
+    if not revision:
+        return ""
+    spec = stored.spec
+    ref = spec.canary.target_ref if spec is not None else None
+    return f"pod template {revision}" + (f" of Deployment {ref.name}" if ref else "")
+
+
+def retired(stored: StoredCanary) -> str:
+    """What became of the Deployment the last promotion retired; "" when none."""
+    status = stored.status
+    if not status.retired_target:
+        return ""
+    name = f"Deployment {status.retired_target}"
+    if status.scaled_down_at is not None:
+        return f"{name}, scaled to zero at {clock(status.scaled_down_at)}"
+    after = stored.spec.scale_down_after if stored.spec is not None else None
+    if after is None:
+        return f"{name}, left as it is (no scaleDownAfter)"
+    return f"{name}, to be scaled to zero once the promotion has held {after}"
+
+
+_ROLLING_OUT = re.compile(r"rolling out (\S+) in place of ([^\s(]+)")
+_STARTS = frozenset({"RolloutStarted", "RolloutRestarted", "RolloutRetried"})
+
+
+def replaced(stored: StoredCanary, events: Sequence[Event]) -> str:
+    """The subset the rollout in the status started from; "" when nothing says.
+
+    Until a promotion the status's stable subset is it; a promotion makes the canary the stable
+    subset and the status keeps no trace of the one before, so then it is read from the Event
+    that started the rollout (the latest, since every start writes one): "rolling out X in
+    place of Y".
+    """
+    status = stored.status
+    if status.stable_subset and status.stable_subset != status.canary_subset:
+        return status.stable_subset
+    for event in reversed(events):
+        found = _ROLLING_OUT.match(event.message) if event.reason in _STARTS else None
+        if found is not None:
+            return found.group(2) if found.group(1) == status.canary_subset else ""
+    return ""
 
 
 def expected_revision(client: Client, stored: StoredCanary) -> str:

@@ -56,16 +56,25 @@ def trail(stored: StoredCanary, expected: str, events: Sequence[Event]) -> list[
     ]
     if stored.spec is None:
         lines.append(f"  the spec does not parse: {describe.problems(stored)}")
-    if status.message:
+    if status.message and not (status.waiting_for and status.waiting_for in status.message):
         lines.append(f"  {status.message}")
     if status.waiting_for:
-        lines.append(f"  waiting for {status.waiting_for}")
+        lines.append(f"  waiting for {describe.gate(status)} to say yes")
+    unseen = describe.unseen_generation(stored)
+    if unseen:
+        lines.append(f"  {unseen}")
+    if describe.template(stored):
+        lines.append(f"  judging {describe.template(stored)}")
+    if status.promote_requested:
+        lines.append(f"  {describe.promotion(status)}")
+    if describe.retired(stored):
+        lines.append(f"  retired {describe.retired(stored)}")
     if expected and status.revision and expected != status.revision:
         lines.append(
             f"  the spec or the target changed since: revision {expected} starts at the "
             "controller's next tick; what follows is about the earlier one"
         )
-    lines += ["", *_steps(stored), "", *_experiments(status.chaos), ""]
+    lines += ["", *_steps(stored, events), "", *_experiments(status.chaos), ""]
     lines.append("Conditions:")
     for condition in status.conditions or ():
         text = f"  {condition.type}={condition.status} {condition.reason}"
@@ -84,14 +93,23 @@ def trail(stored: StoredCanary, expected: str, events: Sequence[Event]) -> list[
     return lines
 
 
-def _steps(stored: StoredCanary) -> list[str]:
+def _steps(stored: StoredCanary, events: Sequence[Event]) -> list[str]:
     from canary.api.status import HISTORY_LIMIT
+    from canary.cli import describe
 
     status = stored.status
     weights = stored.spec.analysis.weights if stored.spec is not None else ()
     records = [record for record in status.history if record.revision == status.revision]
     older = len(status.history) - len(records)
-    head = f"Steps of {status.canary_subset or '-'} in place of {status.stable_subset or '-'}"
+    head = f"Steps of {status.canary_subset or '-'}"
+    replaced = describe.replaced(stored, events)
+    if replaced:
+        head += f" in place of {replaced}"
+    elif status.canary_subset and status.stable_subset == status.canary_subset:
+        # Promoted, and no Event left says what it replaced (Events expire).
+        head += ", promoted"
+    else:
+        head += " in place of -"
     lines = [f"{head}, revision {status.revision or '-'}:"]
     if len(status.history) >= HISTORY_LIMIT:
         lines.append(

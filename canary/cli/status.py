@@ -63,7 +63,7 @@ def status(*, connection: Connection, name: str | None, all_namespaces: bool, ou
         stored = stored_of(bodies[0])
         with reported(connection):
             expected = describe.expected_revision(client, stored)
-        for line in _detail(stored, bodies[0], expected):
+        for line in _detail(stored, expected):
             click.echo(line)
         return
     if not bodies:
@@ -118,7 +118,18 @@ def _paused(stored: StoredCanary) -> bool:
     return stored.spec is not None and stored.spec.suspend
 
 
-def _detail(stored: StoredCanary, body: dict[str, Any], expected: str) -> list[str]:
+def _generations(stored: StoredCanary) -> str:
+    """The Canary's generation and the one the controller acted on, said plainly when behind."""
+    generation, observed = stored.generation, stored.status.observed_generation
+    if observed == 0:
+        # No status yet, or a controller that does not record it.
+        return f"generation {generation}"
+    if generation <= observed:
+        return f"generation {generation}, seen by the controller"
+    return f"generation {generation}, not seen by the controller yet: it acted on {observed}"
+
+
+def _detail(stored: StoredCanary, expected: str) -> list[str]:
     from canary.cli import describe
 
     status = stored.status
@@ -135,19 +146,19 @@ def _detail(stored: StoredCanary, body: dict[str, Any], expected: str) -> list[s
         f"  step:         {describe.step(stored)} (steps at {weights})",
     ]
     if status.waiting_for:
-        lines.append(f"  waiting for:  {status.waiting_for}")
-    if status.message:
+        lines.append(f"  waiting for:  {describe.gate(status)} to say yes")
+    if status.message and not (status.waiting_for and status.waiting_for in status.message):
         lines.append(f"  message:      {status.message}")
     if spec.suspend:
         since = f" since {describe.clock(status.suspended_at)}" if status.suspended_at else ""
         lines.append(f"  paused:       yes{since} (canary resume {stored.key.name})")
     if status.promote_requested:
-        lines.append(f"  promotion:    asked ({status.promote_requested})")
-    generation = (body.get("metadata") or {}).get("generation")
-    lines.append(
-        f"  revision:     {status.revision or '-'} (generation {generation}, "
-        f"observed {status.observed_generation})"
-    )
+        lines.append(f"  promotion:    {describe.promotion(status).removeprefix('promotion ')}")
+    lines.append(f"  revision:     {status.revision or '-'} ({_generations(stored)})")
+    if describe.template(stored):
+        lines.append(f"  template:     {describe.template(stored)}")
+    if describe.retired(stored):
+        lines.append(f"  retired:      {describe.retired(stored)}")
     if expected and expected != status.revision:
         # The spec or the target's pod template changed since: what is above is the earlier
         # release's, and a pipeline reading it should know.

@@ -42,10 +42,13 @@ SUCCEEDED, FAILED, GAVE_UP = 0, 1, 2
 )
 @connected()
 def wait(*, connection: Connection, name: str, timeout: params.Timeout) -> None:
-    """Wait for this release of NAME to end, printing a line whenever it moves.
+    """Wait for this release of NAME to end, printing a line whenever it moves, and one
+    whenever a gate (a confirm-* webhook) starts or stops holding it. The last line is the
+    verdict.
 
     Exits 0 when it Succeeded, 1 when it Failed or is Invalid, 2 on timeout or when the Canary
-    is gone. A rollout of an earlier revision that already ended is not this release.
+    is gone or not found (it does not wait for one to be created). A rollout of an earlier
+    revision that already ended is not this release.
     """
     with reported(connection):
         code = follow(connection, name, timeout=timeout, say=_say)
@@ -75,6 +78,7 @@ def follow(
     deadline = time.monotonic() + timeout.seconds
     expected = ""
     said = ""
+    held = ""
     seen = False
     unreachable = False
     while True:
@@ -99,6 +103,15 @@ def follow(
                 say(f"the spec or the target's pod template changed: now waiting for {revision}")
             seen, expected = True, revision
             status = stored.status
+            # A gate starting or stopping to hold this release is said on a line of its own,
+            # before the verdict, so that the last line is always the verdict.
+            holding = status.waiting_for if describe.is_current(stored, expected) else ""
+            if holding != held:
+                if held:
+                    say(f"{held} no longer holds the rollout")
+                if holding:
+                    say(f"{holding} holds the rollout: waiting for it to say yes")
+                held = holding
             if describe.is_current(stored, expected):
                 if status.phase is Phase.SUCCEEDED:
                     say(f"Succeeded: {status.message} (revision {expected})")
@@ -121,21 +134,26 @@ def progress(stored: StoredCanary, expected: str) -> str:
     from canary.cli import describe
 
     status = stored.status
+    unseen = describe.unseen_generation(stored)
     if not describe.is_current(stored, expected):
         about = (
             f"the status is about revision {status.revision} ({describe.phase(status)})"
             if status.revision
             else "no status yet"
         )
-        return f"waiting for the controller to start revision {expected}; {about}"
+        parts = [f"waiting for the controller to start revision {expected}", unseen, about]
+        return "; ".join(part for part in parts if part)
     paused = " (paused)" if stored.spec is not None and stored.spec.suspend else ""
-    parts = [
-        f"{describe.phase(status)}{paused}",
-        f"weight {status.canary_weight}%",
-        f"step {describe.step(stored)}",
-    ]
+    parts = [f"{describe.phase(status)}{paused}", f"weight {status.canary_weight}%"]
+    message, about_the_step = describe.step_message(stored)
+    if about_the_step:
+        # "step 2/3: weight 25 is live", not "step 2/3, step 2/3: weight 25 is live".
+        shown = f"step {describe.step(stored)}"
+        parts.append(f"{shown}: {message}" if message else shown)
+        message = ""
+    else:
+        parts.append(f"step {describe.step(stored)}")
     if status.waiting_for:
         parts.append(f"waiting for {status.waiting_for}")
-    if status.message:
-        parts.append(status.message)
-    return ", ".join(parts)
+    parts += [message, unseen]
+    return ", ".join(part for part in parts if part)

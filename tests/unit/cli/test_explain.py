@@ -128,3 +128,82 @@ def test_a_missing_canary_exits_1(store: LocalStore) -> None:
     result = cli(store, "explain", "nope", "-n", NS)
     assert result.exit_code == 1
     assert "Canary shop/nope not found" in result.stderr
+
+
+def _promoted(store: LocalStore, **fields: object) -> None:
+    set_status(
+        store,
+        phase=Phase.SUCCEEDED,
+        canary_weight=100,
+        step=2,
+        stable_subset="v2",
+        canary_subset="v2",
+        message="v2 receives 100% and is now the stable subset",
+        **fields,
+    )
+
+
+def test_a_promoted_rollout_names_the_subset_it_replaced(store: LocalStore) -> None:
+    _promoted(store)
+    # An earlier release, then this one's start and a restart: the latest start says.
+    store.notify(KEY, Notify("RolloutStarted", "rolling out v1 in place of v0"))
+    store.notify(KEY, Notify("RolloutStarted", "rolling out v2 in place of v0"))
+    store.notify(
+        KEY,
+        Notify(
+            "RolloutRestarted",
+            "rolling out v2 in place of v1 (the spec changed: starting over from the first step)",
+        ),
+    )
+    store.notify(KEY, Notify("Promoted", "v2 receives 100% and is now the stable subset"))
+    text = cli(store, "explain", NAME, "-n", NS).stdout
+    assert f"Steps of v2 in place of v1, revision {current_revision(store)}:" in text
+    assert "in place of v2" not in text.split("Events:")[0]
+
+
+def test_a_promoted_rollout_without_its_start_event_says_promoted(store: LocalStore) -> None:
+    _promoted(store)
+    # Events expire (an hour in a cluster); one about another canary subset is not this one's.
+    store.notify(KEY, Notify("RolloutStarted", "rolling out v3 in place of v2"))
+    text = cli(store, "explain", NAME, "-n", NS).stdout
+    assert f"Steps of v2, promoted, revision {current_revision(store)}:" in text
+    assert "in place of v2," not in text
+
+
+def test_the_gate_the_template_the_retired_deployment_and_an_unseen_generation(
+    store: LocalStore,
+) -> None:
+    gate = "confirm-traffic-increase webhook approve"
+    set_status(
+        store,
+        phase=Phase.PROGRESSING,
+        canary_weight=10,
+        waiting_for=gate,
+        message=f"waiting for {gate} to say yes",
+        target_revision="7e3a91c0d2",
+        retired_target="accounts-v0",
+        scaled_down_at=AT,
+        promote_requested="force",
+        observed_generation=1,
+        conditions=(
+            Condition(type="Waiting", status="True", reason="GateClosed",
+                      message=f"waiting for {gate} to say yes", last_transition_time=AT),
+            Condition(type="Promoted", status="Unknown", reason="Progressing",
+                      last_transition_time=AT),
+        ),
+    )  # fmt: skip
+    body = store.get("Canary", NS, NAME)
+    assert body is not None
+    body["spec"]["suspend"] = True
+    store.put(body)
+    text = cli(store, "explain", NAME, "-n", NS).stdout
+    head = text.split("\n\n")[0].splitlines()
+    assert head[1:] == [
+        f"  waiting for {gate} (since 2026-01-01 12:00:00) to say yes",
+        "  the controller has not seen generation 2 yet (it acted on 1)",
+        "  judging pod template 7e3a91c0d2 of Deployment accounts-v2",
+        "  promotion asked, at once (--force)",
+        "  retired Deployment accounts-v0, scaled to zero at 2026-01-01 12:00:00",
+    ]
+    assert "Waiting=True GateClosed (2026-01-01 12:00:00): waiting for" in text
+    assert "Promoted=Unknown Progressing (2026-01-01 12:00:00)" in text

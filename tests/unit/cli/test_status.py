@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from canary.api.commands import CommandResult, Verb
-from canary.api.status import CheckResult, MeasurementKind, Phase, Verdict
+from canary.api.status import CheckResult, Condition, MeasurementKind, Phase, Verdict
 from canary.cli import main
 from canary.localmesh.store import LocalStore
 from tests.unit.cli.conftest import NAME, NS, canary_body, cli, set_status
@@ -119,3 +119,73 @@ def test_a_release_the_controller_has_not_started_is_shown_pending(store: LocalS
     assert "revision:     0ld0ld0ld0ld" in result.stdout
     assert "pending:      revision " in result.stdout
     assert "of v2: the controller starts it at its next tick" in result.stdout
+
+
+def test_the_gate_holding_the_rollout_with_since_when_and_its_message_once(
+    store: LocalStore,
+) -> None:
+    gate = "confirm-promotion webhook approve"
+    set_status(
+        store,
+        phase=Phase.PROGRESSING,
+        canary_weight=50,
+        step=2,
+        waiting_for=gate,
+        message=f"waiting for {gate} to say yes",
+        conditions=(
+            Condition(type="Waiting", status="True", reason="GateClosed",
+                      message=f"waiting for {gate} to say yes", last_transition_time=AT),
+        ),
+        promote_requested="checks",
+    )  # fmt: skip
+    text = cli(store, "status", NAME, "-n", NS).stdout
+    assert f"  waiting for:  {gate} (since 2026-01-01 12:00:00) to say yes\n" in text
+    assert "  message:" not in text, "the message only repeats the gate"
+    assert "  promotion:    asked, once this step's checks pass\n" in text
+    table = cli(store, "status", "-n", NS).stdout.splitlines()
+    assert table[1].endswith(f"waiting for {gate}")
+
+
+def test_the_template_revision_and_the_retired_deployment(store: LocalStore) -> None:
+    set_status(
+        store,
+        phase=Phase.SUCCEEDED,
+        canary_weight=100,
+        stable_subset="v2",
+        target_revision="7e3a91c0d2",
+        stable_target="accounts-v2",
+        retired_target="accounts-v1",
+    )
+    text = cli(store, "status", NAME, "-n", NS).stdout
+    assert "  template:     pod template 7e3a91c0d2 of Deployment accounts-v2\n" in text
+    assert "  retired:      Deployment accounts-v1, left as it is (no scaleDownAfter)\n" in text
+    store.put(canary_body(scaleDownAfter="10m"))
+    text = cli(store, "status", NAME, "-n", NS).stdout
+    assert (
+        "  retired:      Deployment accounts-v1, to be scaled to zero once the promotion has "
+        "held 10m\n"
+    ) in text
+    set_status(
+        store,
+        phase=Phase.SUCCEEDED,
+        canary_weight=100,
+        stable_subset="v2",
+        retired_target="accounts-v1",
+        scaled_down_at=AT,
+    )
+    text = cli(store, "status", NAME, "-n", NS).stdout
+    assert "  retired:      Deployment accounts-v1, scaled to zero at 2026-01-01 12:00:00\n" in text
+    assert "  template:" not in text, "no target revision, no line"
+
+
+def test_the_generation_the_controller_acted_on(store: LocalStore) -> None:
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10)
+    unknown = cli(store, "status", NAME, "-n", NS).stdout
+    assert "revision:     " in unknown
+    assert "(generation 1)\n" in unknown, "a controller that does not say: nothing claimed"
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10, observed_generation=1)
+    assert "(generation 1, seen by the controller)\n" in cli(store, "status", NAME, "-n", NS).stdout
+    store.put(canary_body(suspend=True))
+    text = cli(store, "status", NAME, "-n", NS).stdout
+    assert "(generation 2, not seen by the controller yet: it acted on 1)\n" in text
+    assert "  paused:       yes" in text

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
-from canary.api.status import Phase
+from canary.api.status import Condition, Phase
 from canary.localmesh.store import LocalStore
 from tests.unit.cli.conftest import NAME, NS, body, canary_body, cli, deployment, later, set_status
 
@@ -121,3 +122,106 @@ def test_a_spec_that_does_not_parse_exits_1(store: LocalStore) -> None:
     result = cli(store, "wait", NAME, "-n", NS)
     assert result.exit_code == 1
     assert "is invalid: spec.analysis" in result.stderr
+
+
+def _timeless(output: str) -> list[str]:
+    """The lines without their HH:MM:SS stamp."""
+    return [line.split(" ", 1)[1] for line in output.splitlines()]
+
+
+def test_a_progress_line_says_the_step_once(store: LocalStore) -> None:
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10, message="step 1/3: weight 10")
+    steps = later(
+        [
+            (0.2, lambda: set_status(store, phase=Phase.PROGRESSING, canary_weight=10,
+                                     message="step 1/3: weight 10 is live")),
+            (0.4, lambda: set_status(store, phase=Phase.PROGRESSING, canary_weight=25, step=1,
+                                     message="step 2: waiting for every check to pass")),
+            # A message about another step than the one shown is left whole.
+            (0.6, lambda: set_status(store, phase=Phase.PROGRESSING, canary_weight=50, step=2,
+                                     message="step 2/3: weight 25 is live")),
+            (0.8, lambda: set_status(store, phase=Phase.SUCCEEDED, message="v2 is stable")),
+        ]
+    )  # fmt: skip
+    result = cli(store, "wait", NAME, "-n", NS, "--timeout", "10s")
+    steps.join()
+    assert result.exit_code == 0, result.output
+    lines = _timeless(result.stdout)
+    assert lines[:4] == [
+        "Progressing, weight 10%, step 1/3: weight 10",
+        "Progressing, weight 10%, step 1/3: weight 10 is live",
+        "Progressing, weight 25%, step 2/3: waiting for every check to pass",
+        "Progressing, weight 50%, step 3/3, step 2/3: weight 25 is live",
+    ]
+    assert not any("step 1/3, step 1/3" in line for line in lines)
+
+
+def test_a_gate_holding_the_rollout_is_said_when_it_starts_and_stops(
+    store: LocalStore,
+) -> None:
+    gate = "confirm-promotion webhook approve"
+    waiting = Condition(
+        type="Waiting", status="True", reason="GateClosed",
+        message=f"waiting for {gate} to say yes", last_transition_time=datetime.now(UTC),
+    )  # fmt: skip
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=50, step=2)
+    moves = later(
+        [
+            (0.2, lambda: set_status(store, phase=Phase.PROGRESSING, canary_weight=50, step=2,
+                                     waiting_for=gate, message=f"waiting for {gate} to say yes",
+                                     conditions=(waiting,))),
+            (0.5, lambda: set_status(store, phase=Phase.PROMOTING, canary_weight=100, step=2,
+                                     message="all 3 steps passed: sending 100% to v2")),
+            (0.7, lambda: set_status(store, phase=Phase.SUCCEEDED, canary_weight=100, step=2,
+                                     message="v2 receives 100% and is now the stable subset")),
+        ]
+    )  # fmt: skip
+    result = cli(store, "wait", NAME, "-n", NS, "--timeout", "10s")
+    moves.join()
+    assert result.exit_code == 0, result.output
+    lines = _timeless(result.stdout)
+    assert lines[1:5] == [
+        f"{gate} holds the rollout: waiting for it to say yes",
+        f"Progressing, weight 50%, step 3/3, waiting for {gate}",
+        f"{gate} no longer holds the rollout",
+        "Promoting, weight 100%, step 3/3, all 3 steps passed: sending 100% to v2",
+    ]
+    assert lines[-1].startswith("Succeeded: v2 receives 100% and is now the stable subset")
+
+
+def test_a_rollout_that_ends_while_held_still_ends_on_its_verdict(store: LocalStore) -> None:
+    gate = "confirm-traffic-increase webhook approve"
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10, waiting_for=gate)
+    aborted = later([(0.3, lambda: set_status(store, phase=Phase.FAILED, message="aborted"))])
+    result = cli(store, "wait", NAME, "-n", NS, "--timeout", "10s")
+    aborted.join()
+    assert result.exit_code == 1, result.output
+    lines = _timeless(result.stdout)
+    assert lines[0] == f"{gate} holds the rollout: waiting for it to say yes"
+    assert lines[-2] == f"{gate} no longer holds the rollout"
+    assert lines[-1].startswith("Failed: aborted (revision ")
+
+
+def test_a_generation_the_controller_has_not_seen_is_said(store: LocalStore) -> None:
+    set_status(store, phase=Phase.SUCCEEDED, canary_weight=100, observed_generation=1)
+    changed = canary_body()
+    changed["spec"]["analysis"]["stepWeights"] = [20, 40]
+    store.put(changed)
+    result = cli(store, "wait", NAME, "-n", NS, "--timeout", "300ms")
+    assert result.exit_code == 2, result.output
+    assert "the controller has not seen generation 2 yet (it acted on 1)" in result.stdout
+    assert "the status is about revision " in result.stdout
+
+
+def test_a_pause_the_controller_has_not_seen_is_said(store: LocalStore) -> None:
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10, observed_generation=1)
+    store.put(canary_body(suspend=True))
+    result = cli(store, "wait", NAME, "-n", NS, "--timeout", "300ms")
+    assert result.exit_code == 2, result.output
+    assert (
+        "Progressing (paused), weight 10%, step 1/3, the controller has not seen generation 2 "
+        "yet (it acted on 1)"
+    ) in result.stdout
+    set_status(store, phase=Phase.PROGRESSING, canary_weight=10, observed_generation=2)
+    seen = cli(store, "wait", NAME, "-n", NS, "--timeout", "300ms")
+    assert "has not seen" not in seen.stdout
