@@ -103,7 +103,8 @@ def enter(
             message=message if terminal else "",
             now=tick.now,
         )
-    if status.waiting_for or conditions.is_true(with_condition, conditions.WAITING):
+    # waitingFor and the Waiting condition change together (gates.py), so one is enough to ask.
+    if status.waiting_for:
         # A new phase or step waits on nothing yet: whatever gate held the last one opened.
         updates.setdefault("waiting_for", "")
         with_condition = conditions.with_condition(
