@@ -52,3 +52,13 @@ def labels(
             raise click.BadParameter(f"label {key!r} is given twice")
         found[key] = text
     return found
+
+
+# The --timeout of the commands that ask the controller and wait for its answer.
+answer_timeout = click.option(
+    "--timeout",
+    callback=duration,
+    default="60s",
+    show_default=True,
+    help="How long to wait for the controller's answer (a duration).",
+)

@@ -16,13 +16,7 @@ from canary.cli.root import main
     is_flag=True,
     help="Promote at once, without waiting for the current step's checks to pass.",
 )
-@click.option(
-    "--timeout",
-    callback=params.duration,
-    default="60s",
-    show_default=True,
-    help="How long to wait for the controller's answer (a duration).",
-)
+@params.answer_timeout
 @connected()
 def promote(*, connection: Connection, name: str, force: bool, timeout: params.Timeout) -> None:
     """Ask the controller to promote NAME now, skipping the remaining steps.

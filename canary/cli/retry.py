@@ -11,13 +11,7 @@ from canary.cli.root import main
 
 @main.command()
 @click.argument("name")
-@click.option(
-    "--timeout",
-    callback=params.duration,
-    default="60s",
-    show_default=True,
-    help="How long to wait for the controller's answer (a duration).",
-)
+@params.answer_timeout
 @connected()
 def retry(*, connection: Connection, name: str, timeout: params.Timeout) -> None:
     """Ask the controller to start NAME's failed rollout over from the first step (same

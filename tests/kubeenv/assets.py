@@ -89,6 +89,23 @@ def run_build(script: Path, timeout: float) -> Path:
     return Path(lines[-1])
 
 
+def tool_dir(script: Path, *, binary: str, dir_env: str, error_env: str, timeout: float) -> Path:
+    """The directory holding `binary`, as a build script of tests/ made it: from `dir_env` when
+    tests/run said where, the failure in `error_env` when its build failed (raised, not built a
+    second time), else built now. Missing when there is no such executable."""
+    error = os.environ.get(error_env)
+    if error:
+        raise Missing(error)
+    configured = os.environ.get(dir_env)
+    directory = Path(configured) if configured else run_build(script, timeout)
+    if not os.access(directory / binary, os.X_OK):
+        source = f"${dir_env}" if configured else str(script)
+        raise Missing(
+            f"no executable {binary} in {directory} (from {source}); build it with {script}"
+        )
+    return directory
+
+
 def istio_crds(*, timeout: float = 300.0) -> Path:
     """Istio's CustomResourceDefinitions, one multi-document YAML file, fetched once.
 

@@ -9,7 +9,6 @@ building a second time); without either, the build runs from here. Anything miss
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.kubeenv import assets as kube_assets
@@ -28,14 +27,6 @@ Missing = kube_assets.Missing
 
 def loadtester_dir(*, timeout: float = BUILD_TIMEOUT) -> Path:
     """The directory holding `loadtester`, built first when nobody said where."""
-    error = os.environ.get(BUILD_ERROR_ENV)
-    if error:
-        raise Missing(error)
-    configured = os.environ.get(DIR_ENV)
-    directory = Path(configured) if configured else kube_assets.run_build(BUILD_SCRIPT, timeout)
-    if not os.access(directory / BINARY, os.X_OK):
-        source = f"${DIR_ENV}" if configured else str(BUILD_SCRIPT)
-        raise Missing(
-            f"no executable {BINARY} in {directory} (from {source}); build it with {BUILD_SCRIPT}"
-        )
-    return directory
+    return kube_assets.tool_dir(
+        BUILD_SCRIPT, binary=BINARY, dir_env=DIR_ENV, error_env=BUILD_ERROR_ENV, timeout=timeout
+    )
