@@ -27,7 +27,17 @@ from canary.engine.observation import (
 )
 from canary.engine.wanted import wanted
 from canary.errors import CanaryError, InvalidSpec
-from canary.ports import CanaryKey, Router, RouteRef, Store, StoredCanary, SubsetRef, Workloads
+from canary.ports import (
+    CanaryKey,
+    MetricsProvider,
+    Router,
+    RouteRef,
+    Store,
+    StoredCanary,
+    SubsetRef,
+    WebhookRequest,
+    Workloads,
+)
 
 
 def route_of(key: CanaryKey, spec: CanarySpec, stable_subset: str = "") -> RouteRef:
@@ -79,22 +89,19 @@ def observe(
             problems.extend(f"spec.canary.{problem}" for problem in exc.problems)
     target_revision = "" if target is None else target.template_revision
     current = revision.of(spec, target_revision=target_revision)
-    due = wanted(spec, status, now)
-    measurements: dict[str, Measurement] = {}
-    for metric in due.metrics:
+    # Every check's source is resolved on every tick, not only when the check is due: a missing
+    # template or Secret makes the Canary Invalid before its first write, and keeps it so.
+    resolved: dict[str, tuple[queries.ResolvedQuery, MetricsProvider]] = {}
+    for metric in spec.analysis.metrics:
         try:
-            resolved = queries.resolve(key, spec, metric, store=store, query_set=query_set)
-            provider = sources.metrics_for(resolved.template)
+            query = queries.resolve(key, spec, metric, store=store, query_set=query_set)
+            resolved[metric.name] = (query, sources.metrics_for(query.template))
         except InvalidSpec as exc:
             problems.extend(exc.problems)
-            continue
-        measurements[metric.name] = provider.measure(
-            resolved.query, requests_query=resolved.requests_query
-        )
-    gates: dict[str, GateResult] = {}
-    for hook in due.webhooks:
+    asked: dict[str, WebhookRequest] = {}
+    for hook in spec.analysis.webhooks:
         try:
-            asked = hooks.request(
+            asked[hook.name] = hooks.request(
                 key,
                 hook,
                 secrets=sources.secrets,
@@ -103,11 +110,19 @@ def observe(
                 now=now,
             )
         except InvalidSpec as exc:
-            problems.extend(
-                f"spec.analysis.webhooks[{hook.name}].headers: {p}" for p in exc.problems
+            where = f"spec.analysis.webhooks[{hook.name}].headers"
+            problems.extend(f"{where}: {problem}" for problem in exc.problems)
+    due = wanted(spec, status, now)
+    measurements: dict[str, Measurement] = {}
+    gates: dict[str, GateResult] = {}
+    if not problems:
+        for metric in due.metrics:
+            query, provider = resolved[metric.name]
+            measurements[metric.name] = provider.measure(
+                query.query, requests_query=query.requests_query
             )
-            continue
-        gates[hook.name] = sources.webhooks.call(asked)
+        for hook in due.webhooks:
+            gates[hook.name] = sources.webhooks.call(asked[hook.name])
     chaos: dict[str, ChaosReading] = {}
     for window in due.chaos:
         chaos[window.name] = chaos_probe.read(
