@@ -45,19 +45,28 @@ class ProcessFailed(Unavailable):
 # later by a child is often taken meanwhile (CI saw a demo app fail with EADDRINUSE).
 _LOWEST_PORT = 10000
 _PICK_ATTEMPTS = 100
+# Every port free_port gave in this process (a few hundred in a whole test run, of ~20,000).
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
 
 
 def free_port() -> int:
     """A port free on 127.0.0.1 now, outside the ephemeral range; the child binds it a moment
-    later, so a race with another picker stays possible, if unlikely."""
+    later, so a race with another picker stays possible, if unlikely. A port this process
+    handed out is never handed out again: a caller often picks several before binding any (an
+    app, its Envoy and the Envoy's admin), and a second pick of the first would still be free."""
     upper = _ephemeral_floor() - 1
     for _ in range(_PICK_ATTEMPTS):
         port = _random.randint(_LOWEST_PORT, upper)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            with _handed_out_lock:
+                _handed_out.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
