@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,6 +148,7 @@ class Campaign:
             target=self.elector.run, args=(self.stop, self._started, self._stopped), daemon=True
         )
         self.thread.start()
+        _running.append(self)
 
     def _started(self) -> None:
         self.calls.append("started")
@@ -160,6 +161,20 @@ class Campaign:
         self.stop.set()
         self.thread.join(timeout=5)
         assert not self.thread.is_alive()
+
+
+# Every Campaign a test started: one a failed assertion left running would log its lease errors
+# into every later test's output.
+_running: list[Campaign] = []
+
+
+@pytest.fixture(autouse=True)
+def _campaigns_end() -> Iterator[None]:
+    yield
+    while _running:
+        campaign = _running.pop()
+        campaign.stop.set()
+        campaign.thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -313,7 +328,8 @@ def test_a_leader_that_cannot_renew_steps_down_before_its_lease_expires(
     eventually(lambda: not a.elector.is_leader, within=10.0)
     # The last renewal started before the cut, so stepping down by then is within the lease.
     assert time.monotonic() - cut < a.elector.lease_seconds
-    assert a.calls == ["started", "stopped"]
+    # is_leader turns False just before on_stopped runs, on the elector's thread.
+    eventually(lambda: a.calls == ["started", "stopped"], within=2.0)
     leases.down = None
     eventually(lambda: a.elector.is_leader)
     assert a.calls == ["started", "stopped", "started"]
