@@ -2,6 +2,10 @@
 
 A GitOps repository of a large platform holds this many, and CI runs the check on every push,
 so it has to stay well under a couple of seconds. Run: `python benchmarks/bench_validate.py`.
+
+A figure, not a gate (`.ci/run` promises benchmarks are not pass/fail): the time and its verdict
+against the target are printed and the exit code stays 0 however slow a shared machine is. It
+exits 1 only when the generated Canaries do not validate, since then the figure measures nothing.
 """
 
 from __future__ import annotations
@@ -89,12 +93,16 @@ def main() -> int:
         started = time.perf_counter()
         findings = report.validate_paths([root])
         elapsed = time.perf_counter() - started
-    print(f"validate: {CANARIES} canaries in {elapsed:.2f} s (target < {TARGET_SECONDS:.0f} s)")
+    verdict = "within" if elapsed < TARGET_SECONDS else "OVER"
+    print(
+        f"validate: {CANARIES} canaries in {elapsed:.2f} s "
+        f"({verdict} the target of {TARGET_SECONDS:.0f} s)"
+    )
     print(findings.summary())
     if findings.failed:
         print("\n".join(list(findings.lines())[:5]))
         return 1
-    return 0 if elapsed < TARGET_SECONDS else 1
+    return 0
 
 
 if __name__ == "__main__":

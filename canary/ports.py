@@ -1,4 +1,4 @@
-"""The Protocols the controller loop needs, each sized for its caller, with fakes beside them.
+"""The Protocols the controller loop needs, each sized for its caller (fakes: canary/fakes.py).
 
 An adapter implements one of these and translates its library's errors into canary.errors, so
 the loop handles an API server, a local state directory, Prometheus or a test fake the same way.
@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from canary.api.chaos import ChaosRequest
+from canary.api.chat_provider import ChatProvider
 from canary.api.commands import Command
 from canary.api.metric_template import MetricTemplate
 from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
-from canary.api.status import CanaryStatus
+from canary.api.status import CanaryStatus, Condition
 from canary.engine.actions import InjectFault, Notify, SetWeights
 from canary.engine.observation import ActiveFault, GateResult, Measurement, TargetState, Traffic
-from canary.errors import InvalidSpec
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -40,6 +40,19 @@ class SubsetRef:
     labels: tuple[tuple[str, str], ...] = ()
 
 
+# The finalizer the controller puts on every Canary before it writes anything for it, and
+# removes once a deletion has been dealt with (engine/deletion.py).
+FINALIZER = "canary.dev/finalizer"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The Canary a fault belongs to; its uid tells it from a later Canary of the same name."""
+
+    name: str
+    uid: str
+
+
 @dataclass(frozen=True, slots=True)
 class RouteRef:
     """The one http route of one VirtualService that a Canary manages."""
@@ -53,6 +66,8 @@ class RouteRef:
     # Stable first, then canary (observe.route_of builds them so): a router that must never
     # touch the stable subset, as fault injection must not, reads it from here.
     subsets: tuple[SubsetRef, ...] = ()
+    # The Canary whose route this is: a fault injected for it names it as its owner.
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,13 @@ class StoredCanary:
     chaos_request: ChaosRequest | None = None
     # A command asked for in the Canary's annotations (`canary promote|abort|retry`).
     command: Command | None = None
+    # Why the stored status could not be read ("" when it could); `status` is then empty and
+    # must not be taken for a Canary that never started.
+    status_error: str = ""
+    uid: str = ""
+    # Set once the Canary is deleted (its deletionTimestamp): it stays until FINALIZER goes.
+    deleting_since: datetime | None = None
+    finalizers: tuple[str, ...] = ()
 
 
 class Clock(Protocol):
@@ -83,6 +105,27 @@ class Store(Protocol):
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None: ...
 
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None: ...
+
+    def write_conditions(self, key: CanaryKey, conditions: tuple[Condition, ...]) -> None:
+        """Replace the status's conditions alone, leaving every other field as stored: how a
+        status that cannot be read is marked without being overwritten."""
+        ...
+
+    def add_finalizer(self, key: CanaryKey) -> None:
+        """Put FINALIZER on the Canary (a no-op when it is there)."""
+        ...
+
+    def remove_finalizer(self, key: CanaryKey) -> None:
+        """Take FINALIZER off the Canary, which then goes if it was deleted and no other
+        finalizer holds it (a no-op when it is not there or the Canary is gone)."""
+        ...
+
+    def chat_provider(self, namespace: str, name: str) -> ChatProvider | None: ...
+
+    def ask(self, key: CanaryKey, command: Command) -> str:
+        """Put `command` in the Canary's command annotation unless an unanswered one is there
+        (a click racing another click or a CLI decision); "" when written, else why not."""
+        ...
 
 
 class Workloads(Protocol):
@@ -127,9 +170,15 @@ class Router(Protocol):
         """The faults injected for ref's host, as they stand now."""
         ...
 
+    def clear_faults_of(self, key: CanaryKey) -> None:
+        """Remove every fault that names the Canary `key` as its owner, without its route (a
+        Canary whose spec does not parse); a no-op when there is none."""
+        ...
+
     def sweep_faults(self, now: datetime) -> tuple[str, ...]:
         """Remove every injected fault whose expiry has passed, whichever Canary put it there
-        (it may be gone); says what was removed. A starting controller runs this first."""
+        (it may be gone); says what was removed. The controller runs this as it starts and
+        periodically; with a `now` past every expiry, a stopping leader clears them all."""
         ...
 
 
@@ -162,134 +211,39 @@ class Notifier(Protocol):
     def notify(self, key: CanaryKey, notice: Notify) -> None: ...
 
 
-# Fakes for unit tests of the loop; they change together with the Protocols above.
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A message as every chat backend can take it: plain text, and Slack's blocks beside it
+    (a backend without blocks sends the text)."""
+
+    text: str
+    blocks: tuple[Mapping[str, Any], ...] = ()
+    # The same facts as data (canary, namespace, event, phase, weight, revision...), for a
+    # backend that sends JSON rather than a text (the generic JSON webhook).
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class FakeClock:
-    current: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+class Chat(Protocol):
+    """One ChatProvider's way to talk (Slack's bot API, an incoming webhook, a JSON webhook).
 
-    def now(self) -> datetime:
-        return self.current
+    Raises ChatError: `retry_after` when the backend asked to wait (429), `permanent` when
+    trying again cannot help (invalid_auth, channel_not_found). The caller queues and retries
+    in the background; a rollout never waits on a chat backend.
+    """
 
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+    # Whether a posted message can be updated and replied to in its thread (Slack's bot API).
+    threads: bool
 
+    def post(self, channel: str, message: ChatMessage, *, thread: str = "") -> str:
+        """Post; the message's reference (Slack's ts) or "" when the backend has none."""
+        ...
 
-@dataclass
-class FakeRouter:
-    weights: dict[RouteRef, dict[str, int]] = field(default_factory=dict)
-    applied: bool = True
-    writes: list[tuple[RouteRef, SetWeights]] = field(default_factory=list)
-    faults_in_place: dict[RouteRef, ActiveFault] = field(default_factory=dict)
-    fault_writes: list[tuple[RouteRef, InjectFault | None]] = field(default_factory=list)
+    def update(self, channel: str, ref: str, message: ChatMessage) -> None: ...
 
-    def read(self, ref: RouteRef) -> Traffic:
-        return Traffic(weights=dict(self.weights.get(ref, {})), applied=self.applied)
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message only `user` sees (a refused click)."""
+        ...
 
-    def inject(self, ref: RouteRef, fault: InjectFault) -> None:
-        self.fault_writes.append((ref, fault))
-        self.faults_in_place[ref] = ActiveFault(fault.experiment, fault.subset, fault.expires_at)
-
-    def clear_faults(self, ref: RouteRef) -> None:
-        self.fault_writes.append((ref, None))
-        self.faults_in_place.pop(ref, None)
-
-    def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
-        found = self.faults_in_place.get(ref)
-        return () if found is None else (found,)
-
-    def sweep_faults(self, now: datetime) -> tuple[str, ...]:
-        expired = [
-            ref
-            for ref, fault in self.faults_in_place.items()
-            if fault.expires_at is None or fault.expires_at <= now
-        ]
-        for ref in expired:
-            self.clear_faults(ref)
-        return tuple(f"{ref.namespace}/{ref.host}" for ref in expired)
-
-    def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
-        self.writes.append((ref, weights))
-        split = dict.fromkeys(self.weights.get(ref, {}), 0)
-        split[weights.stable_subset] = weights.stable_weight
-        split[weights.canary_subset] = weights.canary_weight
-        self.weights[ref] = split
-
-
-@dataclass
-class FakeMetrics:
-    answers: Mapping[str, Measurement] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)
-
-    def measure(self, query: str, *, requests_query: str | None = None) -> Measurement:
-        self.asked.append(query)
-        return self.answers.get(query, Measurement.no_data(query=query))
-
-
-@dataclass
-class FakeStore:
-    stored: dict[CanaryKey, StoredCanary] = field(default_factory=dict)
-    templates: dict[tuple[str, str], MetricTemplate] = field(default_factory=dict)
-    status_writes: list[tuple[CanaryKey, CanaryStatus]] = field(default_factory=list)
-
-    def canaries(self) -> Sequence[StoredCanary]:
-        return list(self.stored.values())
-
-    def canary(self, key: CanaryKey) -> StoredCanary | None:
-        return self.stored.get(key)
-
-    def metric_template(self, namespace: str, name: str) -> MetricTemplate | None:
-        return self.templates.get((namespace, name))
-
-    def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
-        self.status_writes.append((key, status))
-        current = self.stored[key]
-        self.stored[key] = StoredCanary(
-            key, current.spec, status, current.generation, current.problems
-        )
-
-
-@dataclass
-class FakeWorkloads:
-    ready: dict[tuple[str, str], bool] = field(default_factory=dict)
-    templates: dict[tuple[str, str], str] = field(default_factory=dict)
-    scaled_down: list[tuple[str, str]] = field(default_factory=list)
-
-    def target(self, namespace: str, target: TargetRef) -> TargetState:
-        return TargetState(
-            ready=self.ready.get((namespace, target.name), False),
-            template_revision=self.templates.get((namespace, target.name), ""),
-        )
-
-    def scale_to_zero(self, namespace: str, name: str) -> None:
-        self.scaled_down.append((namespace, name))
-
-
-@dataclass
-class FakeSecrets:
-    values: dict[tuple[str, str, str], str] = field(default_factory=dict)
-
-    def value(self, namespace: str, ref: SecretKeyRef) -> str:
-        found = self.values.get((namespace, ref.name, ref.key))
-        if found is None:
-            raise InvalidSpec(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-        return found
-
-
-@dataclass
-class FakeWebhooks:
-    answers: dict[str, GateResult] = field(default_factory=dict)
-    calls: list[WebhookRequest] = field(default_factory=list)
-
-    def call(self, request: WebhookRequest) -> GateResult:
-        self.calls.append(request)
-        return self.answers.get(request.url, GateResult(passed=True, message="HTTP 200"))
-
-
-@dataclass
-class FakeNotifier:
-    sent: list[tuple[CanaryKey, Notify]] = field(default_factory=list)
-
-    def notify(self, key: CanaryKey, notice: Notify) -> None:
-        self.sent.append((key, notice))
+    def group_members(self, group: str) -> frozenset[str]:
+        """The user IDs of a user group (Slack's usergroups.users.list)."""
+        ...

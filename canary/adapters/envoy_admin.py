@@ -4,8 +4,15 @@ This is the "applied" signal wherever the controller can reach the proxies' admi
 local mesh's Envoy in tests, a gateway in a cluster): it does not trust that a write to the API
 server reached the data plane, it looks. Istio names a subset's cluster
 `outbound|<port>|<subset>|<fqdn>` and an Envoy route after the VirtualService http route, so the
-managed route's split can be found without knowing anything else about the config. A weight of
-0 is left out of Envoy's config, and a lone destination is a plain `cluster`, not a weighted one.
+managed route's split can be found without knowing anything else about the config: an http
+route `primary` becomes the Envoy route `primary`, or `primary.<match>` for each named match
+block. A weight of 0 means no traffic (istiod and the local Pilot leave it out), a lone
+destination is a plain `cluster`, and weights are read as written, not scaled to 100.
+
+A named route is served only when every Envoy route of that name to the service holds the split:
+a gateway with two servers has it in two route configurations, which Envoy updates one at a
+time. A route that sends part of its traffic to a cluster of another service is no split of
+this one. Held to captured dumps of both control planes by tests/unit/adapters/test_envoy_admin.py.
 """
 
 from __future__ import annotations
@@ -29,14 +36,10 @@ class EnvoyPropagation:
     def serves(
         self, namespace: str, host: str, route: str | None, weights: Mapping[str, int]
     ) -> bool:
-        wanted = {subset: weight for subset, weight in weights.items() if weight > 0}
         fqdn = istio.fqdn(host, namespace)
         for url in self.admin_urls:
             dump = self._route_configs(url)
-            if dump is None:
-                return False
-            splits = list(served_splits(dump, fqdn, route))
-            if wanted not in splits:
+            if dump is None or not served_by(dump, fqdn, route, weights):
                 return False
         return True
 
@@ -52,30 +55,63 @@ class EnvoyPropagation:
         return loaded if isinstance(loaded, dict) else None
 
 
+def served_by(dump: Json, fqdn: str, route_name: str | None, weights: Mapping[str, int]) -> bool:
+    """Whether the dump serves `weights` (zero weights left out) on the managed route: on every
+    Envoy route of its name to `fqdn`, or, with no name, on some route to `fqdn`."""
+    wanted = {subset: weight for subset, weight in weights.items() if weight > 0}
+    found = list(_route_splits(dump, fqdn, route_name))
+    if route_name is None:
+        return wanted in found
+    return bool(found) and all(split == wanted for split in found)
+
+
 def served_splits(dump: Json, fqdn: str, route_name: str | None) -> Iterator[dict[str, int]]:
-    """The split (subset -> weight) of every Envoy route to `fqdn` named like the http route."""
+    """The split (subset -> weight) of every Envoy route to `fqdn` named like the http route
+    (every route to `fqdn` when `route_name` is None), leaving out those it cannot read."""
+    for split in _route_splits(dump, fqdn, route_name):
+        if split:
+            yield split
+
+
+def _route_splits(dump: Json, fqdn: str, route_name: str | None) -> Iterator[dict[str, int] | None]:
+    """Each named route with a cluster of `fqdn`: its split, or None when part of it goes to a
+    cluster of something else."""
     for config in dump.get("configs") or []:
+        if not isinstance(config, dict):
+            continue
         for host in (config.get("route_config") or {}).get("virtual_hosts") or []:
             for route in host.get("routes") or []:
-                name = str(route.get("name") or "")
-                if route_name is not None and name.split(".", maxsplit=1)[0] != route_name:
-                    continue
-                split = _split(route.get("route") or {}, fqdn)
-                if split:
-                    yield split
+                if _named(str(route.get("name") or ""), route_name):
+                    yield from _split(route.get("route") or {}, fqdn)
 
 
-def _split(action: Json, fqdn: str) -> dict[str, int]:
+def _named(name: str, route_name: str | None) -> bool:
+    if route_name is None:
+        return True
+    # `<route>.<match>` for a named match block; a route's own name may hold dots too.
+    return name == route_name or name.startswith(f"{route_name}.")
+
+
+def _split(action: Json, fqdn: str) -> Iterator[dict[str, int] | None]:
+    """Nothing when the route sends nothing to `fqdn`."""
     if "cluster" in action:
-        subset = _subset_of(str(action["cluster"]), fqdn)
-        return {} if subset is None else {subset: 100}
+        clusters = [(str(action["cluster"]), 100)]
+    else:
+        clusters = [
+            (str(cluster.get("name") or ""), int(cluster.get("weight") or 0))
+            for cluster in (action.get("weighted_clusters") or {}).get("clusters") or []
+        ]
+    subsets = [(_subset_of(name, fqdn), weight) for name, weight in clusters]
+    if all(subset is None for subset, _ in subsets):
+        return
     split: dict[str, int] = {}
-    for cluster in (action.get("weighted_clusters") or {}).get("clusters") or []:
-        subset = _subset_of(str(cluster.get("name") or ""), fqdn)
+    for subset, weight in subsets:
         if subset is None:
-            return {}
-        split[subset] = split.get(subset, 0) + int(cluster.get("weight") or 0)
-    return split
+            yield None
+            return
+        if weight > 0:
+            split[subset] = split.get(subset, 0) + weight
+    yield split
 
 
 def _subset_of(cluster: str, fqdn: str) -> str | None:

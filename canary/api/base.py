@@ -27,14 +27,27 @@ class Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-Duration = Annotated[
-    str,
-    AfterValidator(durations.check),
-    Field(pattern=durations.PATTERN, examples=["30s", "1m", "1h30m"]),
-    # A chain of validators shows only its first step in a validation-mode JSON schema, which
-    # would drop the pattern from the CRD; say the schema outright.
-    WithJsonSchema({"type": "string", "pattern": durations.PATTERN}),
-]
+# A duration field keeps its text and is refused outside its bounds. Each is said in the field's
+# description, since the CRD's pattern cannot say it: the API server admits `100000000h`, and the
+# controller turns it into an Invalid condition with the same line `canary validate` prints.
+_PATTERN = Field(pattern=durations.PATTERN, examples=["30s", "1m", "1h30m"])
+# A chain of validators shows only its first step in a validation-mode JSON schema, which would
+# drop the pattern from the CRD; say the schema outright.
+_SCHEMA = WithJsonSchema({"type": "string", "pattern": durations.PATTERN})
+
+# Most durations: a step, a check, a query window, a wait for data, an experiment.
+Duration = Annotated[str, AfterValidator(durations.within("1s", "24h")), _PATTERN, _SCHEMA]
+# How long a phase may wait for the world (progressDeadline): up to a few days.
+Deadline = Annotated[str, AfterValidator(durations.within("1s", "72h")), _PATTERN, _SCHEMA]
+# How long something is kept before it is cleaned up (scaleDownAfter): up to a week.
+Retention = Annotated[str, AfterValidator(durations.within("1s", "168h")), _PATTERN, _SCHEMA]
+# One webhook call, which a tick waits for.
+CallTimeout = Annotated[str, AfterValidator(durations.within("100ms", "10m")), _PATTERN, _SCHEMA]
+# An injected delay: Istio's own floor is 1ms.
+FaultDelay = Annotated[str, AfterValidator(durations.within("1ms", "1h")), _PATTERN, _SCHEMA]
+# A measured or threshold number: NaN and the infinities are refused (a range bound of NaN or
+# .inf can never be met, and JSON, hence the API server, cannot even hold one).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ObjectMeta(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from canary.api import durations
-from canary.api.base import Duration, Model
+from canary.api.base import Duration, FaultDelay, Finite, Model
 
 # Envoy's finest fraction is one in a million: anything smaller would be injected as 0.
 _MIN_PERCENT = 0.0001
@@ -26,9 +26,9 @@ _MIN_STATUS, _MAX_STATUS = 200, 599
 
 class Abort(Model):
     http_status: int = Field(
-        ge=_MIN_STATUS, le=_MAX_STATUS, description="The status the canary answers with."
+        ge=_MIN_STATUS, le=_MAX_STATUS, description="The status the canary answers with (200..599)."
     )
-    percentage: float = Field(
+    percentage: Finite = Field(
         ge=_MIN_PERCENT,
         le=100,
         description="The share of requests aborted, in percent (0.0001 <= p <= 100).",
@@ -36,8 +36,8 @@ class Abort(Model):
 
 
 class Delay(Model):
-    fixed_delay: Duration = Field(description="How long each delayed request waits.")
-    percentage: float = Field(
+    fixed_delay: FaultDelay = Field(description="How long each delayed request waits (1ms..1h).")
+    percentage: Finite = Field(
         ge=_MIN_PERCENT,
         le=100,
         description="The share of requests delayed, in percent (0.0001 <= p <= 100).",
@@ -66,11 +66,12 @@ class Expect(Model):
         default=True,
         description="The callers' outlier detection ejects a canary host within the duration.",
     )
-    success_rate: float | None = Field(
+    success_rate: Finite | None = Field(
         default=None,
         ge=0,
         le=100,
-        description="The lowest success rate (percent) the callers may see during the fault.",
+        description="The lowest success rate (percent, 0..100) the callers may see during the "
+        "fault.",
     )
     overflow: bool = Field(
         default=False,
@@ -95,6 +96,8 @@ class Expect(Model):
 
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# One EnvoyFilter patch per chosen pod: a bound keeps that object within the API server's size.
+MAX_PODS = 1000
 OnFailure = Literal["rollback", "continue"]
 
 
@@ -106,14 +109,17 @@ class Trial(Model):
         max_length=40,
         description="A name unique among the experiments (it names the injected fault).",
     )
-    duration: Duration = Field(description="How long the fault stays; at most a step's interval.")
+    duration: Duration = Field(
+        description="How long the fault stays (1s..24h); at most a step's interval."
+    )
     fault: Fault = Field(description="What to inject on the canary's server side.")
     pods: int | None = Field(
         default=None,
         ge=1,
-        description="How many of the canary's pods get the fault (the first by name); default "
-        "all. With one bad pod of several, outlier detection can take it out of the callers' "
-        "pool and spare users; with every pod bad, only the weights can.",
+        le=MAX_PODS,
+        description=f"How many of the canary's pods get the fault (1..{MAX_PODS}, the first by "
+        "name); default all. With one bad pod of several, outlier detection can take it out of "
+        "the callers' pool and spare users; with every pod bad, only the weights can.",
     )
     expect: Expect = Field(default_factory=Expect, description="What must hold.")
     on_failure: OnFailure = Field(
@@ -137,8 +143,8 @@ class Experiment(Trial):
     at_weight: int = Field(
         ge=1,
         le=100,
-        description="Run at the step with this canary weight, once its checks passed and "
-        "before it advances.",
+        description="Run at the step with this canary weight (1..100), once its checks passed "
+        "and before it advances.",
     )
     subset: str | None = Field(
         default=None,

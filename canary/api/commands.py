@@ -26,10 +26,12 @@ class Verb(StrEnum):
     PROMOTE = "promote"
     ABORT = "abort"
     RETRY = "retry"
+    APPROVE = "approve"
+    REJECT = "reject"
 
 
 class Command(Model):
-    verb: Verb = Field(description="promote, abort or retry.")
+    verb: Verb = Field(description="promote, abort, retry, approve or reject.")
     id: str = Field(min_length=1, max_length=64, description="Unique per request.")
     force: bool = Field(
         default=False,
@@ -37,13 +39,28 @@ class Command(Model):
         "result of each of them must be a pass).",
     )
     by: str = Field(default="", description="Who asked, for the Event (e.g. a pipeline's run).")
+    via: str = Field(
+        default="cli", max_length=16, description="How it was asked: cli, or slack for a click."
+    )
+    revision: str = Field(
+        default="",
+        max_length=64,
+        description="approve/reject from a message: the revision the message was about; a "
+        "decision for another revision decides nothing.",
+    )
+    gate: str = Field(
+        default="",
+        max_length=64,
+        description="approve/reject from a message: the gate it was about; a decision for a "
+        "gate that no longer waits decides nothing.",
+    )
 
 
 class CommandResult(Model):
     """The last command the controller handled, and what came of it."""
 
     id: str = Field(description="The command's id.")
-    verb: Verb = Field(description="promote, abort or retry.")
+    verb: Verb = Field(description="promote, abort, retry, approve or reject.")
     accepted: bool = Field(description="False when there was nothing to do; message says why.")
     message: str = Field(default="", description="What the controller did, or why nothing.")
     at: datetime = Field(description="When the controller handled it.")

@@ -1,4 +1,4 @@
-"""The CustomResourceDefinitions of `Canary` and `MetricTemplate`, generated from the models.
+"""The CustomResourceDefinitions of `Canary`, `MetricTemplate`, `ChatProvider`, from the models.
 
 The models are the one source of the schema: this module turns pydantic's JSON Schema into the
 structural OpenAPI v3 subset that the API server accepts (apiextensions `validation.go`): every
@@ -25,6 +25,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from canary.api import GROUP, VERSION
 from canary.api.base import Model
+from canary.api.chat_provider import ChatProvider, ChatProviderSpec
 from canary.api.metric_template import MetricTemplate, MetricTemplateSpec
 from canary.api.resources import Canary
 from canary.api.spec import CanarySpec
@@ -192,7 +193,7 @@ _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"
 
 
 def definitions() -> list[dict[str, Any]]:
-    """The two CRDs as plain JSON-compatible dicts: Canary first, then MetricTemplate."""
+    """The CRDs as plain JSON-compatible dicts: Canary, MetricTemplate, ChatProvider."""
     canary = _definition(
         _schema(Canary, spec=CanarySpec, status=CanaryStatus),
         kind="Canary",
@@ -228,7 +229,17 @@ def definitions() -> list[dict[str, Any]]:
             {**_AGE},
         ],
     )
-    return [canary, template]
+    chat = _definition(
+        _schema(ChatProvider, spec=ChatProviderSpec, status=None),
+        kind="ChatProvider",
+        plural="chatproviders",
+        short_names=["chat"],
+        columns=[
+            {"name": "Channel", "type": "string", "jsonPath": ".spec.channel"},
+            {**_AGE},
+        ],
+    )
+    return [canary, template, chat]
 
 
 def render_files() -> dict[str, str]:
@@ -240,7 +251,7 @@ def render_files() -> dict[str, str]:
 
 
 def render_yaml() -> str:
-    """Both CRDs as one multi-document YAML stream, ready for `kubectl apply -f -`."""
+    """The CRDs as one multi-document YAML stream, ready for `kubectl apply -f -`."""
     return "---\n".join(render_files().values())
 
 

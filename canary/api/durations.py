@@ -2,17 +2,22 @@
 
 Specs keep the text, so a Canary round-trips through YAML unchanged; the engine asks for seconds.
 A duration that does not parse is a validation error: silently replacing it with a default (as
-Flagger's `GetAnalysisInterval` does) would run a rollout on a schedule nobody wrote.
+Flagger's `GetAnalysisInterval` does) would run a rollout on a schedule nobody wrote. So is one
+outside its field's bounds (`within`): `100000000h` parses, but a deadline that far out is past
+the end of the calendar, and the engine could not even compute it.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _WHOLE = re.compile(PATTERN)
+# The most of a duration's text a message repeats: a line stays a line.
+_SHOWN = 40
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -34,3 +39,19 @@ def check(text: str) -> str:
     """A pydantic validator: keeps the text, fails when it is not a positive duration."""
     seconds(text)
     return text
+
+
+def within(lowest: str, highest: str) -> Callable[[str], str]:
+    """A pydantic validator like `check` that also refuses a duration outside lowest..highest."""
+    low, high = seconds(lowest), seconds(highest)
+
+    def bounded(text: str) -> str:
+        length = seconds(text)
+        shown = text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
+        if length < low:
+            raise ValueError(f"{shown} is shorter than {lowest} (allowed: {lowest}..{highest})")
+        if length > high:
+            raise ValueError(f"{shown} is longer than {highest} (allowed: {lowest}..{highest})")
+        return text
+
+    return bounded

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from enum import StrEnum
 from typing import Self
 
 from pydantic import Field, model_validator
 
 from canary.api import builtins
-from canary.api.base import Duration, Model
+from canary.api.base import Duration, Finite, Model
 
 
 class NoDataPolicy(StrEnum):
@@ -29,11 +30,23 @@ class MetricMode(StrEnum):
     OBSERVE = "observe"
 
 
-class ThresholdRange(Model):
-    """The range a metric value must fall in to pass; either bound may be left open."""
+# The most requests minRequests may ask for: more than any window of a real service holds.
+MAX_MIN_REQUESTS = 1_000_000_000
 
-    min: float | None = Field(default=None, description="The lowest passing value (inclusive).")
-    max: float | None = Field(default=None, description="The highest passing value (inclusive).")
+
+class ThresholdRange(Model):
+    """The range a metric value must fall in to pass; either bound may be left open.
+
+    Bounds are finite numbers (NaN and the infinities are refused: a bound of NaN can never be
+    met). A measured +Inf or -Inf never passes (engine/judge.py says why).
+    """
+
+    min: Finite | None = Field(
+        default=None, description="The lowest passing value (inclusive); a finite number."
+    )
+    max: Finite | None = Field(
+        default=None, description="The highest passing value (inclusive); a finite number."
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> Self:
@@ -44,7 +57,9 @@ class ThresholdRange(Model):
         return self
 
     def holds(self, value: float) -> bool:
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+        low, high = self.min, self.max
+        inside = (low is None or value >= low) and (high is None or value <= high)
+        return inside and math.isfinite(value)
 
     def describe(self) -> str:
         return _describe(self.min, self.max)
@@ -75,10 +90,16 @@ class MetricCheck(Model):
         description="A built-in check (request-success-rate, request-duration) or any name when "
         "templateRef is set.",
     )
-    threshold_range: ThresholdRange = Field(description="The range a passing value lies in.")
+    threshold_range: ThresholdRange = Field(
+        description="The range a passing value lies in, bounds finite. A measured +Inf or -Inf "
+        "(PromQL's x/0) never passes: it fails the bound it is beyond, and an open side too. "
+        "histogram_quantile answers the largest finite bucket bound, not +Inf, when requests are "
+        "slower than every bucket: keep a latency max below that bound."
+    )
     interval: Duration = Field(
         default="1m",
-        description="The query window, substituted for {{ interval }} (not the check schedule).",
+        description="The query window, substituted for {{ interval }} (not the check schedule; "
+        "1s..24h).",
     )
     template_ref: TemplateRef | None = Field(
         default=None, description="The MetricTemplate holding the query; none for a built-in."
@@ -93,13 +114,15 @@ class MetricCheck(Model):
     )
     no_data_timeout: Duration | None = Field(
         default=None,
-        description="How long onNoData: wait may wait within a step; default: analysis.interval.",
+        description="How long onNoData: wait may wait within a step (1s..24h); default: "
+        "analysis.interval.",
     )
     min_requests: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_MIN_REQUESTS,
         description="Fewer requests than this in the window make the value inconclusive, judged "
-        "like no data, so a step is never judged on three requests.",
+        f"like no data, so a step is never judged on three requests (0..{MAX_MIN_REQUESTS}).",
     )
     mode: MetricMode = Field(
         default=MetricMode.ENFORCE,

@@ -39,6 +39,8 @@ _REPHRASED = {
     "dict_type": "expected a mapping",
     "list_type": "expected a list",
     "tuple_type": "expected a list",
+    # YAML's .nan and .inf: a bound of either can never be met as the user means.
+    "finite_number": "must be a finite number, not NaN or an infinity",
 }
 # Kinds whose message already shows the value, or where there is no value to show.
 _NO_INPUT = frozenset({"missing", "extra_forbidden", "value_error", "assertion_error"})

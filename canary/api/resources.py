@@ -9,6 +9,7 @@ from pydantic import Field
 
 from canary.api import API_VERSION
 from canary.api.base import Model, ObjectMeta
+from canary.api.chat_provider import ChatProvider
 from canary.api.metric_template import MetricTemplate
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus
@@ -26,13 +27,14 @@ class Canary(Model):
     status: CanaryStatus | None = Field(default=None, description="Written by the controller.")
 
 
-KINDS: dict[str, type[Canary] | type[MetricTemplate]] = {
+KINDS: dict[str, type[Canary] | type[MetricTemplate] | type[ChatProvider]] = {
     "Canary": Canary,
     "MetricTemplate": MetricTemplate,
+    "ChatProvider": ChatProvider,
 }
 
 
-def parse(document: Mapping[str, Any]) -> Canary | MetricTemplate:
+def parse(document: Mapping[str, Any]) -> Canary | MetricTemplate | ChatProvider:
     """The model of a canary.dev document; pydantic's ValidationError when it is invalid."""
     kind = document.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None

@@ -8,17 +8,40 @@ the demo, rejects the same specs with the same messages.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from canary.api import durations
-from canary.api.base import Duration, Model
+from canary.api.base import CallTimeout, Deadline, Duration, Model, Retention
 from canary.api.chaos import Experiment
 from canary.api.metrics import MetricCheck
+from canary.api.people import Approvals, Links, Notification
 from canary.api.secrets import SecretHeader
 
 SUBSET_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Failed checks before a rollback: a check a second through a day-long step is 86400 checks, and
+# even a lenient rollout that tolerates flaky checks means to roll back at some point.
+MAX_THRESHOLD = 10_000
+
+
+def _step_weight(weight: int) -> int:
+    # Here rather than as ge/le, whose message ("greater than or equal to 1") hides why.
+    if weight == 0:
+        raise ValueError(
+            "0 is outside 1..100: a step at weight 0 gives the canary no traffic to judge"
+        )
+    if not 1 <= weight <= 100:
+        raise ValueError(f"{weight} is outside 1..100")
+    return weight
+
+
+# The CRD says the bounds; the validator says them in the line `canary validate` prints.
+StepWeight = Annotated[
+    int,
+    AfterValidator(_step_weight),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 100}),
+]
 
 
 class ServiceRef(Model):
@@ -63,8 +86,9 @@ class Variant(Model):
     )
     labels: dict[str, str] | None = Field(
         default=None,
-        description="The pod labels of the subset; when set, the DestinationRule must have (or is "
-        "given) this subset with these labels.",
+        description="The pod labels of the subset (one at least: no labels select every pod); "
+        "when set, the DestinationRule must have (or is given) this subset with these labels. "
+        "Stable's and canary's must differ so that neither subset selects the other's pods.",
     )
     target_ref: TargetRef | None = Field(
         default=None,
@@ -72,6 +96,16 @@ class Variant(Model):
         "on its readiness, and a new pod template in it starts the rollout over; the stable's "
         "is what scaleDownAfter scales to zero once a promotion retires it.",
     )
+
+    @field_validator("labels")
+    @classmethod
+    def _some_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
+        if labels is not None and not labels:
+            raise ValueError(
+                "no labels select every pod of the host; give the labels of this version's "
+                "pods (e.g. a version label), or leave labels out to use the DestinationRule's"
+            )
+        return labels
 
     @property
     def version(self) -> str:
@@ -115,13 +149,15 @@ class Webhook(Model):
         "check; a yes rolls back at once. event: told of every event of the rollout.",
     )
     url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$", description="The URL to POST to.")
-    timeout: Duration = Field(default="10s", description="How long one call may take.")
+    timeout: CallTimeout = Field(
+        default="10s", description="How long each attempt of a call may take (100ms..10m)."
+    )
     retries: int = Field(
         default=0,
         ge=0,
         le=10,
-        description="How many times a call that got no answer, or a 429 or 5xx, is tried again "
-        "within the same check (with a short backoff).",
+        description="How many times (0..10) a call that got no answer, or a 429 or 5xx, is "
+        "tried again within the same check (with a short backoff).",
     )
     headers: list[SecretHeader] = Field(
         default_factory=list,
@@ -138,29 +174,35 @@ class Webhook(Model):
 
 
 class Analysis(Model):
-    interval: Duration = Field(default="1m", description="How long each step holds.")
+    interval: Duration = Field(default="1m", description="How long each step holds (1s..24h).")
     check_interval: Duration | None = Field(
         default=None,
-        description="How often the checks run; default: interval. Shorter catches a bad step in "
-        "seconds while a good step still holds for its whole interval.",
+        description="How often the checks run (1s..24h, at most interval); default: interval. "
+        "Shorter catches a bad step in seconds while a good step still holds for its whole "
+        "interval.",
     )
     threshold: int = Field(
-        default=5, ge=1, description="Failed checks before the rollout is rolled back."
+        default=5,
+        ge=1,
+        le=MAX_THRESHOLD,
+        description=f"Failed checks before the rollout is rolled back (1..{MAX_THRESHOLD}).",
     )
     step_weight: int | None = Field(
-        default=None, ge=1, le=100, description="The canary weight added at each step."
+        default=None, ge=1, le=100, description="The canary weight added at each step (1..100)."
     )
     max_weight: int | None = Field(
         default=None,
         ge=1,
         le=100,
-        description="The highest weight with stepWeight: steps go stepWeight, 2 x stepWeight, "
-        "... while they do not exceed it.",
+        description="The highest weight with stepWeight (1..100): steps go stepWeight, "
+        "2 x stepWeight, ... while they do not exceed it.",
     )
-    step_weights: list[int] | None = Field(
+    step_weights: list[StepWeight] | None = Field(
         default=None,
         min_length=1,
-        description="The canary weight of each step, strictly increasing, within 0..100.",
+        max_length=100,
+        description="The canary weight of each step, strictly increasing, each within 1..100 (a "
+        "step of 0 would send the canary nothing to judge).",
     )
     metrics: list[MetricCheck] = Field(default_factory=list, description="The checks of a step.")
     webhooks: list[Webhook] = Field(default_factory=list, description="Gates and hooks.")
@@ -170,9 +212,6 @@ class Analysis(Model):
         if self.step_weights is not None:
             if self.step_weight is not None or self.max_weight is not None:
                 raise ValueError("set either stepWeights or stepWeight with maxWeight, not both")
-            for index, weight in enumerate(self.step_weights):
-                if not 0 <= weight <= 100:
-                    raise ValueError(f"stepWeights[{index}]: {weight} is outside 0..100")
             for index in range(1, len(self.step_weights)):
                 if self.step_weights[index] <= self.step_weights[index - 1]:
                     raise ValueError(
@@ -249,16 +288,40 @@ class CanarySpec(Model):
         description="Fault experiments on the canary: each runs at one step, before it "
         "advances, and proves that the callers' outlier detection and circuit breakers hold.",
     )
-    scale_down_after: Duration | None = Field(
+    scale_down_after: Retention | None = Field(
         default=None,
-        description="Once a promotion has held this long, scale the Deployment of the subset it "
-        "retired to zero replicas (the previous canary's targetRef, or stable.targetRef on the "
-        "first release). Unset: nothing is scaled.",
+        description="Once a promotion has held this long (1s..168h), scale the Deployment of "
+        "the subset it retired to zero replicas (the previous canary's targetRef, or "
+        "stable.targetRef on the first release). Unset: nothing is scaled.",
     )
-    progress_deadline: Duration = Field(
+    on_delete: Literal["revert", "keep"] = Field(
+        default="revert",
+        description="When the Canary is deleted: revert sends 100% back to the stable subset "
+        "that serves (status.stableSubset) unless the rollout had succeeded, keep leaves the "
+        "route's weights as they are. Either way every fault of its experiments is cleared "
+        "before the Canary goes. revert is the default because a partial split that nobody "
+        "judges any more is the unsafe choice.",
+    )
+    notifications: list[Notification] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Who hears of the rollout where they talk: each names a ChatProvider, a "
+        "channel and the events it wants.",
+    )
+    approvals: Approvals | None = Field(
+        default=None,
+        description="Gates that hold the rollout until a person approves (in chat, or with "
+        "`canary approve`); a reject rolls back. Checks keep running while a gate waits.",
+    )
+    links: Links = Field(
+        default_factory=Links,
+        description="Dashboards a person deciding may want (Grafana, Jaeger, Kiali): shown in "
+        "chat messages.",
+    )
+    progress_deadline: Deadline = Field(
         default="10m",
         description="How long any phase may wait beyond its own work (a target not ready, "
-        "weights not applied, no data) before the rollout is rolled back.",
+        "weights not applied, no data) before the rollout is rolled back (1s..72h).",
     )
 
     @model_validator(mode="after")
@@ -268,8 +331,33 @@ class CanarySpec(Model):
                 f"canary.subset: {self.canary.subset!r} is also the stable subset; "
                 "traffic must move between two different subsets"
             )
+        self._check_labels()
         self._check_chaos()
         return self
+
+    def _check_labels(self) -> None:
+        # Checked here, not only against the DestinationRule: a Canary whose labels make the
+        # controller write the subsets would otherwise split traffic between two names for the
+        # same pods, and the analysis would judge stable as the canary.
+        stable, canary = self.stable.labels, self.canary.labels
+        if stable is None or canary is None:
+            return
+        shown = ", ".join(f"{name}={value}" for name, value in sorted(canary.items()))
+        if stable == canary:
+            raise ValueError(
+                f"canary.labels: {shown} are also the stable labels, so both subsets select the "
+                "same pods; give the canary's pods a label of their own (e.g. version)"
+            )
+        if stable.items() <= canary.items():
+            raise ValueError(
+                f"stable.labels: every canary pod ({shown}) carries them too, so the stable "
+                "subset would send traffic to canary pods; add a label that tells them apart"
+            )
+        if canary.items() <= stable.items():
+            raise ValueError(
+                f"canary.labels: every stable pod carries them too ({shown}), so the canary "
+                "subset would send traffic to stable pods; add a label that tells them apart"
+            )
 
     def _check_chaos(self) -> None:
         weights = self.analysis.weights

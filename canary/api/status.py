@@ -9,17 +9,24 @@ object alone.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
 from canary.api.base import Model
 from canary.api.chaos import Trial
 from canary.api.commands import CommandResult
+from canary.api.people import ApprovalRecord
 
 HISTORY_LIMIT = 50
+# The controller writes every time of the status from its clock, so one outside these years, or
+# without a time zone, was written by hand: the engine's clock arithmetic (a deadline shifted by
+# a suspension, a naive time compared with an aware one) would raise on it at every tick.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class Phase(StrEnum):
@@ -204,3 +211,29 @@ class CanaryStatus(Model):
     chaos: tuple[ChaosResult, ...] = Field(
         default=(), description="The fault experiments of this rollout, in the order they ran."
     )
+    approvals: tuple[ApprovalRecord, ...] = Field(
+        default=(),
+        description="The approval gates of this rollout, asked and decided, in order.",
+    )
+
+    @model_validator(mode="after")
+    def _written_by_a_clock(self) -> Self:
+        for path, moment in _moments(self, ""):
+            if moment.utcoffset() is None:
+                raise ValueError(f"{path}: {moment.isoformat()} has no time zone")
+            if not _EARLIEST <= moment < _LATEST:
+                raise ValueError(f"{path}: {moment.isoformat()} is outside the years 1970..2999")
+        return self
+
+
+def _moments(value: Any, path: str) -> Iterator[tuple[str, datetime]]:
+    """Every datetime inside a status, with its path as the wire spells it."""
+    if isinstance(value, datetime):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            key = info.alias or name
+            yield from _moments(getattr(value, name), f"{path}.{key}" if path else key)
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            yield from _moments(item, f"{path}[{index}]")

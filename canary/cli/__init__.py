@@ -6,6 +6,7 @@ imported, which this package does, so `canary.cli.main` always has them all.
 
 from canary.cli import (  # noqa: F401  (each adds its command to main)
     abort,
+    approve,
     chaos,
     cluster,
     demo,

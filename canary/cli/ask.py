@@ -1,4 +1,4 @@
-"""What `canary promote`, `abort` and `retry` share: ask the controller, wait for its answer.
+"""What `canary promote|abort|retry|approve|reject` share: ask the controller, wait for its answer.
 
 The controller is the only writer of a Canary's status, so a command is a request in the
 `canary.dev/command` annotation (api/commands.py). The controller carries out a request whose id
@@ -25,6 +25,7 @@ from canary.cli.connection import Connection
 from canary.cli.describe import Outcome
 from canary.cli.params import Timeout
 from canary.cluster.client import Client, NotFound
+from canary.engine import approvals
 from canary.errors import CanaryError
 from canary.ports import CanaryKey, StoredCanary
 
@@ -37,6 +38,13 @@ def preflight(
     """The answer when there is nothing to ask the controller; None when there is."""
     if stored is None:
         return Outcome(1, f"Canary {key} not found" + (f" ({where})" if where else ""), err=True)
+    if stored.status_error and verb is not Verb.RETRY:
+        return Outcome(
+            1,
+            f"the status of {key} cannot be read ({stored.status_error}): fix it, or "
+            f"canary retry {key.name} starts the rollout over from the first step",
+            err=True,
+        )
     if stored.spec is None or stored.status.phase is Phase.INVALID:
         return Outcome(1, f"Canary {key} is invalid: {describe.problems(stored)}", err=True)
     if stored.spec.suspend and verb is not Verb.ABORT:
@@ -73,6 +81,16 @@ def preflight(
                 "it over",
                 err=True,
             )
+    elif verb in (Verb.APPROVE, Verb.REJECT):
+        record = approvals.pending(stored.status)
+        if record is None or phase not in (Phase.INITIALIZING, Phase.PROGRESSING):
+            return Outcome(
+                1,
+                f"nothing to {verb}: no approval waits (the rollout of {subset} is "
+                f"{describe.phase(stored.status)})",
+                err=True,
+            )
+        return None
     elif phase is not Phase.FAILED:
         return Outcome(
             0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -151,4 +152,8 @@ def requester() -> str:
         value = os.environ.get(variable)
         if value:
             return value
-    return ""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        # A uid with no name (a container's): the controller's Event says "someone".
+        return ""

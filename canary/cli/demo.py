@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,30 @@ from canary.cli.root import main
     help="Where report.json and report.svg are written.",
 )
 @click.option(
+    "--approval",
+    is_flag=True,
+    help="Hold at the promotion gate (spec.approvals) until `canary approve demo` or "
+    "`canary reject demo` (the live view shows the command), or a click in Slack with "
+    "--slack; give --timeout room for it.",
+)
+@click.option(
+    "--slack",
+    "slack_channel",
+    metavar="CHANNEL",
+    help="Tell a Slack channel (an ID or #name): one message per rollout, updated as it goes, "
+    "with Approve/Reject buttons at an --approval gate. Needs SLACK_BOT_TOKEN in the "
+    "environment; SLACK_SIGNING_SECRET serves the interactions URL for clicks, SLACK_APP_TOKEN "
+    "takes them over Socket Mode, SLACK_API_URL points at another Web API.",
+)
+@click.option(
+    "--approver",
+    "approvers",
+    multiple=True,
+    metavar="USER_ID",
+    help="A Slack user ID (U…) who may click Approve or Reject; repeatable, added to "
+    "CANARY_DEMO_APPROVERS (comma-separated). Without any, every click is refused.",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the store here (default: a temporary folder) so another canary can read it.",
@@ -98,6 +123,9 @@ def demo(
     policy: Path | None,
     report_dir: Path,
     state_dir: Path | None,
+    approval: bool,
+    slack_channel: str | None,
+    approvers: tuple[str, ...],
 ) -> None:
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
@@ -106,15 +134,23 @@ def demo(
     is missing.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from canary.controller import logs
-    from canary.demo import run
+    from canary.demo import run, slack
     from canary.demo import scenario as scenarios
     from canary.errors import CanaryError
     from canary.localmesh.envoy import EnvoyNotFound
     from canary.localmesh.prometheus import PrometheusNotFound
 
     console = Console()
+    try:
+        slack_settings = slack.settings(
+            channel=slack_channel, approval=approval, approvers=approvers, environ=os.environ
+        )
+    except slack.SetupError as exc:
+        console.print(f"[bold red]cannot run the demo:[/] {escape(str(exc))}")
+        sys.exit(2)
     objects = _policy_objects(policy) if policy else None
     report_dir.mkdir(parents=True, exist_ok=True)
     log_path = report_dir / "controller.log"
@@ -132,6 +168,8 @@ def demo(
         report_dir=report_dir,
         state_dir=state_dir,
         policy_objects=objects,
+        approval=approval,
+        slack=slack_settings,
     )
     try:
         outcome = run.run(options, console)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from canary.api.commands import CommandResult
+from canary.api.people import ApprovalRecord
 from canary.api.status import CanaryStatus, CheckResult, Phase
 from canary.engine import revision
 from canary.ports import StoredCanary
@@ -44,6 +45,11 @@ def subset(stored: StoredCanary) -> str:
 
 def phase(status: CanaryStatus) -> str:
     return str(status.phase) if status.phase is not None else "NotStarted"
+
+
+def shown_phase(stored: StoredCanary) -> str:
+    """The phase to show, which is no phase at all when the status cannot be read."""
+    return "StatusUnreadable" if stored.status_error else phase(stored.status)
 
 
 def step(stored: StoredCanary) -> str:
@@ -87,6 +93,16 @@ def step_message(stored: StoredCanary) -> tuple[str, bool]:
 
 def condition(status: CanaryStatus, type: str) -> Condition | None:
     return next((c for c in status.conditions if c.type == type), None)
+
+
+def approval(record: ApprovalRecord) -> str:
+    """One approval gate of a rollout, asked and perhaps decided, on one line."""
+    asked = f"{record.gate}: asked {clock(record.requested_at)}"
+    if record.decision is None:
+        return f"{asked}, waiting"
+    if record.decided_at is None or not record.by:
+        return f"{asked}, {record.decision}"
+    return f"{asked}, {record.decision} by {record.by} via {record.via} {clock(record.decided_at)}"
 
 
 def gate(status: CanaryStatus) -> str:

@@ -51,14 +51,21 @@ def trail(stored: StoredCanary, expected: str, events: Sequence[Event]) -> list[
 
     status = stored.status
     lines = [
-        f"Canary {stored.key}: {describe.phase(status)}, revision {status.revision or '-'} "
-        f"(generation {stored.generation})"
+        f"Canary {stored.key}: {describe.shown_phase(stored)}, revision "
+        f"{status.revision or '-'} (generation {stored.generation})"
     ]
+    if stored.status_error:
+        lines.append(f"  the status cannot be read: {stored.status_error}")
     if stored.spec is None:
         lines.append(f"  the spec does not parse: {describe.problems(stored)}")
     if status.message and not (status.waiting_for and status.waiting_for in status.message):
         lines.append(f"  {status.message}")
-    if status.waiting_for:
+    if status.waiting_for.startswith("approval for"):
+        lines.append(
+            f"  waiting for {describe.gate(status)}: canary approve|reject {stored.key.name} "
+            f"-n {stored.key.namespace}, or the buttons in chat"
+        )
+    elif status.waiting_for:
         lines.append(f"  waiting for {describe.gate(status)} to say yes")
     unseen = describe.unseen_generation(stored)
     if unseen:
@@ -75,6 +82,8 @@ def trail(stored: StoredCanary, expected: str, events: Sequence[Event]) -> list[
             "controller's next tick; what follows is about the earlier one"
         )
     lines += ["", *_steps(stored, events), "", *_experiments(status.chaos), ""]
+    if status.approvals:
+        lines += ["Approvals:", *(f"  {describe.approval(a)}" for a in status.approvals), ""]
     lines.append("Conditions:")
     for condition in status.conditions or ():
         text = f"  {condition.type}={condition.status} {condition.reason}"

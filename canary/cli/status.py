@@ -98,12 +98,14 @@ def _table(bodies: list[dict[str, Any]], *, namespaces: bool) -> None:
         last = status.last_command
         row = [
             stored.key.name,
-            describe.phase(status) + (" (paused)" if _paused(stored) else ""),
+            describe.shown_phase(stored) + (" (paused)" if _paused(stored) else ""),
             f"{status.canary_weight}%",
             describe.step(stored),
             ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items())) or "-",
             "-" if last is None else f"{last.verb} {'ok' if last.accepted else 'refused'}",
-            describe.waiting(status) or ("; ".join(stored.problems) if stored.problems else ""),
+            describe.waiting(status)
+            or ("; ".join(stored.problems) if stored.problems else "")
+            or stored.status_error,
         ]
         if namespaces:
             row.insert(0, stored.key.namespace)
@@ -133,7 +135,9 @@ def _detail(stored: StoredCanary, expected: str) -> list[str]:
     from canary.cli import describe
 
     status = stored.status
-    lines = [f"Canary {stored.key}: {describe.phase(status)}"]
+    lines = [f"Canary {stored.key}: {describe.shown_phase(stored)}"]
+    if stored.status_error:
+        lines.append(f"  unreadable:   {stored.status_error} (canary retry starts it over)")
     if stored.spec is None:
         lines.append(f"  invalid:      the spec does not parse: {describe.problems(stored)}")
         return lines

@@ -4,6 +4,15 @@ Every replica keeps its caches warm and serves /healthz, /readyz and /metrics; o
 of the Lease runs the scheduler, so two replicas never both move traffic. A replica that loses
 the Lease stops acting and exits, as client-go's controllers do: a clean restart is simpler to
 reason about than a scheduler that resumes with state from before someone else acted.
+
+A leader that stops acting while the Lease is still its own (it is stopping, or its renewals
+failed and it steps down a renewal period before anyone may take over) first takes every fault
+off: no tick of its will hold or end them, and with no successor (the controller scaled to
+zero, uninstalled) a fault would stay until some controller started. A successor injects a
+still-running experiment's fault again at its first tick (faults are level-triggered), so the
+fault is off for the handover only (the verdict's window includes those seconds without
+it). A replica that finds the Lease already taken by another writes nothing: the fault is
+the new leader's to hold.
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ import ssl
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import structlog
 
+from canary.adapters import chat_webhooks
 from canary.adapters.envoy_admin import EnvoyPropagation
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.events import KubeEvents
@@ -27,23 +38,41 @@ from canary.adapters.kube.secrets import KubeSecrets
 from canary.adapters.kube.store import KubeStore
 from canary.adapters.kube.workloads import KubeWorkloads
 from canary.adapters.prometheus import Hints, PrometheusMetrics, PrometheusProviders
+from canary.adapters.slack import web as slack_web
+from canary.adapters.slack.signature import SlackSignatures
+from canary.adapters.slack.socket_mode import SocketModeLink
 from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
+from canary.api.chat_provider import ChatProvider, IncomingWebhook, JsonWebhook, SlackBot
 from canary.api.metric_template import PrometheusProvider
 from canary.api.status import CanaryStatus, ChaosPhase, Verdict
+from canary.controller.chat.outbox import Outbox
+from canary.controller.chat.publisher import ChatFactory, ChatPublisher
+from canary.controller.clicks import Clicks
 from canary.controller.clock import SystemClock
+from canary.controller.interactions import PATH as INTERACTIONS_PATH
+from canary.controller.interactions import Interactions
 from canary.controller.notify import FanOut, LogNotifier
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.serve import HealthServer
+from canary.controller.socket_hub import SocketHub
 from canary.controller.sources import Sources
 from canary.controller.telemetry import Telemetry
 from canary.engine.actions import Decision
-from canary.ports import CanaryKey
+from canary.errors import InvalidSpec
+from canary.ports import CanaryKey, Chat
 
 log = structlog.get_logger("canary.run")
 
 SYNC_TIMEOUT = 60.0
+
+# The composition root of chat: one adapter per ChatProvider backend sub-model.
+CHAT_FACTORIES: dict[type, ChatFactory] = {
+    SlackBot: slack_web.chat_for,
+    IncomingWebhook: chat_webhooks.incoming_chat_for,
+    JsonWebhook: chat_webhooks.json_chat_for,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +155,12 @@ def prometheus_problems(options: RunOptions) -> list[str]:
     return found
 
 
+def _slack_chat(provider: ChatProvider, *, secrets: KubeSecrets) -> Chat:
+    if provider.spec.slack is None:
+        raise InvalidSpec(f"ChatProvider {provider.metadata.name} is not a Slack bot")
+    return slack_web.chat_for(provider.spec.slack, provider.metadata.namespace or "", secrets)
+
+
 class ClusterController:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
@@ -144,6 +179,11 @@ class ClusterController:
             secrets=secrets,
             metrics={PrometheusProvider: PrometheusProviders(secrets)},
         )
+        # Chat messages leave from the outbox's own thread, started while this replica leads.
+        self.outbox = Outbox(count=self.telemetry.notification)
+        self.chat = ChatPublisher(
+            store=self.store, secrets=secrets, outbox=self.outbox, factories=CHAT_FACTORIES
+        )
         self.reconciler = Reconciler(
             store=self.store,
             workloads=KubeWorkloads(self.rest, self.cache),
@@ -153,6 +193,7 @@ class ClusterController:
             sources=sources,
             query_set=options.query_set,
             on_tick=self._ticked,
+            chat=self.chat,
         )
         self.controller = Controller(self.reconciler, resync=options.resync)
         self.stopping = threading.Event()
@@ -160,14 +201,26 @@ class ClusterController:
         # exits non-zero, and the pod's restart starts a clean campaign.
         self.lost = False
         self._acting = threading.Event()
+        # Approval clicks: Slack's signed Request URL on this server (every replica), Socket
+        # Mode from the leader. The provider's Slack Chat answers the person who clicked and
+        # reads user groups' members.
+        clicks = Clicks(store=self.store, chats=partial(_slack_chat, secrets=secrets))
+        interactions = Interactions(
+            store=self.store, secrets=secrets, clicks=clicks, verify=SlackSignatures()
+        )
+        self.sockets = SocketHub(
+            store=self.store, secrets=secrets, clicks=clicks, links=SocketModeLink
+        )
         self.server = HealthServer(
             host=options.metrics_host,
             port=options.metrics_port,
             registry=self.telemetry.registry,
             alive=self._alive,
             missing=self.cache.unsynced,
+            posts={INTERACTIONS_PATH: interactions},
         )
         self._elector_thread: threading.Thread | None = None
+        self._elector: LeaderElector | None = None
         self._checks_seen: dict[CanaryKey, datetime] = {}
         self._chaos_seen: dict[CanaryKey, datetime] = {}
 
@@ -189,6 +242,7 @@ class ClusterController:
             renew_seconds=self.options.lease_seconds / 3,
             retry_seconds=min(2.0, self.options.lease_seconds / 3),
         )
+        self._elector = elector
         self._elector_thread = threading.Thread(
             target=elector.run,
             args=(self.stopping, self._lead, self._lost),
@@ -214,7 +268,9 @@ class ClusterController:
         log.info("run.leading", identity=self.identity)
         self.telemetry.set_leader(True)
         self._acting.set()
+        self.outbox.start()
         self.controller.start()
+        self.sockets.start()
 
     def _lost(self) -> None:
         self._stop_acting()
@@ -226,7 +282,10 @@ class ClusterController:
     def _stop_acting(self) -> None:
         if self._acting.is_set():
             self._acting.clear()
-            self.controller.stop()
+            self.sockets.stop()
+            taken = self._elector is not None and self._elector.taken
+            self.controller.stop(clear_faults=not taken)
+            self.outbox.stop()
         self.telemetry.set_leader(False)
 
     def _alive(self) -> bool:
@@ -250,6 +309,7 @@ class ClusterController:
                 # The Canary is gone: its series and its Event series go with it.
                 self.telemetry.forget(key.namespace, key.name)
                 self.events.forget(key)
+                self.chat.forget(key)
                 self._checks_seen.pop(key, None)
                 self._chaos_seen.pop(key, None)
             else:

@@ -25,6 +25,7 @@ from canary.engine.actions import (
     CallWebhook,
     ClearFaults,
     Decision,
+    Finalize,
     InjectFault,
     Notify,
     ScaleToZero,
@@ -52,11 +53,26 @@ def act(
     if decision.status != before:
         store.write_status(key, decision.status)
     doer = _Doer(key, decision.status, route, workloads, router, notifier, sources, now)
+    failed = False
+    finalize: Finalize | None = None
     for action in decision.actions:
+        if isinstance(action, Finalize):
+            finalize = action
+            continue
         try:
             doer.do(action)
         except CanaryError as exc:
+            failed = True
             log.warning("action.failed", action=type(action).__name__, error=str(exc))
+    if finalize is None:
+        return
+    if failed:
+        # The Canary stays until what its deletion asked for went through; the next tick
+        # reads again and asks again.
+        log.info("canary.finalize_deferred", why="an action of the deletion failed")
+        return
+    store.remove_finalizer(key)
+    log.info("canary.finalized", message=finalize.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +107,18 @@ class _Doer:
                 # it reads with the experiment it runs, as it does with weights.
                 if self.route is not None:
                     self.router.clear_faults(self.route)
-                    log.info("fault.cleared", why=action.why)
+                else:
+                    # No route (a spec that does not parse): the faults that name this Canary
+                    # as their owner are found without one.
+                    self.router.clear_faults_of(self.key)
+                log.info("fault.cleared", why=action.why)
             case CallWebhook():
                 self._call(action)
             case ScaleToZero():
                 self.workloads.scale_to_zero(self.key.namespace, action.target)
                 log.info("scaled_down", deployment=action.target)
+            case Finalize():
+                raise AssertionError("act() does Finalize last, itself")
             case _:
                 assert_never(action)
 

@@ -1,5 +1,6 @@
 """The notifier fan-out: every Notify goes to each notifier in turn (the log and Kubernetes
-Events now, chat next), and one that fails never keeps the others from hearing it."""
+Events), and one that fails never keeps the others from hearing it. Chat is not one of them:
+its messages are about the whole rollout and leave from a queue (controller/chat/)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from canary.errors import CanaryError, InvalidSpec
 from canary.ports import (
     CanaryKey,
     MetricsProvider,
+    Owner,
     Router,
     RouteRef,
     Store,
@@ -40,9 +41,12 @@ from canary.ports import (
 )
 
 
-def route_of(key: CanaryKey, spec: CanarySpec, stable_subset: str = "") -> RouteRef:
+def route_of(
+    key: CanaryKey, spec: CanarySpec, stable_subset: str = "", *, uid: str = ""
+) -> RouteRef:
     """The managed route; `stable_subset` is the subset the rollout treats as stable (the
-    status's, which may not be spec.stable's once a release has been promoted)."""
+    status's, which may not be spec.stable's once a release has been promoted); `uid`, the
+    Canary's, makes it the owner of the faults injected for it."""
     stable = SubsetRef(spec.stable.subset, tuple(sorted((spec.stable.labels or {}).items())))
     if stable_subset and stable_subset != spec.stable.subset:
         # A subset the route already serves: it is in the DestinationRule, labels and all.
@@ -55,6 +59,7 @@ def route_of(key: CanaryKey, spec: CanarySpec, stable_subset: str = "") -> Route
         route=spec.service.route,
         destination_rule=spec.service.destination_rule_name,
         subsets=(stable, canary),
+        owner=Owner(key.name, uid) if uid else None,
     )
 
 
@@ -69,17 +74,22 @@ def observe(
     router: Router,
     sources: Sources,
     query_set: builtins.QuerySet,
+    chat_problems: tuple[str, ...] = (),
 ) -> Observation:
-    """Raises canary.errors.Unavailable when a backend the tick cannot do without is down."""
+    """Raises canary.errors.Unavailable when a backend the tick cannot do without is down.
+    `chat_problems`: the chat publisher's lines for this Canary (never a reason to hold it)."""
     key, status = stored.key, stored.status
     problems: list[str] = []
     traffic: Traffic | None = None
     try:
         traffic = router.read(route)
+        # Problems of a route that could still be read: the weights are known, so a Canary
+        # made Invalid (or deleted) can still be sent back to stable.
+        problems.extend(traffic.problems)
     except InvalidSpec as exc:
         problems.extend(exc.problems)
     faults: tuple[ActiveFault, ...] | None = ()
-    if spec.chaos or status.chaos or stored.chaos_request is not None:
+    if spec.chaos or status.chaos or stored.chaos_request is not None or stored.deleting_since:
         faults = _faults(router, route)
     target: TargetState | None = None
     if spec.canary.target_ref is not None:
@@ -140,7 +150,9 @@ def observe(
         chaos=chaos,
         chaos_request=stored.chaos_request,
         command=stored.command,
+        deleting_since=stored.deleting_since,
         problems=tuple(problems),
+        chat_problems=chat_problems,
     )
 
 

@@ -1,8 +1,10 @@
 """APScheduler wiring: one job per Canary at its check interval, and at once on a spec change.
 
 A sync job lists the store every `resync` seconds and reconciles the job table with it: a new
-Canary gets a job that runs now, a changed spec (new generation or revision) re-times its job
-and runs it now, a deleted Canary loses its job. A tick may ask to run again sooner
+Canary gets a job that runs now, a changed spec (new generation or revision) or a deletion
+begun re-times its job and runs it now, a Canary gone loses its job. A sweep job removes every
+expired fault every `sweep_every` seconds, whichever Canary left it (a fault outlives its
+experiment only until then, even with its Canary gone). A tick may ask to run again sooner
 (`Decision.wake_after`, while a new split propagates); the job's next run is moved up for it.
 Each job runs one tick at a time (max_instances=1), and a late tick is merged, not replayed.
 """
@@ -28,6 +30,10 @@ log = structlog.get_logger("canary.scheduler")
 
 # While a Canary is invalid, look again at this pace for the fix (a new spec, a created object).
 INVALID_RECHECK = 5.0
+# How often expired faults are swept: a cache read, and a delete for each one found.
+SWEEP_EVERY = 5.0
+# A `now` past every expiry: a stopping leader's sweep takes every fault off.
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +43,12 @@ class _Scheduled:
 
 
 class Controller:
-    def __init__(self, reconciler: Reconciler, *, resync: float = 1.0) -> None:
+    def __init__(
+        self, reconciler: Reconciler, *, resync: float = 1.0, sweep_every: float = SWEEP_EVERY
+    ) -> None:
         self.reconciler = reconciler
         self.resync = resync
+        self.sweep_every = sweep_every
         self._jobs: dict[CanaryKey, _Scheduled] = {}
         self._lock = threading.Lock()
         # APScheduler logs every run at INFO; our own tick log says more, once. It also warns
@@ -58,28 +67,40 @@ class Controller:
         self.scheduler.add_job(
             self.sync, "interval", seconds=self.resync, id="sync", next_run_time=_now()
         )
+        self.scheduler.add_job(
+            self.sweep_faults, "interval", seconds=self.sweep_every, id="sweep-faults"
+        )
         self.scheduler.start()
-        log.info("controller.started", resync=self.resync)
+        log.info("controller.started", resync=self.resync, sweep_every=self.sweep_every)
 
-    def sweep_faults(self) -> None:
-        """Removes every expired fault before the first tick, whichever Canary left it.
+    def sweep_faults(self, *, until: datetime | None = None) -> None:
+        """Removes every fault expired by `until` (now by default), whichever Canary left it.
 
-        A controller that died during an experiment left its fault in place; the Canary may be
-        gone since, so no tick would ever clear it. One that failed to go is logged, and a
-        Canary whose status still holds the experiment clears it on its own first tick.
+        Run before the first tick, then every `sweep_every` seconds: a controller that died
+        during an experiment left its fault in place, and a Canary gone without its finalizer
+        (removed by hand) leaves one no tick would ever clear. One that failed to go is logged
+        and tried again at the next sweep; a Canary whose status still holds the experiment
+        clears it on its own next tick too.
         """
         try:
-            cleared = self.reconciler.router.sweep_faults(self.reconciler.clock.now())
+            cleared = self.reconciler.router.sweep_faults(until or self.reconciler.clock.now())
         except CanaryError as exc:
             log.warning("faults.sweep_failed", error=str(exc))
             return
         for fault in cleared:
             log.warning("fault.expired_cleared", fault=fault)
 
-    def stop(self) -> None:
+    def stop(self, *, clear_faults: bool = False) -> None:
+        """Stops ticking (a tick under way finishes first); with `clear_faults`, then takes
+        every fault off, since no tick of this controller will hold or end them any more. A
+        leader that hands over does so: its successor injects a still-running experiment's
+        fault again, so the fault is off for the handover only, and one that has no successor
+        leaves none behind."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        log.info("controller.stopped")
+        if clear_faults:
+            self.sweep_faults(until=_END_OF_TIME)
+        log.info("controller.stopped", faults_cleared=clear_faults)
 
     def sync(self) -> None:
         stored = self.reconciler.store.canaries()
@@ -131,9 +152,11 @@ def _job_id(key: CanaryKey) -> str:
 
 
 def _fingerprint(canary: StoredCanary) -> str:
+    # A deletion begun is a change to act on at once, like a new spec.
+    deleting = "deleting:" if canary.deleting_since is not None else ""
     if canary.spec is None:
-        return "invalid:" + "|".join(canary.problems)
-    return f"{canary.generation}:{revision.of(canary.spec)}"
+        return deleting + "invalid:" + "|".join(canary.problems)
+    return f"{deleting}{canary.generation}:{revision.of(canary.spec)}"
 
 
 def _interval(canary: StoredCanary) -> float:

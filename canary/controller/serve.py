@@ -1,4 +1,5 @@
-"""The controller's HTTP face: `/healthz` and `/readyz` for the kubelet, `/metrics` for Prometheus.
+"""The controller's HTTP face: `/healthz` and `/readyz` for the kubelet, `/metrics` for Prometheus,
+and the POST routes the composition root adds (Slack's interactions, `controller/interactions.py`).
 
 Liveness and readiness answer different questions. `/healthz` fails only when the process's
 loop is stuck or dead, which a restart fixes. `/readyz` fails while something the controller
@@ -12,9 +13,11 @@ do not justify a framework, and a slow scrape never holds up a probe.
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +32,23 @@ log = structlog.get_logger("canary.serve")
 _REQUEST_TIMEOUT = 10.0
 # How often the serving loop looks for a shutdown request; stop() waits about this long.
 _POLL_SECONDS = 0.1
+# After refusing a body unread (413), at most this much of it is read away, so the client reads
+# the answer rather than a reset; a bigger one is cut off.
+_DRAIN_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A POST route's answer; `then` runs once it was sent (work the caller must not wait for)."""
+
+    status: int
+    body: str = ""
+    then: Callable[[], None] | None = None
+
+
+# A POST route: the request's headers (names in lower case) and its body stream, which the
+# route reads itself (it bounds what it reads); an Answer out.
+PostRoute = Callable[[Mapping[str, str], io.BufferedIOBase], Answer]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -58,12 +78,14 @@ class _Server(ThreadingHTTPServer):
         registry: CollectorRegistry,
         alive: Callable[[], bool],
         missing: Callable[[], Sequence[str]],
+        posts: Mapping[str, PostRoute],
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.registry = registry
         self.alive = alive
         self.missing = missing
+        self.posts = posts
         super().__init__(address, _Handler)
 
 
@@ -81,6 +103,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._metrics()
         else:
             self._send(HTTPStatus.NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n")
+
+    def do_POST(self) -> None:
+        route = self.server.posts.get(self.path.partition("?")[0])
+        if route is None:
+            self._send(HTTPStatus.NOT_FOUND, "not found\n")
+            return
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        try:
+            answer = route(headers, self.rfile)
+        except Exception as exc:  # a route's bug costs its request, not the server
+            log.exception("http.post_failed", path=self.path)
+            answer = Answer(HTTPStatus.INTERNAL_SERVER_ERROR, f"failed: {exc}\n")
+        self._send(HTTPStatus(answer.status), answer.body)
+        if answer.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            self._drain(headers.get("content-length", ""))
+        if answer.then is not None:
+            try:
+                answer.then()
+            except Exception:
+                log.exception("http.post_after_failed", path=self.path)
+
+    def _drain(self, length: str) -> None:
+        left = min(int(length), _DRAIN_BYTES) if length.isdigit() else 0
+        self.connection.settimeout(1.0)
+        try:
+            while left > 0 and (chunk := self.rfile.read1(min(left, 65536))):
+                left -= len(chunk)
+        except OSError:
+            pass
 
     def _healthz(self) -> None:
         try:
@@ -148,9 +199,12 @@ class HealthServer:
         missing: Callable[[], Sequence[str]] = tuple,
         host: str = "127.0.0.1",
         port: int = 0,
+        posts: Mapping[str, PostRoute] | None = None,
     ) -> None:
         # Binding here, not in start(), so a port in use fails the command at once.
-        self._server = _Server((host, port), registry=registry, alive=alive, missing=missing)
+        self._server = _Server(
+            (host, port), registry=registry, alive=alive, missing=missing, posts=posts or {}
+        )
         self._thread: threading.Thread | None = None
 
     @property

@@ -25,6 +25,7 @@ from canary.api.status import Phase
 CHECK_RESULTS = frozenset({"passed", "failed", "no_data"})
 CHAOS_RESULTS = frozenset({"passed", "failed"})
 FAILED_TICK_OUTCOMES = frozenset({"unavailable", "error"})
+NOTIFICATION_RESULTS = frozenset({"sent", "retried", "dropped"})
 PHASES = tuple(str(phase) for phase in Phase)
 # A tick is a store read, maybe a few queries and one patch: from about a millisecond against
 # the local mesh to seconds when a Prometheus query runs to its timeout.
@@ -89,6 +90,13 @@ class Telemetry:
         self._leader = Gauge(
             "canary_leader",
             "1 while this replica holds the leader Lease and acts, else 0.",
+            registry=self.registry,
+        )
+        self._notifications = Counter(
+            "canary_notifications",
+            "Chat messages by ChatProvider (namespace/name) and result: sent, retried (a try "
+            "that failed and will be tried again), dropped (given up on).",
+            ("provider", "result"),
             registry=self.registry,
         )
         # Present from the start, so rate() sees the first error rather than a new series.
@@ -172,6 +180,14 @@ class Telemetry:
             for check, result in checks:
                 with contextlib.suppress(KeyError):
                     self._checks.remove(namespace, name, check, result)
+
+    def notification(self, provider: str, result: str) -> None:
+        """One chat message's outcome (the chat outbox calls it from its worker thread)."""
+        if result not in NOTIFICATION_RESULTS:
+            raise ValueError(
+                f"unknown notification result {result!r}; expected {sorted(NOTIFICATION_RESULTS)}"
+            )
+        self._notifications.labels(provider, result).inc()
 
     def set_leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)

@@ -3,7 +3,9 @@
 Nothing here decides anything: the same Reconciler and Controller that run in a cluster drive
 the rollout, through the LocalStore and the local Pilot instead of the API server and istiod.
 The demo only starts the world, draws what happens once a second, and judges the outcome
-against what the scenario should give.
+against what the scenario should give. With `--slack` the Canary also tells a Slack channel,
+and approval clicks come back through the same Clicks as in a cluster (`slack.py` says what
+the option adds, `chat.py` wires it).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,15 @@ from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
 from canary.api.metric_template import PrometheusProvider
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
+from canary.controller.chat.publisher import ChatPublisher
 from canary.controller.clock import SystemClock
 from canary.controller.notify import FanOut, LogNotifier
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.sources import Sources
-from canary.demo import report, scenario, timeline, view
+from canary.demo import report, scenario, slack, timeline, view
+from canary.demo.chat import DemoChat
+from canary.demo.slack import SlackSettings
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
@@ -53,6 +58,10 @@ class DemoOptions:
     # MetricTemplates); None runs the built-in demo objects.
     policy_objects: Sequence[dict[str, Any]] | None = None
     stable_error_rate: float = 0.0
+    # Hold at the promotion gate until `canary approve|reject` (spec.approvals).
+    approval: bool = False
+    # --slack: the Canary notifies a Slack channel, and approval clicks come back from it.
+    slack: SlackSettings = field(default_factory=SlackSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,15 @@ class Outcome:
 
 
 def run(options: DemoOptions, console: Console) -> Outcome:
-    objects = scenario.complete(list(options.policy_objects or scenario.objects(options.scenario)))
+    objects = slack.with_slack(
+        scenario.complete(
+            list(
+                options.policy_objects
+                or scenario.objects(options.scenario, approval=options.approval)
+            )
+        ),
+        options.slack,
+    )
     plan = scenario.plan(objects)
     bad = options.scenario is scenario.Scenario.BAD
     versions = [
@@ -88,7 +105,8 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         ),
     ]
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as scratch:
-        store = LocalStore(options.state_dir or Path(scratch) / "state")
+        state_dir = options.state_dir or Path(scratch) / "state"
+        store = LocalStore(state_dir)
         _seed(store, objects)
         with LocalMesh(
             service=plan.service,
@@ -101,26 +119,45 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             console.print(mesh.describe())
             pids = mesh.pids()
             metrics = PrometheusMetrics(mesh.prometheus_url)
-            controller = local_controller(store, mesh, metrics)
-            controller.start()
+            chat = DemoChat(store, options.slack) if options.slack.on else None
+            controller = local_controller(
+                store, mesh, metrics, chat=None if chat is None else chat.publisher
+            )
+            url = "" if chat is None else chat.interactions_url
+            for line in slack.header(options.slack, url):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
             try:
-                samples = _watch(store, metrics, plan, options, console)
+                if chat is not None:
+                    chat.start()
+                controller.start()
+                samples = _watch(store, metrics, plan, options, console, state_dir=state_dir)
             finally:
                 controller.stop()
+                if chat is not None:
+                    chat.stop()
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
-        expected=scenario.EXPECTED[options.scenario],
+        expected=scenario.expected(options.scenario, status),
         status=status,
         seconds=samples[-1].t if samples else 0.0,
         pids=tuple(pids),
     )
     _summarize(outcome, samples=samples, events=events, plan=plan, options=options, console=console)
+    if chat is not None:
+        console.print(chat.summary(), markup=False, highlight=False)
     return outcome
 
 
-def local_controller(store: LocalStore, mesh: LocalMesh, metrics: PrometheusMetrics) -> Controller:
-    """The real controller, wired to the local mesh instead of a cluster."""
+def local_controller(
+    store: LocalStore,
+    mesh: LocalMesh,
+    metrics: PrometheusMetrics,
+    *,
+    chat: ChatPublisher | None = None,
+) -> Controller:
+    """The real controller, wired to the local mesh instead of a cluster; `chat` tells the
+    Canary's notifications (its outbox is started and stopped by the caller)."""
     reconciler = Reconciler(
         store=store,
         workloads=store,
@@ -134,6 +171,7 @@ def local_controller(store: LocalStore, mesh: LocalMesh, metrics: PrometheusMetr
             metrics={PrometheusProvider: _MeshPrometheus(metrics)},
         ),
         query_set=builtins.QuerySet.ENVOY,
+        chat=chat,
     )
     return Controller(reconciler, resync=1.0)
 
@@ -162,24 +200,48 @@ def _watch(
     plan: scenario.Plan,
     options: DemoOptions,
     console: Console,
+    *,
+    state_dir: Path,
 ) -> list[timeline.Sample]:
     """Sample once a second until the rollout ends or the time limit passes."""
     samples: list[timeline.Sample] = []
     started = time.monotonic()
+    told = ""
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         while (elapsed := time.monotonic() - started) < options.timeout:
             status = store.status(plan.key)
+            if status.waiting_for and status.waiting_for != told:
+                # Also printed above the live view, which a terminal that is not one (a
+                # pipe, a CI log) shows only at the end.
+                told = status.waiting_for
+                how = _how_to_decide(plan, state_dir, options.slack)
+                live.console.print(escape(f"waiting for {told}: {how}"), soft_wrap=True)
             latest = timeline.sample(
                 elapsed, status, metrics, service=plan.service, namespace=plan.key.namespace
             )
             samples.append(latest)
             live.update(
-                view.render(latest, scenario=str(options.scenario), elapsed_limit=options.timeout)
+                view.render(
+                    latest,
+                    scenario=str(options.scenario),
+                    elapsed_limit=options.timeout,
+                    decide=(
+                        _how_to_decide(plan, state_dir, options.slack) if status.waiting_for else ""
+                    ),
+                )
             )
             if status.phase in TERMINAL_PHASES:
                 break
             time.sleep(max(0.0, 1.0 - (time.monotonic() - started - elapsed)))
     return samples
+
+
+def _how_to_decide(plan: scenario.Plan, state_dir: Path, chat: SlackSettings) -> str:
+    where = f"{plan.key.name} -n {plan.key.namespace} --state-dir {state_dir}"
+    how = f"decide in another terminal: canary approve {where}  (or: canary reject {where})"
+    if chat.takes_clicks:
+        how += f"; or click Approve or Reject on the rollout's message in Slack ({chat.channel})"
+    return how
 
 
 def _summarize(

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from canary.api.people import Decision
 from canary.api.resources import Canary
+from canary.api.status import CanaryStatus
 from canary.ports import CanaryKey
 
 NAMESPACE = "default"
@@ -116,11 +118,14 @@ def _destination_rule() -> dict[str, Any]:
 
 
 def canary(
-    *, step_seconds: int = 12, check_seconds: int = 2, chaos: bool = False
+    *, step_seconds: int = 12, check_seconds: int = 2, chaos: bool = False, approval: bool = False
 ) -> dict[str, Any]:
     body = _canary(step_seconds=step_seconds, check_seconds=check_seconds)
     if chaos:
         body["spec"]["chaos"] = [dict(EXPERIMENT)]
+    if approval:
+        # The last step holds, judged all the while, until a person decides.
+        body["spec"]["approvals"] = {"before": ["promotion"]}
     return body
 
 
@@ -160,12 +165,19 @@ def _canary(*, step_seconds: int, check_seconds: int) -> dict[str, Any]:
     }
 
 
-def objects(chosen: Scenario = Scenario.GOOD) -> list[dict[str, Any]]:
+def objects(chosen: Scenario = Scenario.GOOD, *, approval: bool = False) -> list[dict[str, Any]]:
     return [
         virtual_service(),
         destination_rule(outlier_detection=chosen is not Scenario.CHAOS_UNPROTECTED),
-        canary(chaos=chosen.chaos),
+        canary(chaos=chosen.chaos, approval=approval),
     ]
+
+
+def expected(chosen: Scenario, status: CanaryStatus) -> Expected:
+    """What the scenario should end in; a person's reject at an approval gate rolls back."""
+    if status.approvals and status.approvals[-1].decision is Decision.REJECTED:
+        return Expected(phase="Failed", canary_weight=0)
+    return EXPECTED[chosen]
 
 
 @dataclass(frozen=True, slots=True)

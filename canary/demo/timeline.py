@@ -57,6 +57,8 @@ class Sample:
     callers_success_rate: float | None = None
     ejected: float | None = None
     chaos: tuple[ChaosView, ...] = ()
+    # The gate the rollout waits at (a person's approval, a confirm webhook), if any.
+    waiting_for: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +92,7 @@ def sample(
         canary_weight=status.canary_weight,
         step=status.step,
         failed_checks=status.failed_checks,
+        waiting_for=status.waiting_for,
         success_rate=success,
         p99_ms=p99,
         checks=tuple(CheckView(c.name, str(c.verdict), c.value, c.message) for c in status.checks),

@@ -17,7 +17,7 @@ _PHASE_STYLE = {
 }
 
 
-def render(latest: Sample, *, scenario: str, elapsed_limit: float) -> Group:
+def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str = "") -> Group:
     header = Text.assemble(
         ("canary demo ", "bold"),
         (f"({scenario}) ", "dim"),
@@ -67,9 +67,15 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float) -> Group:
         f"step {latest.step + 1}  failed checks {latest.failed_checks}  {latest.message}",
         style="dim",
     )
+    parts: list[Text | Table] = [header, weights, versions, callers, checks]
     if latest.chaos:
-        return Group(header, weights, versions, callers, checks, experiments, footer)
-    return Group(header, weights, versions, callers, checks, footer)
+        parts.append(experiments)
+    parts.append(footer)
+    if latest.waiting_for:
+        parts.append(Text(f"waiting for {latest.waiting_for}", style="bold yellow"))
+        if decide:
+            parts.append(Text(decide, style="bold"))
+    return Group(*parts)
 
 
 def _bar(weight: int, label: str) -> Text:

@@ -24,7 +24,7 @@ class SetWeights:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Tell people: a Kubernetes Event, a log line, and later a chat message."""
+    """Tell people: a Kubernetes Event, a log line, and a reply in the rollout's chat thread."""
 
     reason: str
     message: str
@@ -91,7 +91,16 @@ class ClearFaults:
     why: str
 
 
-Action = SetWeights | Notify | CallWebhook | InjectFault | ClearFaults | ScaleToZero
+@dataclass(frozen=True, slots=True)
+class Finalize:
+    """The deleted Canary has been dealt with (its faults gone, its route as onDelete says):
+    let the Canary go. Only ever the last action of a decision, and only done when every
+    action before it succeeded."""
+
+    message: str
+
+
+Action = SetWeights | Notify | CallWebhook | InjectFault | ClearFaults | ScaleToZero | Finalize
 
 
 # Not frozen, unlike the actions: one is built (sometimes two) on every tick of every Canary, and

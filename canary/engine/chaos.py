@@ -13,12 +13,13 @@ running experiment whose fault is missing gets it again until it expires.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.api.chaos import ChaosRequest, Experiment, Trial
 from canary.api.status import CanaryStatus, ChaosPhase, ChaosResult, MeasurementKind
-from canary.engine import records
+from canary.engine import judge, records
 from canary.engine.actions import ClearFaults, Decision, Fault, InjectFault, Notify
 from canary.engine.observation import ChaosReading, Measurement
 from canary.engine.plan import Plan
@@ -280,14 +281,18 @@ def _described(fault: Fault, pods: int | None) -> str:
 
 
 def _number(measurement: Measurement) -> float | None:
-    if measurement.kind is MeasurementKind.VALUE:
-        return measurement.value
+    # +Inf or -Inf proves nothing (a division by zero in a query), and JSON, so the status,
+    # cannot hold one: it is unknown, like no data, and never meets an expectation.
+    value = measurement.value
+    if measurement.kind is MeasurementKind.VALUE and value is not None and math.isfinite(value):
+        return value
     return None
 
 
 def _why(measurement: Measurement) -> str:
     if measurement.kind is MeasurementKind.VALUE:
-        return ""
+        value = measurement.value
+        return "" if value is None or math.isfinite(value) else f" [{judge.shown(value)}]"
     return f" [{measurement.kind.value}: {measurement.message}]"
 
 

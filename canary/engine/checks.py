@@ -7,6 +7,7 @@ validation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
                 {
                     "name": name,
                     "kind": measurement.kind,
-                    "value": measurement.value,
+                    "value": _recorded(measurement.value),
                     "samples": measurement.samples,
                     "query": measurement.query,
                     "threshold": rule.threshold,
@@ -135,6 +136,12 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         failed_checks,
         passing if known else None,
     )
+
+
+def _recorded(value: float | None) -> float | None:
+    # JSON, so the API server, cannot hold +Inf or -Inf: the record keeps null and the judge's
+    # message names the infinity ("+Inf is outside <= 500").
+    return value if value is None or math.isfinite(value) else None
 
 
 def _gate_record(hook: Webhook, passed: bool, judged: judge.Judgement, tick: Tick) -> CheckResult:

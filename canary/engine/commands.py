@@ -1,4 +1,5 @@
-"""What a person or a pipeline asked of the rollout (`canary promote|abort|retry`), decided.
+"""What a person or a pipeline asked of the rollout (`canary promote|abort|retry|approve|reject`),
+decided.
 
 A command arrives in the Canary's annotations and is handled once: the status records it by id
 in `lastCommand`, with whether it was carried out and what came of it, in the same decision
@@ -11,6 +12,9 @@ answer) is never carried out twice, and a controller restarted in between finds 
   `force` at once. Either way the canary must be ready first: traffic never goes to a subset
   without ready pods. Kept in `promoteRequested` until the promotion starts.
 - retry: start a failed rollout over, the same revision, from the first step.
+- approve / reject: decide the approval gate that waits (approvals.py); reject rolls back. From a
+  chat message they name the revision and gate the message was about, and decide nothing for
+  another one.
 While the Canary is suspended nothing moves, so a command other than abort (which the CLI sends
 together with lifting the suspension) is answered "paused" and not carried out.
 """
@@ -21,7 +25,7 @@ from typing import Any
 
 from canary.api.commands import Command, CommandResult, Verb
 from canary.api.status import Phase
-from canary.engine import records
+from canary.engine import approvals, records
 from canary.engine.tick import Tick
 
 _ABORTABLE = frozenset({Phase.INITIALIZING, Phase.PROGRESSING, Phase.PROMOTING})
@@ -66,6 +70,8 @@ def refusal(tick: Tick, command: Command) -> str | None:
         ):
             return "a promotion is already asked for"
         return None
+    if command.verb in (Verb.APPROVE, Verb.REJECT):
+        return approvals.refusal(tick, command)
     if phase is not Phase.FAILED:
         return f"nothing to retry: {where}; retry starts a Failed rollout over"
     return None

@@ -13,6 +13,12 @@ PROGRESSING = "Progressing"
 SUSPENDED = "Suspended"
 ROLLBACK_VERIFIED = "RollbackVerified"
 DRIFTED = "WeightsDrifted"
+# The Canary became invalid after weights moved: whether 100% went back to the stable subset.
+STABLE_RESTORED = "StableRestored"
+# A tick raised: the error, until a tick finishes again.
+TICK_FAILED = "TickFailed"
+# The stored status does not parse: nothing is judged or written until it is fixed or retried.
+STATUS_UNREADABLE = "StatusUnreadable"
 
 
 def with_condition(
@@ -58,3 +64,5 @@ def is_true(conditions: tuple[Condition, ...], type: str) -> bool:
 PROMOTED = "Promoted"
 # A gate (a confirm-* webhook) holds the rollout; status.waitingFor names it.
 WAITING = "Waiting"
+# Whether the Canary's chat notifications get through (False names the provider and why).
+NOTIFIED = "Notified"

@@ -16,12 +16,24 @@ Every event the decision tells is also told to the `event` webhooks.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from canary.api.commands import Command, Verb
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus, Phase
-from canary.engine import chaos, commands, conditions, phases, plan, records, releases
+from canary.engine import (
+    approvals,
+    chaos,
+    commands,
+    conditions,
+    deletion,
+    phases,
+    plan,
+    records,
+    releases,
+)
 from canary.engine.actions import Action, CallWebhook, Decision, Notify
+from canary.engine.invalid import invalid
 from canary.engine.observation import Observation
 from canary.engine.tick import Tick, enter
 
@@ -37,7 +49,8 @@ def decide(
     spec: CanarySpec, status: CanaryStatus, observation: Observation, now: datetime
 ) -> Decision:
     tick = Tick(spec, status, observation, now, plan.of(spec))
-    decision = _decided(tick)
+    # A deleted Canary is decided by deletion.py alone (its faults, its route, letting it go).
+    decision = deletion.decided(tick) if observation.deleting_since else _decided(tick)
     if observation.faults != ():
         # Any fault in place that no running experiment accounts for goes first of all.
         decision = chaos.clear_strays(tick, decision)
@@ -48,7 +61,37 @@ def decide(
         )
     if tick.plan.event:
         decision = _told(tick, decision)
-    return decision
+    return _notified(tick, decision)
+
+
+def _notified(tick: Tick, decision: Decision) -> Decision:
+    """The Notified condition as the chat backends stand; unchanged (no copy) most ticks."""
+    problems = tick.seen.chat_problems
+    if not problems and not tick.spec.notifications:
+        # Most Canaries notify nobody: no scan of the conditions on their every tick (a
+        # Canary whose notifications were removed restarts, which drops the condition).
+        return decision
+    current = None
+    for condition in decision.status.conditions:
+        if condition.type == conditions.NOTIFIED:
+            current = condition
+            break
+    if not problems and (current is None or current.status == "True"):
+        return decision
+    message = "; ".join(problems)
+    wanted: Literal["True", "False"] = "False" if problems else "True"
+    if current is not None and (current.status, current.message) == (wanted, message):
+        return decision
+    updated = conditions.with_condition(
+        decision.status.conditions,
+        type=conditions.NOTIFIED,
+        status=wanted,
+        reason="ChatFailing" if problems else "ChatDelivered",
+        message=message,
+        now=tick.now,
+    )
+    status = records.evolve(decision.status, {"conditions": updated})
+    return Decision(status, decision.actions, decision.wake_after)
 
 
 def _told(tick: Tick, decision: Decision) -> Decision:
@@ -68,7 +111,9 @@ def _told(tick: Tick, decision: Decision) -> Decision:
 def _decided(tick: Tick) -> Decision:
     status, observation, now = tick.status, tick.seen, tick.now
     if observation.problems:
-        return invalid(status, observation.problems, now=now, revision=observation.revision)
+        return invalid(
+            status, observation.problems, now=now, revision=observation.revision, seen=observation
+        )
     command = commands.pending(tick)
     if command is not None:
         answered = _commanded(tick, command)
@@ -96,6 +141,19 @@ def _commanded(tick: Tick, command: Command) -> Decision | Tick:
         return tick.with_status(records.evolve(tick.status, updates))
     if command.verb is Verb.PROMOTE:
         return commands.with_promotion(tick, command)
+    if command.verb in (Verb.APPROVE, Verb.REJECT):
+        recorded, notice = approvals.decided(tick, command)
+        updates = {
+            **recorded,
+            **commands.answered(tick, command, accepted=True, message=notice.message),
+        }
+        tick = tick.with_status(records.evolve(tick.status, updates))
+        if command.verb is Verb.REJECT:
+            rolled = phases.roll_back(tick, notice.message)
+            return Decision(rolled.status, (notice, *rolled.actions), rolled.wake_after)
+        # Approved: the gate opens in this same tick, where the phase reads the record back.
+        decision = _run(tick)
+        return Decision(decision.status, (notice, *decision.actions), decision.wake_after)
     if command.verb is Verb.ABORT:
         why = f"aborted{who} (canary abort)"
         updates = commands.answered(tick, command, accepted=True, message=f"rolling back: {why}")
@@ -104,44 +162,6 @@ def _commanded(tick: Tick, command: Command) -> Decision | Tick:
         tick, command, accepted=True, message=f"starting over from the first step{who}"
     )
     return _start(tick.with_status(records.evolve(tick.status, updates)), retried=True)
-
-
-def invalid(
-    status: CanaryStatus, problems: tuple[str, ...], *, now: datetime, revision: str = ""
-) -> Decision:
-    """The Canary cannot be acted on; also what the controller uses for a spec that won't parse."""
-    message = "; ".join(problems)
-    if status.phase is Phase.INVALID and status.message == message:
-        return Decision(status=status)
-    updated = conditions.with_condition(
-        status.conditions,
-        type=conditions.INVALID_SPEC,
-        status="True",
-        reason="InvalidSpec",
-        message=message,
-        now=now,
-    )
-    updated = conditions.with_condition(
-        updated,
-        type=conditions.PROMOTED,
-        status="False",
-        reason="InvalidSpec",
-        message=message,
-        now=now,
-    )
-    status = records.evolve(
-        status,
-        {
-            "phase": Phase.INVALID,
-            "message": message,
-            "revision": revision or status.revision,
-            "last_transition_time": now,
-            "deadline_at": None,
-            "deadline_action": None,
-            "conditions": updated,
-        },
-    )
-    return Decision(status=status, actions=(Notify("InvalidSpec", message, warning=True),))
 
 
 def _run(tick: Tick) -> Decision:
@@ -169,7 +189,7 @@ def _start(tick: Tick, *, retried: bool = False) -> Decision:
             tick.spec, status, None if seen.traffic is None else seen.traffic.weights
         )
     except releases.Ambiguous as exc:
-        return invalid(status, (str(exc),), now=tick.now, revision=seen.revision)
+        return invalid(status, (str(exc),), now=tick.now, revision=seen.revision, seen=seen)
     restarting = status.phase is not None and status.phase not in TERMINAL_PHASES
     canary = tick.plan.canary_subset
     if retried:
@@ -193,7 +213,13 @@ def _start(tick: Tick, *, retried: bool = False) -> Decision:
         message="",
         now=tick.now,
     )
-    cleared = tuple(c for c in cleared if c.type != conditions.ROLLBACK_VERIFIED)
+    # Each says how the last rollout ended (or was left), not how this one goes.
+    cleared = tuple(
+        c
+        for c in cleared
+        if c.type
+        not in (conditions.ROLLBACK_VERIFIED, conditions.STABLE_RESTORED, conditions.NOTIFIED)
+    )
     # Given as the conditions enter() starts from, not as one of its updates, which would
     # replace the Progressing condition it sets (and that initializing reads back).
     started = enter(
@@ -215,6 +241,7 @@ def _start(tick: Tick, *, retried: bool = False) -> Decision:
         last_check_at=None,
         checks=(),
         chaos=(),
+        approvals=(),
     )
     following = phases.initializing(tick.with_status(started.status))
     return Decision(following.status, (*started.actions, *following.actions), following.wake_after)
@@ -268,7 +295,9 @@ def _suspended(tick: Tick) -> Decision:
 def _resumed(tick: Tick) -> tuple[Tick, tuple[Notify, ...]]:
     status = tick.status
     assert status.suspended_at is not None
-    frozen_for = tick.now - status.suspended_at
+    # A suspendedAt in the future (a hand edit, a clock that went back) froze nothing: shifting
+    # by a negative span would move every clock back, possibly before the status can hold.
+    frozen_for = max(tick.now - status.suspended_at, timedelta(0))
 
     def shifted(moment: datetime | None) -> datetime | None:
         return None if moment is None else moment + frozen_for

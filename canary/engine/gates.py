@@ -72,14 +72,14 @@ def confirm(
         recorded = confirmed_before(status, tuple(h for h in hooks if h.name not in answered))
         closed = [name for name, yes in answered.items() if not yes]
         if not closed and recorded:
-            return Gate(True, {**updates, **_opened(tick)})
+            return Gate(True, {**updates, **opened(tick)})
     else:
         closed = [hook.name for hook in hooks if not answered.get(hook.name, False)]
         if not closed:
-            return Gate(True, {**updates, **_opened(tick)})
+            return Gate(True, {**updates, **opened(tick)})
     names = ", ".join(closed) or ", ".join(hook.name for hook in hooks)
     what = f"{kind} webhook {names}"
-    return _waiting(tick, what, updates)
+    return waiting(tick, what, updates)
 
 
 def rollback_asked(tick: Tick, hooks: tuple[Webhook, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -95,9 +95,10 @@ def rollback_asked(tick: Tick, hooks: tuple[Webhook, ...]) -> tuple[str, dict[st
     return None
 
 
-def _waiting(tick: Tick, what: str, updates: dict[str, Any]) -> Gate:
+def waiting(tick: Tick, what: str, updates: dict[str, Any], *, message: str | None = None) -> Gate:
+    """Held by the gate `what`: waitingFor and the Waiting condition, said once."""
     status = tick.status
-    message = f"waiting for {what} to say yes"
+    message = message or f"waiting for {what} to say yes"
     if status.waiting_for == what and conditions.is_true(status.conditions, conditions.WAITING):
         return Gate(False, updates)
     updates = {
@@ -115,7 +116,7 @@ def _waiting(tick: Tick, what: str, updates: dict[str, Any]) -> Gate:
     return Gate(False, updates, (Notify("Waiting", message),))
 
 
-def _opened(tick: Tick) -> dict[str, Any]:
+def opened(tick: Tick) -> dict[str, Any]:
     """The updates that say no gate holds the rollout any more (empty when none did).
 
     A gate waits as long as it takes (a person may answer in an hour), so its wait is not the

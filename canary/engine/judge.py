@@ -5,10 +5,20 @@ combinations are where other controllers went wrong: Argo's limits and defaults 
 into "Successful" with no data at all (argo-rollouts#4479). Here, a verdict of pass needs a real
 value, inside the range, from enough requests. Everything else is a failure, or, for a metric
 that may wait for data, inconclusive until its wait runs out.
+
+A measured +Inf or -Inf (PromQL's x/0 for x != 0, e.g. errors over successes when nothing
+succeeded) is a value, judged at once like any other (never "no data", which onNoData: wait
+would forgive), and it never passes. Beyond a bound it fails that bound, as the number it is:
++Inf errors per success against `max: 0.01` is the worst ratio there is. On a side the range
+leaves open it fails too: +Inf against `min: 99` is no success rate a query could mean, and a
+pass needs a real number. Thresholds themselves are finite (the model refuses NaN and
+infinities). histogram_quantile never gives +Inf for requests slower than every bucket: it
+answers the largest finite bucket bound, so a latency max must lie below that bound to ever fail.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from canary.api import durations
@@ -94,8 +104,14 @@ def verdict(
         # A value from enough requests: it passes inside the range, and fails outside it.
         low, high = rule.low, rule.high
         if (low is None or value >= low) and (high is None or value <= high):
-            return _PASSED
-        return Judgement(Verdict.FAIL, f"{value:g} is outside {rule.threshold}")
+            if math.isfinite(value):
+                return _PASSED
+            return Judgement(
+                Verdict.FAIL,
+                f"{shown(value)} never passes, even against {rule.threshold} "
+                "(a division by zero in the query?)",
+            )
+        return Judgement(Verdict.FAIL, f"{shown(value)} is outside {rule.threshold}")
     wait_limit = step_interval if rule.no_data_timeout is None else rule.no_data_timeout
     policy = rule.on_no_data
     if measurement.kind is not MeasurementKind.VALUE or value is None:
@@ -119,6 +135,13 @@ def verdict(
                 wait_limit=wait_limit,
             )
     raise AssertionError("unreachable: a value from enough requests is judged above")
+
+
+def shown(value: float) -> str:
+    """A measured value as a message shows it; the infinities as PromQL spells them."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:g}"
 
 
 def gate(passed: bool, message: str) -> Judgement:

@@ -29,6 +29,10 @@ class Traffic:
     # can tell and it was not this controller: a split that moved away from a live step with
     # another writer named is drift, not a write of ours still on its way.
     writer: str | None = None
+    # What is wrong around a route the router could still read (a DestinationRule that does
+    # not define a subset as the Canary says): each makes the Canary Invalid, but its weights
+    # are known and can still be sent back to stable.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,13 @@ class Observation:
     chaos_request: ChaosRequest | None = None
     # A command asked for on the Canary (`canary promote|abort|retry`), if any.
     command: Command | None = None
+    # When the Canary was deleted (its deletionTimestamp); None while it is not being deleted.
+    # A deleted Canary is decided by engine/deletion.py alone.
+    deleting_since: datetime | None = None
     # Cross-object problems found while observing (a missing VirtualService, a route name that
     # does not exist): each makes the Canary Invalid until it is fixed.
     problems: tuple[str, ...] = ()
+    # Why the Canary's chat notifications are not getting through (a provider missing, Slack
+    # refusing the token or the channel, messages dropped), one line each; () when they are.
+    # Shown as the Notified condition; never a reason to hold or fail the rollout.
+    chat_problems: tuple[str, ...] = ()

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from canary.api.people import Gate
 from canary.api.status import ChaosPhase, ChaosResult, Phase
-from canary.engine import chaos, checks, conditions, gates, records, settle
+from canary.engine import approvals, chaos, checks, conditions, gates, records, settle
 from canary.engine.actions import (
     Action,
     CallWebhook,
@@ -79,6 +80,10 @@ def initializing(tick: Tick) -> Decision:
         tick = _with(tick, gate.updates)
         if not gate.open:
             return _held(tick, gate)
+        approval = approvals.check(tick, approvals.gate_before_step(0))
+        tick = _with(tick, approval.updates)
+        if not approval.open:
+            return _approval_held(tick, approval)
     if seen.target_ready is False:
         assert spec.canary.target_ref is not None
         return waiting(tick, f"waiting for Deployment {spec.canary.target_ref.name} to be ready")
@@ -108,6 +113,14 @@ def _held(tick: Tick, gate: gates.Gate) -> Decision:
     """Waiting on a closed gate (its updates already in the tick), saying so once."""
     decision = waiting(tick, f"waiting for {tick.status.waiting_for} to say yes")
     return Decision(decision.status, (*gate.notices, *decision.actions), decision.wake_after)
+
+
+def _approval_held(tick: Tick, approval: approvals.Approval) -> Decision:
+    """Waiting on a person (or rolling back, the gate having timed out)."""
+    if approval.roll_back:
+        return _roll_back(tick, approval.roll_back, approval.notices)
+    decision = waiting(tick, f"waiting for {tick.status.waiting_for}")
+    return Decision(decision.status, (*approval.notices, *decision.actions), decision.wake_after)
 
 
 def _gate_open(tick: Tick, name: str) -> bool:
@@ -249,6 +262,13 @@ def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> 
     tick = _with(tick, gate.updates)
     if not gate.open:
         return _held(tick, gate)
+    if tick.status.promote_requested != "force":
+        approval = approvals.check(
+            tick, Gate.PROMOTION.value if last else approvals.gate_before_step(step + 1)
+        )
+        tick = _with(tick, approval.updates)
+        if not approval.open:
+            return _approval_held(tick, approval)
     if not last:
         return _start_step(tick, step + 1)
     return _promote(tick, f"all {len(plan.weights)} steps passed")

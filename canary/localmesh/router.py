@@ -19,7 +19,7 @@ from canary.engine.observation import ActiveFault, Traffic
 from canary.errors import InvalidSpec
 from canary.localmesh import faults
 from canary.localmesh.store import LocalStore
-from canary.ports import RouteRef
+from canary.ports import CanaryKey, RouteRef
 
 # (host, subset labels, HTTPFault config, how many of the subset's instances, None: all): what
 # the data plane's inbound proxies should serve.
@@ -101,11 +101,25 @@ class LocalRouter:
             config=faults.http_fault(fault.fault),
             pods=fault.pods,
         )
-        self.store.put(record.body(_fault_name(ref)))
+        body = record.body(_fault_name(ref))
+        if ref.owner is not None:
+            # As in a cluster: the Canary whose fault it is, so clearing by owner finds it.
+            body["metadata"]["ownerReferences"] = [
+                {"kind": "Canary", "name": ref.owner.name, "uid": ref.owner.uid}
+            ]
+        self.store.put(body)
         self._serve_faults()
 
     def clear_faults(self, ref: RouteRef) -> None:
         self.store.delete(faults.KIND, ref.namespace, _fault_name(ref))
+        self._serve_faults()
+
+    def clear_faults_of(self, key: CanaryKey) -> None:
+        for body in self.store.objects(faults.KIND, key.namespace):
+            meta = body.get("metadata") or {}
+            owners = meta.get("ownerReferences") or []
+            if any(owner.get("name") == key.name for owner in owners if isinstance(owner, dict)):
+                self.store.delete(faults.KIND, key.namespace, str(meta.get("name", "")))
         self._serve_faults()
 
     def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:

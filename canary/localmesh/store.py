@@ -5,6 +5,13 @@ each has a generation (bumped when its spec changes) and a resourceVersion (bump
 write), a Canary's status is written on its own (like the status subresource), and Events go to
 an append-only log. Every write is a temp file renamed into place, so a second `canary` process
 reading the directory never sees half a file, and a restarted one resumes from what is there.
+
+Finalizers and uids behave as the API server's do, since that is cheap: every object gets a
+uid when first stored, deleting an object that has finalizers only sets its deletionTimestamp
+(and bumps its generation), and removing the last finalizer of a deleted object removes it. So
+a demo's Canary deleted mid-rollout is reverted and its faults cleared by the same ticks as in a
+cluster. A whole replacement (`put`) of a body that names no finalizers keeps the stored ones
+(a seed from YAML knows nothing of them), and never drops a deletionTimestamp.
 """
 
 from __future__ import annotations
@@ -18,21 +25,24 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from pydantic import ValidationError
 
 from canary.api import chaos, commands
 from canary.api import problems as api_problems
+from canary.api.chat_provider import ChatProvider
+from canary.api.commands import COMMAND_ANNOTATION, Command
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
 from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
-from canary.api.status import CanaryStatus
+from canary.api.status import CanaryStatus, Condition
 from canary.engine import revision
 from canary.engine.actions import Notify
 from canary.engine.observation import TargetState
 from canary.errors import InvalidSpec
-from canary.ports import CanaryKey, StoredCanary
+from canary.ports import FINALIZER, CanaryKey, StoredCanary
 
 Body = dict[str, Any]
 
@@ -66,18 +76,57 @@ class LocalStore:
                 "creationTimestamp",
                 previous.get("creationTimestamp") or datetime.now(UTC).isoformat(),
             )
+            stored_meta["uid"] = previous.get("uid") or stored_meta.get("uid") or str(uuid4())
+            if "finalizers" not in stored_meta and previous.get("finalizers"):
+                stored_meta["finalizers"] = previous["finalizers"]
+            if previous.get("deletionTimestamp"):
+                stored_meta["deletionTimestamp"] = previous["deletionTimestamp"]
             _write_json(self._object_path(kind, namespace, name), stored)
             return stored
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Removes an object; False when there was none."""
+        """Removes an object, or marks it deleted while finalizers hold it; False when there
+        was none."""
         with self._lock:
             path = self._object_path(kind, namespace, name)
+            current = _read_json(path)
+            meta = (current or {}).get("metadata") or {}
+            if current is not None and meta.get("finalizers"):
+                if not meta.get("deletionTimestamp"):
+                    meta["deletionTimestamp"] = datetime.now(UTC).isoformat()
+                    meta["generation"] = int(meta.get("generation", 0)) + 1
+                    meta["resourceVersion"] = str(int(meta.get("resourceVersion", 0)) + 1)
+                    _write_json(path, current)
+                return True
             try:
                 path.unlink()
             except FileNotFoundError:
                 return False
             return True
+
+    def add_finalizer(self, key: CanaryKey) -> None:
+        self._finalizers(key, add=True)
+
+    def remove_finalizer(self, key: CanaryKey) -> None:
+        self._finalizers(key, add=False)
+
+    def _finalizers(self, key: CanaryKey, *, add: bool) -> None:
+        with self._lock:
+            path = self._object_path("Canary", key.namespace, key.name)
+            body = _read_json(path)
+            if body is None:
+                return
+            meta = body.setdefault("metadata", {})
+            current = [str(name) for name in meta.get("finalizers") or []]
+            if (FINALIZER in current) == add or (add and meta.get("deletionTimestamp")):
+                return
+            left = [*current, FINALIZER] if add else [n for n in current if n != FINALIZER]
+            if not left and meta.get("deletionTimestamp"):
+                path.unlink(missing_ok=True)
+                return
+            meta["finalizers"] = left
+            meta["resourceVersion"] = str(int(meta.get("resourceVersion", 0)) + 1)
+            _write_json(path, body)
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         return _read_json(self._object_path(kind, namespace, name))
@@ -98,12 +147,49 @@ class LocalStore:
         return None if body is None else self._stored(body)
 
     def status(self, key: CanaryKey) -> CanaryStatus:
-        raw = _read_json(self._status_path(key))
-        return CanaryStatus() if raw is None else CanaryStatus.model_validate(raw)
+        return self.read_status(key)[0]
+
+    def read_status(self, key: CanaryKey) -> tuple[CanaryStatus, str]:
+        """The status, or an empty one and why it could not be read (never silently empty)."""
+        path = self._status_path(key)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return CanaryStatus(), ""
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return CanaryStatus(), f"{path.name} is not JSON: {exc}"
+        if not isinstance(raw, dict):
+            return CanaryStatus(), f"{path.name} holds {type(raw).__name__}, not an object"
+        try:
+            return CanaryStatus.model_validate(raw), ""
+        except ValidationError as exc:
+            lines = api_problems.lines(exc, CanaryStatus)
+            return CanaryStatus(), "; ".join(f"status.{line}" for line in lines)
 
     def metric_template(self, namespace: str, name: str) -> MetricTemplate | None:
         body = self.get("MetricTemplate", namespace, name)
         return None if body is None else MetricTemplate.model_validate(body)
+
+    def chat_provider(self, namespace: str, name: str) -> ChatProvider | None:
+        body = self.get("ChatProvider", namespace, name)
+        return None if body is None else ChatProvider.model_validate(body)
+
+    def ask(self, key: CanaryKey, command: Command) -> str:
+        body = self.get("Canary", key.namespace, key.name)
+        if body is None:
+            return f"no Canary {key}"
+        meta = body.setdefault("metadata", {})
+        pending = commands.command_of(meta)
+        answered = self.status(key).last_command
+        if pending is not None and (answered is None or answered.id != pending.id):
+            return "another decision is waiting to be carried out"
+        annotations = meta.get("annotations") or {}
+        meta["annotations"] = {
+            **annotations,
+            COMMAND_ANNOTATION: command.model_dump_json(by_alias=True),
+        }
+        self.put(body)
+        return ""
 
     # Workloads: Deployments as plain objects of the state directory.
 
@@ -147,6 +233,21 @@ class LocalStore:
     def write_status(self, key: CanaryKey, status: CanaryStatus) -> None:
         _write_json(self._status_path(key), status.model_dump(mode="json", by_alias=True))
 
+    def write_conditions(self, key: CanaryKey, conditions: tuple[Condition, ...]) -> None:
+        path = self._status_path(key)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+            raw = None
+        # The rest of an unreadable status is kept as it was, for whoever comes to fix it.
+        body = (
+            raw
+            if isinstance(raw, dict)
+            else {"unreadable": path.read_text(errors="replace") if path.exists() else ""}
+        )
+        body["conditions"] = [c.model_dump(mode="json", by_alias=True) for c in conditions]
+        _write_json(path, body)
+
     # Events, as a Notifier
 
     def notify(self, key: CanaryKey, notice: Notify) -> None:
@@ -188,14 +289,20 @@ class LocalStore:
             except ValidationError as exc:
                 cached = (version, None, tuple(api_problems.lines(exc, Canary)))
             self._parsed[key] = cached
+        status, status_error = self.read_status(key)
+        deleted = meta.get("deletionTimestamp")
         return StoredCanary(
             key,
             cached[1],
-            self.status(key),
+            status,
             generation,
             cached[2],
             chaos.request_of(meta),
             commands.command_of(meta),
+            status_error=status_error,
+            uid=str(meta.get("uid") or ""),
+            deleting_since=datetime.fromisoformat(deleted) if isinstance(deleted, str) else None,
+            finalizers=tuple(str(name) for name in meta.get("finalizers") or []),
         )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import templates
+from canary.validation import people, templates
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, model_key, not_found
 
@@ -45,6 +45,7 @@ def check_canary(placed: Placed[Canary], index: Index) -> list[Finding]:
     route = _check_virtual_service(about, placed.obj, index)
     _check_destination_rule(about, placed.obj, index, route)
     templates.check(about, placed.obj, index)
+    people.check(about, placed.obj, index)
     return about.findings
 
 

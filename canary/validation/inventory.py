@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from canary.api.chat_provider import ChatProvider
 from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
@@ -34,6 +35,7 @@ class Placed(Generic[T_co]):
 class Inventory:
     canaries: list[Placed[Canary]] = field(default_factory=list)
     templates: list[Placed[MetricTemplate]] = field(default_factory=list)
+    chat_providers: list[Placed[ChatProvider]] = field(default_factory=list)
     virtual_services: list[Placed[IstioObject]] = field(default_factory=list)
     destination_rules: list[Placed[IstioObject]] = field(default_factory=list)
 
@@ -45,6 +47,7 @@ class Index:
     virtual_services: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     destination_rules: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     templates: dict[Key, Placed[MetricTemplate]] = field(default_factory=dict)
+    chat_providers: dict[Key, Placed[ChatProvider]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, inventory: Inventory) -> Index:
@@ -52,10 +55,11 @@ class Index:
             virtual_services=_first(inventory.virtual_services, istio_key),
             destination_rules=_first(inventory.destination_rules, istio_key),
             templates=_first(inventory.templates, lambda placed: model_key(placed.obj)),
+            chat_providers=_first(inventory.chat_providers, lambda placed: model_key(placed.obj)),
         )
 
 
-def model_key(obj: Canary | MetricTemplate) -> Key:
+def model_key(obj: Canary | MetricTemplate | ChatProvider) -> Key:
     return (obj.metadata.namespace or DEFAULT_NAMESPACE, obj.metadata.name)
 
 

@@ -161,6 +161,8 @@ def _add_canary_dev(where: Where, body: dict[str, Any], kind: str, loaded: Loade
         loaded.inventory.canaries.append(Placed(where, parsed))
     elif isinstance(parsed, MetricTemplate):
         loaded.inventory.templates.append(Placed(where, parsed))
+    else:
+        loaded.inventory.chat_providers.append(Placed(where, parsed))
 
 
 def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded: Loaded) -> None:

@@ -275,6 +275,20 @@ class Proxy:
         dump = self.config_dump("dynamic_route_configs")
         return list(envoy_admin.served_splits(dump, fqdn, route_name))
 
+    def subsets_with_endpoints(self, fqdn: str) -> set[str]:
+        """The subsets of `fqdn` whose clusters hold at least one endpoint (EDS arrived).
+
+        A route can be served before its clusters' endpoints are: a request in between gets 503.
+        """
+        with urllib.request.urlopen(f"{self.admin_url}/clusters?format=json", timeout=5) as got:
+            statuses = json.loads(got.read()).get("cluster_statuses") or []
+        found: set[str] = set()
+        for status in statuses:
+            parts = str(status.get("name", "")).split("|")
+            if len(parts) == 4 and parts[3] == fqdn and status.get("host_statuses"):
+                found.add(parts[2])
+        return found
+
     def wait_split(
         self,
         fqdn: str,
@@ -284,16 +298,18 @@ class Proxy:
         timeout: float = 30.0,
         interval: float = 0.01,
     ) -> float:
-        """Waits until Envoy serves `weights` (zero weights left out); the seconds it took."""
+        """Waits until Envoy serves `weights` (zero weights left out), with endpoints behind each
+        weighted subset; the seconds it took."""
         wanted = {subset: weight for subset, weight in weights.items() if weight > 0}
         began = time.monotonic()
         seen: list[dict[str, int]] = []
         for _ in range(int(timeout / interval) + 1):
             try:
                 seen = self.splits(fqdn, route_name)
+                reachable = wanted in seen and set(wanted) <= self.subsets_with_endpoints(fqdn)
             except (OSError, ValueError):
-                seen = []
-            if wanted in seen:
+                seen, reachable = [], False
+            if reachable:
                 return time.monotonic() - began
             if time.monotonic() - began > timeout:
                 break

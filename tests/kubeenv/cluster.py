@@ -56,6 +56,7 @@ READY_TIMEOUT = 180.0
 TEST_COLLECTIONS = (
     "/apis/canary.dev/v1alpha1/namespaces/{namespace}/canaries",
     "/apis/canary.dev/v1alpha1/namespaces/{namespace}/metrictemplates",
+    "/apis/canary.dev/v1alpha1/namespaces/{namespace}/chatproviders",
     "/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices",
     "/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules",
     "/apis/apps/v1/namespaces/{namespace}/deployments",
@@ -85,6 +86,11 @@ class KubeCluster:
     # From starting etcd to the API server serving namespace `default`.
     startup_seconds: float
     _cleanup: contextlib.ExitStack = field(repr=False)
+    # What `restart_apiserver` needs: the supervisor that owns both servers and the running
+    # kube-apiserver, whose own argv starts its successor (same port, certificates, etcd).
+    _supervisor: procs.Supervisor | None = field(default=None, repr=False)
+    _apiserver: procs.Process | None = field(default=None, repr=False)
+    apiserver_restarts: int = 0
 
     def kubectl(
         self,
@@ -180,6 +186,40 @@ class KubeCluster:
                     content_type="application/merge-patch+json",
                 )
         self.request("DELETE", f"/api/v1/namespaces/{name}")
+
+    def stop_apiserver(self, *, grace: float = 10.0) -> None:
+        """Stops kube-apiserver alone (SIGTERM to its process group, SIGKILL after `grace`);
+        etcd keeps running with everything stored."""
+        if self._apiserver is None:
+            raise ClusterError("this cluster was not started by start(); it cannot restart")
+        self._apiserver.stop(grace=grace)
+
+    def start_apiserver(self, *, timeout: float = READY_TIMEOUT) -> float:
+        """Starts kube-apiserver again with the flags it had: the same port, certificate dir
+        (so clients keep trusting it), tokens and etcd. Returns the seconds until it served
+        namespace `default` again; the earlier run's log is kept beside the new one."""
+        if self._apiserver is None or self._supervisor is None:
+            raise ClusterError("this cluster was not started by start(); it cannot restart")
+        if self._apiserver.group_alive():
+            raise ClusterError("kube-apiserver is still running; stop_apiserver() first")
+        began = time.monotonic()
+        self.apiserver_restarts += 1
+        previous = self.apiserver_log.with_name(f"kube-apiserver.{self.apiserver_restarts}.log")
+        with contextlib.suppress(OSError):
+            self.apiserver_log.rename(previous)
+        argv = self._apiserver.popen.args
+        if not isinstance(argv, list):
+            raise ClusterError(f"kube-apiserver was started from {argv!r}, not an argv list")
+        apiserver = self._supervisor.start("kube-apiserver", argv)
+        self._apiserver = apiserver
+        _wait_ready(apiserver, self.url, self.ca_file, self.admin_token, timeout)
+        return time.monotonic() - began
+
+    def restart_apiserver(self, *, down_for: float = 0.0) -> float:
+        """`stop_apiserver`, `down_for` seconds of nothing, `start_apiserver`."""
+        self.stop_apiserver()
+        time.sleep(down_for)
+        return self.start_apiserver()
 
     def log_tail(self, lines: int = 40, *, etcd: bool = False) -> str:
         path = self.etcd_log if etcd else self.apiserver_log
@@ -288,6 +328,8 @@ def start(bin_dir: Path, *, ready_timeout: float = READY_TIMEOUT) -> KubeCluster
             kubectl_path=kubectl_path,
             startup_seconds=time.monotonic() - began,
             _cleanup=cleanup.pop_all(),
+            _supervisor=supervisor,
+            _apiserver=apiserver,
         )
     except BaseException:
         cleanup.close()

@@ -15,9 +15,12 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 # What the controller does and nothing more (DESIGN.md, "Resources").
 CONTROLLER_RULES = {
-    ("canary.dev", "canaries"): {"get", "list", "watch"},
+    # patch: the controller's finalizer (metadata.finalizers), never the spec.
+    ("canary.dev", "canaries"): {"get", "list", "watch", "patch"},
     ("canary.dev", "canaries/status"): {"get", "update", "patch"},
     ("canary.dev", "metrictemplates"): {"get", "list", "watch"},
+    # Where notifications go; the credentials they name are Secrets, read one by one.
+    ("canary.dev", "chatproviders"): {"get", "list", "watch"},
     ("networking.istio.io", "virtualservices"): {"get", "list", "watch", "patch"},
     ("networking.istio.io", "destinationrules"): {"get", "list", "watch", "patch"},
     # The fault experiments' own EnvoyFilters: the only deletable resource.

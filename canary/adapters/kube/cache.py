@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from canary.adapters.kube.informer import Informer, Listener
 from canary.adapters.kube.rest import (
     CANARY,
+    CHAT_PROVIDER,
     DEPLOYMENT,
     DESTINATION_RULE,
     ENVOY_FILTER,
@@ -21,6 +22,7 @@ from canary.adapters.kube.rest import (
 CONTROLLER_KINDS = (
     CANARY,
     METRIC_TEMPLATE,
+    CHAT_PROVIDER,
     VIRTUAL_SERVICE,
     DESTINATION_RULE,
     DEPLOYMENT,
@@ -45,6 +47,13 @@ class ClusterCache:
 
     def of(self, kind: Kind) -> Informer:
         return self.informers[kind]
+
+    def reread(self, kind: Kind, path: str) -> None:
+        """Fetch one object again after a write lost a race to another writer (409/422), so the
+        next tick works from the winner's version rather than waiting for the watch."""
+        fresh = self.rest.get_or_none(path)
+        if fresh is not None:
+            self.informers[kind].remember(fresh)
 
     def on_change(self, listener: Listener) -> None:
         for informer in self.informers.values():

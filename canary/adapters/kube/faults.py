@@ -9,7 +9,12 @@ the workloads the canary subset selects. Their callers then see real upstream fa
 The object is canary's alone (labelled so, see rest.FAULT_SELECTOR), so it is written whole:
 created, or replaced at the resourceVersion read. It carries its experiment, subset and expiry
 in annotations, so a controller that starts after the expiry passed removes it without knowing
-which Canary wrote it (`sweep`).
+which Canary wrote it (`sweep`, also run periodically). It also carries an owner reference to
+the Canary whose fault it holds, so a cluster's garbage collector removes it with its Canary,
+and the controller finds a Canary's faults without its route (`clear_owned`). Two Canaries on
+two routes of one service share the object (one per DestinationRule or host); each write
+replaces it whole, owner reference included, so the owner is always the Canary whose fault is
+in it, and deleting the other Canary leaves it alone.
 
 Workload selection: `workloadSelector.labels` are the subset's labels as the DestinationRule
 defines them, and an EnvoyFilter selects every workload of its namespace with those labels,
@@ -36,7 +41,7 @@ from typing import Any
 
 import structlog
 
-from canary.adapters.kube import pods
+from canary.adapters.kube import owners, pods
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import (
     DESTINATION_RULE,
@@ -54,7 +59,7 @@ from canary.api import envoy_fault, istio
 from canary.engine.actions import Fault, InjectFault
 from canary.engine.observation import ActiveFault
 from canary.errors import InvalidSpec, Unavailable
-from canary.ports import RouteRef
+from canary.ports import CanaryKey, Owner, RouteRef
 
 log = structlog.get_logger("canary.kube.faults")
 
@@ -101,7 +106,7 @@ class Faults:
                 subset=fault.subset,
                 keep=_pods_of(current, fault),
             )
-        body = envoy_filter(ref, fault, labels, pods=chosen)
+        body = envoy_filter(ref, fault, labels, pods=chosen, owner=ref.owner)
         for _ in range(WRITE_ATTEMPTS):
             try:
                 if current is None:
@@ -133,14 +138,25 @@ class Faults:
         for body in self._for_host(ref):
             self._delete(ref.namespace, body["metadata"]["name"])
 
+    def clear_owned(self, key: CanaryKey) -> None:
+        """Removes every fault whose owner reference names the Canary `key`. The name is enough
+        while that Canary exists: a later one of the same name cannot exist beside it."""
+        for body in self.cache.of(ENVOY_FILTER).items():
+            meta = body.get("metadata") or {}
+            if meta.get("namespace") == key.namespace and key.name in owners.names(body):
+                self._delete(key.namespace, str(meta.get("name")))
+
     def active(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
         return tuple(active_fault(body) for body in self._for_host(ref))
 
     def sweep(self, now: datetime) -> tuple[str, ...]:
-        """Lists every canary fault in the cluster from the API (not the cache, which may not
-        have synced at startup) and removes the expired ones."""
+        """Removes every canary fault in the cluster whose expiry has passed. Read from the
+        cache once it has synced (a periodic sweep costs no request), else listed from the
+        API (a controller starting may sweep before its cache is whole)."""
         removed = []
-        for body in self._list_all():
+        informer = self.cache.of(ENVOY_FILTER)
+        found = informer.items() if informer.synced.is_set() else self._list_all()
+        for body in found:
             fault = active_fault(body)
             if fault.expires_at is not None and fault.expires_at > now:
                 continue
@@ -237,9 +253,10 @@ def envoy_filter(
     labels: dict[str, str],
     *,
     pods: Sequence[str] | None = None,
+    owner: Owner | None = None,
 ) -> Body:
     """The whole EnvoyFilter object for `fault` on the workloads with `labels`, or only on the
-    proxies of `pods` among them."""
+    proxies of `pods` among them; owned by the Canary `owner` when one is given."""
     annotations = {
         HOST_ANNOTATION: ref.host,
         EXPERIMENT_ANNOTATION: fault.experiment,
@@ -251,15 +268,18 @@ def envoy_filter(
             raise ValueError("a fault for some pods names at least one")
         annotations[PODS_ANNOTATION] = ",".join(pods)
     typed_config = {"@type": HTTP_FAULT_TYPE, **http_fault(fault.fault)}
+    metadata: Body = {
+        "name": filter_name(ref),
+        "namespace": ref.namespace,
+        "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, FAULT_HOST_LABEL: label_value(ref.host)},
+        "annotations": annotations,
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owners.reference(owner)]
     return {
         "apiVersion": ENVOY_FILTER.api_version,
         "kind": ENVOY_FILTER.kind,
-        "metadata": {
-            "name": filter_name(ref),
-            "namespace": ref.namespace,
-            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, FAULT_HOST_LABEL: label_value(ref.host)},
-            "annotations": annotations,
-        },
+        "metadata": metadata,
         "spec": {
             "workloadSelector": {"labels": dict(labels)},
             "configPatches": (

@@ -112,6 +112,9 @@ class Informer:
             except _Gone:
                 log.info("watch.gone", kind=self.kind.kind)
             except CanaryError as exc:
+                if self._stop.is_set():
+                    # stop() closed the watch's socket under its read: that is no failure.
+                    return
                 log.warning("watch.failed", kind=self.kind.kind, error=str(exc), backoff=backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)

@@ -147,6 +147,13 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self._leading
 
+    @property
+    def taken(self) -> bool:
+        """Whether the last Lease read names another holder: after a step-down for that
+        reason, the other holder acts already, and this replica must write nothing more."""
+        observed = self._observed
+        return observed is not None and observed.holder not in ("", self.identity)
+
     def run(
         self,
         stop: threading.Event,

@@ -60,6 +60,7 @@ class Kind:
 
 CANARY = Kind("Canary", "canary.dev", "v1alpha1", "canaries")
 METRIC_TEMPLATE = Kind("MetricTemplate", "canary.dev", "v1alpha1", "metrictemplates")
+CHAT_PROVIDER = Kind("ChatProvider", "canary.dev", "v1alpha1", "chatproviders")
 VIRTUAL_SERVICE = Kind("VirtualService", "networking.istio.io", "v1", "virtualservices")
 DESTINATION_RULE = Kind("DestinationRule", "networking.istio.io", "v1", "destinationrules")
 DEPLOYMENT = Kind("Deployment", "apps", "v1", "deployments")

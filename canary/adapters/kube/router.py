@@ -36,7 +36,7 @@ from canary.api import istio
 from canary.engine.actions import InjectFault, SetWeights
 from canary.engine.observation import ActiveFault, Traffic
 from canary.errors import InvalidSpec, Unavailable
-from canary.ports import RouteRef, SubsetRef
+from canary.ports import CanaryKey, RouteRef, SubsetRef
 
 log = structlog.get_logger("canary.kube.router")
 
@@ -61,7 +61,12 @@ class KubeRouter:
     def read(self, ref: RouteRef) -> Traffic:
         virtual_service = self._virtual_service(ref)
         route = _route(virtual_service, ref)
-        self._check_subsets(ref)
+        problems: tuple[str, ...] = ()
+        try:
+            self._check_subsets(ref)
+        except InvalidSpec as exc:
+            # The weights are still known: the Canary is Invalid, yet can go back to stable.
+            problems = exc.problems
         weights = istio.live_weights(route)
         applied = self.propagation is None or self.propagation.serves(
             ref.namespace, ref.host, route.name, weights
@@ -71,10 +76,17 @@ class KubeRouter:
             weights=weights,
             applied=applied,
             writer=None if writer in (None, FIELD_MANAGER) else writer,
+            problems=problems,
         )
 
     def set_weights(self, ref: RouteRef, weights: SetWeights) -> None:
-        self._ensure_subsets(ref)
+        try:
+            self._ensure_subsets(ref)
+        except InvalidSpec:
+            if weights.canary_weight != 0:
+                raise
+            # All to stable needs no subset added (the route serves stable already): a Canary
+            # made Invalid by its DestinationRule, or deleted, still gets its traffic back.
         virtual_service = self._virtual_service(ref)
         route = _route(virtual_service, ref)
         try:
@@ -113,6 +125,9 @@ class KubeRouter:
     def faults(self, ref: RouteRef) -> tuple[ActiveFault, ...]:
         return self._faults.active(ref)
 
+    def clear_faults_of(self, key: CanaryKey) -> None:
+        self._faults.clear_owned(key)
+
     def sweep_faults(self, now: datetime) -> tuple[str, ...]:
         return self._faults.sweep(now)
 
@@ -128,9 +143,7 @@ class KubeRouter:
             if exc.status in (409, 422):
                 # Someone changed the object between our read and our write; the watch brings
                 # their version, and the next tick works from it.
-                fresh = self.rest.get_or_none(path)
-                if fresh is not None:
-                    self.cache.of(kind).remember(fresh)
+                self.cache.reread(kind, path)
                 raise Unavailable(
                     f"{kind.kind} changed while writing ({exc.message}); trying again",
                     retry_after=0.5,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canary.adapters.kube.faults import FILTER_NAME
+from canary.adapters.kube.faults import FILTER_NAME, NAME_PREFIX
 from canary.localmesh import procs
 from tests.e2e.istio.conftest import assert_no_nacks
 from tests.istiod import run
@@ -28,6 +28,11 @@ SERVICE = "demo"
 # Write-to-Envoy is ~0.1 s here (10 ms debounce); the bound is for a loaded CI machine.
 PROPAGATION_TIMEOUT = 30.0
 PEER_AUTHENTICATION = "/apis/security.istio.io/v1/namespaces/{}/peerauthentications"
+# The chaos tests' shared parts: the service's fault EnvoyFilter, a Prometheus address that
+# refuses at once (a verdict is then unknown, never a guess), and the fault every request gets.
+FAULT_FILTER = f"{NAME_PREFIX}{SERVICE}"
+NO_PROMETHEUS = "http://127.0.0.1:1"
+ABORT_ALL = {"http_status": 503, "percentage": {"numerator": 100, "denominator": "HUNDRED"}}
 
 
 @dataclass
@@ -64,6 +69,82 @@ def destination_rule(namespace: str) -> Json:
             ],
         },
     }
+
+
+def gateway_routing(namespace: str, route: str) -> list[Json]:
+    """The DestinationRule and a VirtualService bound to the gateway `gw`, all to v1."""
+    fqdn = fqdn_of(namespace)
+    service = {
+        "apiVersion": run.NETWORKING,
+        "kind": "VirtualService",
+        "metadata": {"name": SERVICE, "namespace": namespace},
+        "spec": {
+            "hosts": [fqdn],
+            "gateways": ["gw"],
+            "http": [
+                {
+                    "name": route,
+                    "route": [
+                        {"destination": {"host": fqdn, "subset": "v1"}, "weight": 100},
+                        {"destination": {"host": fqdn, "subset": "v2"}, "weight": 0},
+                    ],
+                }
+            ],
+        },
+    }
+    return [destination_rule(namespace), service]
+
+
+def abort_canary(
+    namespace: str,
+    *,
+    route: str,
+    experiment: str,
+    interval: str,
+    check_interval: str,
+    duration: str,
+) -> Json:
+    """A one-step (50%) Canary whose experiment answers 503 to every request of v2."""
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": SERVICE, "namespace": namespace},
+        "spec": {
+            "service": {
+                "host": fqdn_of(namespace),
+                "virtualService": SERVICE,
+                "destinationRule": SERVICE,
+                "route": route,
+            },
+            "stable": {"subset": "v1"},
+            "canary": {"subset": "v2"},
+            "analysis": {
+                "interval": interval,
+                "checkInterval": check_interval,
+                "stepWeights": [50],
+            },
+            "chaos": [
+                {
+                    "name": experiment,
+                    "atWeight": 50,
+                    "duration": duration,
+                    "fault": {"abort": {"httpStatus": 503, "percentage": 100}},
+                    "onFailure": "rollback",
+                }
+            ],
+        },
+    }
+
+
+def fault_filter(kube: cluster.KubeCluster, namespace: str) -> Json | None:
+    """The service's fault EnvoyFilter as the API server holds it; None when there is none."""
+    path = f"{run.collection('EnvoyFilter', namespace)}/{FAULT_FILTER}"
+    status, body = kube.request("GET", path)
+    if status == 404:
+        return None
+    assert status == 200, body
+    found: Json = body
+    return found
 
 
 def _sidecar(namespace: str, version: str, inbound_port: int, app_port: int) -> Json:

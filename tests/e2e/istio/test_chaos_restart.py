@@ -41,10 +41,6 @@ INTERVAL = 10
 DURATION = 8
 EXPERIMENT = "abort-v2"
 ROUTE = "primary"
-FILTER = f"{faults.NAME_PREFIX}{sidecars.SERVICE}"
-# Refuses at once: the verdict is then unknown, never a guess.
-NO_PROMETHEUS = "http://127.0.0.1:1"
-ABORT = {"http_status": 503, "percentage": {"numerator": 100, "denominator": "HUNDRED"}}
 # How soon after leading the new controller must have removed the fault: it is the first thing
 # it does, before any tick, so this is an API round trip plus a slow machine's margin.
 SWEPT_WITHIN = 3.0
@@ -52,54 +48,18 @@ CLEAR_TIMEOUT = 60.0
 
 
 def _objects(namespace: str) -> list[Json]:
-    fqdn = sidecars.fqdn_of(namespace)
-    service = {
-        "apiVersion": run.NETWORKING,
-        "kind": "VirtualService",
-        "metadata": {"name": sidecars.SERVICE, "namespace": namespace},
-        "spec": {
-            "hosts": [fqdn],
-            "gateways": ["gw"],
-            "http": [
-                {
-                    "name": ROUTE,
-                    "route": [
-                        {"destination": {"host": fqdn, "subset": "v1"}, "weight": 100},
-                        {"destination": {"host": fqdn, "subset": "v2"}, "weight": 0},
-                    ],
-                }
-            ],
-        },
-    }
-    return [sidecars.destination_rule(namespace), service]
+    return sidecars.gateway_routing(namespace, ROUTE)
 
 
 def _canary(namespace: str) -> Json:
-    return {
-        "apiVersion": "canary.dev/v1alpha1",
-        "kind": "Canary",
-        "metadata": {"name": sidecars.SERVICE, "namespace": namespace},
-        "spec": {
-            "service": {
-                "host": sidecars.fqdn_of(namespace),
-                "virtualService": sidecars.SERVICE,
-                "destinationRule": sidecars.SERVICE,
-                "route": ROUTE,
-            },
-            "stable": {"subset": "v1"},
-            "canary": {"subset": "v2"},
-            "analysis": {"interval": f"{INTERVAL}s", "checkInterval": "2s", "stepWeights": [50]},
-            "chaos": [
-                {
-                    "name": EXPERIMENT,
-                    "atWeight": 50,
-                    "duration": f"{DURATION}s",
-                    "fault": {"abort": {"httpStatus": 503, "percentage": 100}},
-                    "onFailure": "rollback",
-                }
-            ],
-        },
-    }
+    return sidecars.abort_canary(
+        namespace,
+        route=ROUTE,
+        experiment=EXPERIMENT,
+        interval=f"{INTERVAL}s",
+        check_interval="2s",
+        duration=f"{DURATION}s",
+    )
 
 
 def _controller(
@@ -111,19 +71,14 @@ def _controller(
     return harness.ControllerProcess(
         kube,
         workdir,
-        NO_PROMETHEUS,
+        sidecars.NO_PROMETHEUS,
         envoy_admin=gateway.proxy.admin_url,
         lease_namespace=gateway.namespace,
     )
 
 
 def _envoy_filter(kube: KubeCluster, namespace: str) -> Json | None:
-    status, body = kube.request("GET", f"{run.collection('EnvoyFilter', namespace)}/{FILTER}")
-    if status == 404:
-        return None
-    assert status == 200, body
-    found: Json = body
-    return found
+    return sidecars.fault_filter(kube, namespace)
 
 
 def _absent(kube: KubeCluster, namespace: str) -> str | None:
@@ -148,7 +103,7 @@ def _still_faulting(kube: KubeCluster, namespace: str, canary: sidecars.Version)
     """The fault is whole: the object in the API server, the filter on the sidecar, the 503."""
     assert _envoy_filter(kube, namespace) is not None
     assert [sidecars.as_written(c) for c in sidecars.fault_filters(canary.proxy)] == [
-        {"abort": ABORT}
+        {"abort": sidecars.ABORT_ALL}
     ]
     assert canary.get()[:2] == (503, "fault filter abort")
 
@@ -228,6 +183,19 @@ def _restart_watching(
         return watching.result(timeout=CLEAR_TIMEOUT + 10)
 
 
+def _answers_through(gateway: GatewayUnderTest, fqdn: str, count: int) -> dict[str, int]:
+    """Which version answered each of `count` requests through the gateway (else the status)."""
+    answered: dict[str, int] = {}
+    for _ in range(count):
+        status, body = gateway.get("/", host=fqdn)
+        try:
+            version = json.loads(body)["version"] if status == 200 else f"http-{status}"
+        except (ValueError, KeyError, TypeError):
+            version = f"http-{status} {body[:40]}"
+        answered[version] = answered.get(version, 0) + 1
+    return answered
+
+
 def _events(controller: harness.ControllerProcess) -> list[Json]:
     """The controller's JSON log lines, in order (a line that is not JSON is left out)."""
     found = []
@@ -271,11 +239,11 @@ def test_a_fault_outlives_a_killed_controller_and_the_restarted_one_removes_it(
         try:
             # The experiment starts at the end of the 50% step.
             harness.wait_for(
-                f"EnvoyFilter {FILTER}",
+                f"EnvoyFilter {sidecars.FAULT_FILTER}",
                 lambda: _absent(kube_cluster, namespace),
                 timeout=INTERVAL + 30,
             )
-            served_in = sidecars.wait_fault(canary.proxy, {"abort": ABORT})
+            served_in = sidecars.wait_fault(canary.proxy, {"abort": sidecars.ABORT_ALL})
             assert canary.get()[:2] == (503, "fault filter abort")
             assert stable.get()[:2] == (200, '{"version": "v1"}')
             for other in (stable.proxy, gateway.proxy):
@@ -287,7 +255,8 @@ def test_a_fault_outlives_a_killed_controller_and_the_restarted_one_removes_it(
             assert killed_at < expires_at, "killed too late to show the fault outliving it"
             _still_faulting(kube_cluster, namespace, canary)
 
-            # Past the expiry, with no controller: nothing else removes the fault.
+            # Past the expiry, with no controller: nothing else removes the fault. A fixed wait
+            # on purpose: it is the time that must pass with nothing happening, not a poll.
             wait = (expires_at - datetime.now(UTC)).total_seconds() + 1.0
             assert wait <= DURATION + 1.0, wait
             time.sleep(max(0.0, wait))
@@ -317,7 +286,7 @@ def test_a_fault_outlives_a_killed_controller_and_the_restarted_one_removes_it(
         ticked, ticked_at = _first(events, "tick.")
         # The sweep is the new leader's first act: before its scheduler, so before any tick.
         assert leading < swept < started < ticked, [e["event"] for e in events]
-        assert events[swept]["fault"] == f"{namespace}/{FILTER}", events[swept]
+        assert events[swept]["fault"] == f"{namespace}/{sidecars.FAULT_FILTER}", events[swept]
         gone_after = (gone - led_at).total_seconds()
         assert 0 <= gone_after <= SWEPT_WITHIN, (led_at, cleared)
 
@@ -327,13 +296,17 @@ def test_a_fault_outlives_a_killed_controller_and_the_restarted_one_removes_it(
         assert (ended["name"], ended["phase"]) == (EXPERIMENT, "Failed"), ended
         ended_at, judged_at = _moment(ended["endedAt"]), _moment(ended["judgedAt"])
         assert expires_at <= led_at <= ended_at <= judged_at, ended
-        assert f"Prometheus at {NO_PROMETHEUS} unreachable" in ended["message"], ended
+        assert f"Prometheus at {sidecars.NO_PROMETHEUS} unreachable" in ended["message"], ended
         assert final["phase"] == "Failed", (final, second.log_tail())
         assert final["canaryWeight"] == 0, final
         body = harness.get(
             kube_cluster, "virtualservices.networking.istio.io", namespace, sidecars.SERVICE
         )
         assert harness.route_weights(body) == {"v1": 100, "v2": 0}, body["spec"]
+        # What decides: users through the gateway get v1 only (the product's own reading of the
+        # gateway's config, a secondary check, agrees).
+        through_gateway = _answers_through(gateway, sidecars.fqdn_of(namespace), 40)
+        assert through_gateway == {"v1": 40}, through_gateway
         propagation = EnvoyPropagation([gateway.proxy.admin_url])
         assert propagation.serves(namespace, sidecars.fqdn_of(namespace), ROUTE, {"v1": 100})
         # Nothing put the fault back on the way.

@@ -4,7 +4,9 @@
 Envoy (a gateway istiod feeds over ADS) serves it: the path a user's cluster takes. The step's
 clock starts when that Envoy's config_dump shows the split (`--envoy-admin`), Prometheus scrapes
 that Envoy, and the load goes through it. The `gateway` fixture fails a test whose config any
-proxy rejected (a NACK), by name.
+proxy rejected (a NACK), by name. What decides a test's traffic claims is counted from the
+load's answers, by the version each names (tests/e2e/answers.py); the product's own reader of
+Envoy's config (`envoy_admin`) is a secondary check.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 from canary.adapters.envoy_admin import EnvoyPropagation
 from canary.demo import scenario
 from canary.localmesh import loadgen, procs, prometheus
+from tests.e2e import answers
 from tests.e2e.istio.conftest import REPO, GatewayUnderTest
 from tests.e2e.kube import harness
 from tests.istiod import run
 from tests.kubeenv.cluster import KubeCluster
 
 SERVICE = "demo"
+VERSIONS = {"v1", "v2"}
 
 
 @dataclass
@@ -102,14 +106,11 @@ def _controller(kube: KubeCluster, here: World, workdir: Path) -> harness.Contro
     ).start()  # fmt: skip
 
 
-def _burst(gateway: GatewayUnderTest, fqdn: str, count: int = 100) -> dict[str, int]:
-    """Which version answered each of `count` requests through the gateway."""
-    answered: dict[str, int] = {}
-    for _ in range(count):
-        status, body = gateway.get("/", host=fqdn)
-        version = json.loads(body).get("version", "?") if status == 200 else f"http-{status}"
-        answered[version] = answered.get(version, 0) + 1
-    return answered
+def _only(load: loadgen.LoadGenerator, version: str, since: int) -> None:
+    """Every request due from load second `since` on was answered by `version` (80 at least)."""
+    counts = answers.wait_answered(load, since, at_least=80, timeout=20)
+    why = answers.check_share(counts, version, 100, versions=VERSIONS)
+    assert not why, (why, counts)
 
 
 def test_a_canary_is_promoted_through_istiod_step_by_step(
@@ -120,30 +121,37 @@ def test_a_canary_is_promoted_through_istiod_step_by_step(
         controller = _controller(kube_cluster, here, tmp_path)
         try:
             served: dict[int, bool] = {}
-            bursts: dict[int, dict[str, int]] = {}
+            steps = answers.Steps(here.load)
 
             def done(current: dict[str, Any]) -> bool:
+                steps.record(current)
                 weight = int(current.get("canaryWeight") or 0)
                 started = current.get("phase") == "Progressing" and current.get("stepStartedAt")
                 if started and not served.get(weight):
                     served[weight] = _serves(gateway, mesh_namespace, weight)
-                    if served[weight] and weight == 50:
-                        bursts[weight] = _burst(gateway, here.fqdn)
                 return current.get("phase") in ("Succeeded", "Failed")
 
             final = harness.follow(
                 kube_cluster, mesh_namespace, done, timeout=150, controller=controller
             )
+            promoted = answers.second(here.load) + 1
+            if final["phase"] == "Succeeded":
+                _only(here.load, "v2", promoted)
         finally:
             controller.stop()
     assert final["phase"] == "Succeeded", controller.log_tail()
-    # Each step's clock started only once istiod had programmed Envoy with its split.
+    # What decides: while each step's clock ran, the gateway's users got v2 in the step's share
+    # (Envoy picks per request at random, so within a binomial bound), and only v2 once promoted.
+    print(f"\nanswered per step: { {w: dict(steps.counts(w)) for w in sorted(steps.windows)} }")
+    for weight in (10, 25, 50):
+        counts = steps.counts(weight)
+        assert sum(counts.values()) >= 60, (weight, counts, steps.windows)
+        why = answers.check_share(counts, "v2", weight, versions=VERSIONS)
+        assert not why, (weight, why, steps.windows)
+    # Each step's clock started only once istiod had programmed Envoy with its split (the
+    # product's own reader, a secondary check).
     assert all(served.get(weight) for weight in (10, 25, 50)), served
     assert _serves(gateway, mesh_namespace, 100)
-    # Envoy picks per request at random: 100 requests at 50/50 land well inside 25..75.
-    half = bursts[50]
-    assert 25 <= half.get("v2", 0) <= 75, half
-    assert half.get("v1", 0) + half.get("v2", 0) == 100, half
 
 
 def test_a_bad_canary_is_rolled_back_on_the_istiod_fed_envoys_metrics(
@@ -159,16 +167,16 @@ def test_a_bad_canary_is_rolled_back_on_the_istiod_fed_envoys_metrics(
             )  # fmt: skip
         finally:
             controller.stop()
+        rolled_back = answers.second(here.load) + 1
         assert final["phase"] == "Failed", controller.log_tail()
         failed = [c for c in final.get("checks") or [] if c.get("passed") is False]
         assert any(c["name"] == "request-success-rate" for c in failed), final
         # The query that judged it read the gateway's own cluster stats, as istiod named them.
         assert any("outbound" in c.get("query", "") for c in failed), failed
-        harness.wait_for(
-            "Envoy to serve 100/0",
-            lambda: None if _serves(gateway, mesh_namespace, 0) else "not yet",
-            timeout=15,
-        )
+        # The canary really got users before it was judged, and none after the rollback.
+        assert answers.answered(here.load, 0, rolled_back)["v2"] > 0
+        _only(here.load, "v1", rolled_back)
+        assert _serves(gateway, mesh_namespace, 0)
 
 
 def test_a_destination_rule_that_does_not_fit_is_invalid_before_any_weight_is_written(

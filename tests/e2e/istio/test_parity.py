@@ -15,8 +15,9 @@ cluster of the service the fields a DestinationRule sets (outlier detection, cir
 connect timeout, LB policy, HTTP protocol options). Then real requests, some with headers, go
 through both Envoys and must reach the same versions.
 
-A case where they differ is a finding about the local Pilot; it is marked `xfail(strict=True)`
-with the difference in its reason, so that it is visible in every run and a fix turns it green.
+A case where they differ is a finding about the local Pilot; it is marked
+`xfail(strict=True, raises=Differences)` with the difference in its reason, so that it is
+visible in every run, a fix turns it green, and no other failure passes for it.
 """
 
 from __future__ import annotations
@@ -312,12 +313,19 @@ def _objects(case: Case, sides: Sides, name: str) -> tuple[Json, Json]:
     return service, rule
 
 
+class Differences(Exception):
+    """The two Envoys' config or answers differ: what a case marked `differs` is expected to
+    raise, so that its xfail accepts no other failure (a NACK, a timeout, a broken helper)."""
+
+
 def _params() -> list[Any]:
     return [
         pytest.param(
             case,
             id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=case.differs)] if case.differs else [],
+            marks=[pytest.mark.xfail(strict=True, raises=Differences, reason=case.differs)]
+            if case.differs
+            else [],
         )
         for case in CASES
     ]
@@ -336,20 +344,40 @@ def test_istiod_and_the_local_pilot_program_envoy_alike(case: Case, sides: Sides
                 f"answered {dict(local_seen)}, istiod's {dict(istio_seen)}"
             )
     assert_no_nacks(sides.istiod, sides.istio)
-    assert not differences, "\n".join(differences)
+    if differences:
+        raise Differences("\n".join(differences))
+
+
+class KnownDifferences(Differences):
+    """What `test_the_differences_every_case_has` raises when the known differences, and only
+    they, are all still there: the one outcome its strict xfail accepts."""
 
 
 @pytest.mark.xfail(
     strict=True,
+    raises=KnownDifferences,
     reason="findings: istiod sets route max_grpc_timeout 0s, cluster healthy_panic_threshold 0 "
     "without outlier detection and istio metadata `services`; the local Pilot sets circuit "
     "breaker track_remaining (see KNOWN_DIFFERENCES)",
 )
 def test_the_differences_every_case_has(sides: Sides) -> None:
-    """The differences left out of the per-case comparison, shown on the first case."""
+    """The differences left out of the per-case comparison, shown on the first case: each known
+    field still differs (a fix must take it out of KNOWN_DIFFERENCES, which turns this green
+    once the last goes), and nothing differs beyond them. Either surprise fails the test."""
     _apply(CASES[0], sides)
+    unexplained = _config_differences(sides, known=KNOWN_DIFFERENCES)
+    assert not unexplained, "\n".join(unexplained)
+    gone = [
+        field
+        for field in KNOWN_DIFFERENCES
+        if not _config_differences(
+            sides, known={k: v for k, v in KNOWN_DIFFERENCES.items() if k != field}
+        )
+    ]
+    assert not gone, f"no longer different, take out of KNOWN_DIFFERENCES: {gone}"
     differences = _config_differences(sides, known={})
-    assert not differences, "\n".join(differences)
+    if differences:
+        raise KnownDifferences("\n".join(differences))
 
 
 def _apply(case: Case, sides: Sides) -> None:
@@ -397,15 +425,28 @@ def _config_differences(sides: Sides, *, known: dict[str, str]) -> list[str]:
             )
             continue
         if "healthy_panic_threshold" in known:
-            # Left out only where the local Pilot sets no panic threshold at all.
-            lb_config = mine.get("common_lb_config") or {}
-            if "healthy_panic_threshold" not in lb_config:
-                theirs = {**theirs, "common_lb_config": {**lb_config}}
+            theirs = _without_panic_threshold(theirs, mine)
         for key in CLUSTER_FIELDS:
             a, b = _strip(mine.get(key), known), _strip(theirs.get(key), known)
             if a != b:
                 differences.append(_diff(f"cluster {name} {key}", a, b))
     return differences
+
+
+def _without_panic_threshold(theirs: Json, mine: Json) -> Json:
+    """istiod's cluster without its panic threshold, where the local Pilot sets none; every
+    other field of its common_lb_config is still compared."""
+    if "healthy_panic_threshold" in (mine.get("common_lb_config") or {}):
+        return theirs
+    lb_config = {
+        key: value
+        for key, value in (theirs.get("common_lb_config") or {}).items()
+        if key != "healthy_panic_threshold"
+    }
+    trimmed = {key: value for key, value in theirs.items() if key != "common_lb_config"}
+    if lb_config or "common_lb_config" in mine:
+        trimmed["common_lb_config"] = lb_config
+    return trimmed
 
 
 def _strip(value: Any, known: dict[str, str]) -> Any:

@@ -14,7 +14,6 @@ import structlog
 
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.rest import DESTINATION_RULE, VIRTUAL_SERVICE, Kind, Rest
-from canary.api import istio
 from canary.localmesh.mesh import LocalMesh
 from canary.localmesh.router import TranslationRefused
 
@@ -22,8 +21,16 @@ log = structlog.get_logger("tests.meshfeed")
 
 
 def first_route_split(virtual_service: dict[str, Any]) -> dict[str, int]:
-    """The first http route's split, read as the routers read it."""
-    return istio.live_weights(istio.http_routes(virtual_service)[0])
+    """The first http route's split (subset -> weight), read from the object as Istio defines
+    it, not with the routers' own reader (`istio.live_weights`), so that a wrong reader cannot
+    vouch for itself: a lone destination without a weight holds 100, others without one 0."""
+    destinations = virtual_service["spec"]["http"][0].get("route") or []
+    split: dict[str, int] = {}
+    for entry in destinations:
+        subset = entry["destination"].get("subset") or ""
+        default = 100 if len(destinations) == 1 else 0
+        split[subset] = split.get(subset, 0) + int(entry.get("weight", default))
+    return split
 
 
 class MeshFeed:

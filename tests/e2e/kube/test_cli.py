@@ -78,15 +78,6 @@ def canary_ns(kube_cluster: cluster.KubeCluster, kube_namespace: str) -> str:
     """A namespace with the Canary and its Deployments, the viewer and the operator bound to
     their roles there (RoleBindings to the ClusterRoles, as a team would get them)."""
     kube = kube_cluster
-    kube.kubectl("apply", "--filename", str(USER_ROLES), check=True)
-    for user, role in (
-        (cluster.VIEWER_USER, "canary-viewer"),
-        (cluster.OPERATOR_USER, "canary-operator"),
-    ):
-        kube.kubectl(
-            "create", "rolebinding", f"{role}-{user}", f"--clusterrole={role}", f"--user={user}",
-            "--namespace", kube_namespace, check=True,
-        )  # fmt: skip
     for version in ("v2", "v3"):
         created, answer = kube.request(
             "POST",
@@ -98,11 +89,27 @@ def canary_ns(kube_cluster: cluster.KubeCluster, kube_namespace: str) -> str:
         "POST", CANARIES.format(namespace=kube_namespace), a_canary(kube_namespace)
     )
     assert created == 201, answer
+    bind_people(kube, kube_namespace)
+    return kube_namespace
+
+
+def bind_people(kube: cluster.KubeCluster, namespace: str) -> None:
+    """The viewer and the operator bound to their roles in `namespace` (RoleBindings to the
+    ClusterRoles, as a team would get them), once the authorizer holds them."""
+    kube.kubectl("apply", "--filename", str(USER_ROLES), check=True)
+    for user, role in (
+        (cluster.VIEWER_USER, "canary-viewer"),
+        (cluster.OPERATOR_USER, "canary-operator"),
+    ):
+        kube.kubectl(
+            "create", "rolebinding", f"{role}-{user}", f"--clusterrole={role}", f"--user={user}",
+            "--namespace", namespace, check=True,
+        )  # fmt: skip
 
     def bound() -> str | None:
         for user, verb in ((cluster.VIEWER_USER, "get"), (cluster.OPERATOR_USER, "patch")):
             allowed = kube.kubectl(
-                "auth", "can-i", verb, "canaries.canary.dev", "--namespace", kube_namespace,
+                "auth", "can-i", verb, "canaries.canary.dev", "--namespace", namespace,
                 f"--as={user}",
             )  # fmt: skip
             if allowed.returncode != 0:
@@ -111,7 +118,6 @@ def canary_ns(kube_cluster: cluster.KubeCluster, kube_namespace: str) -> str:
 
     # The authorizer reads bindings from an informer: a moment passes before they hold.
     cluster.poll("the RoleBindings to take effect", bound, timeout=30.0, interval=0.3)
-    return kube_namespace
 
 
 def canary(kube: cluster.KubeCluster, namespace: str) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def test_one_of_two_leads_and_the_other_takes_over_when_it_stops(
     b = Candidate(controller_api, kube_namespace, "b")
     try:
         wait_until("a leader", lambda: a.elector.is_leader or b.elector.is_leader, within=10)
+        # A fixed span on purpose: never two leaders at once, over two renewals.
         until = time.monotonic() + 2 * RENEW_SECONDS
         while time.monotonic() < until:
             assert not (a.elector.is_leader and b.elector.is_leader)
@@ -168,8 +169,16 @@ def test_a_killed_leader_is_replaced_after_the_lease_time_and_not_before(
     try:
         assert leading.wait(30), "".join(output)
         survivor = Candidate(controller_api, kube_namespace, "survivor")
-        # Long enough for the survivor to see a few renewals, and to be refused meanwhile.
-        time.sleep(2 * RENEW_SECONDS + 0.1)
+        # The survivor sees two renewals by the leader, and is refused all the while.
+        renewals = {read_lease(kube_cluster, kube_namespace)["renewTime"]}
+
+        def renewed_twice() -> bool:
+            assert survivor is not None
+            assert not survivor.elector.is_leader
+            renewals.add(read_lease(kube_cluster, kube_namespace)["renewTime"])
+            return len(renewals) >= 3
+
+        wait_until("two renewals by the leader", renewed_twice, within=4 * RENEW_SECONDS + 5)
         assert not survivor.elector.is_leader
         killed = time.monotonic()
         child.send_signal(signal.SIGKILL)

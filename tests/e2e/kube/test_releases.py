@@ -170,8 +170,13 @@ def test_a_new_image_mid_rollout_starts_over_from_the_first_step(
             timeout=30, trace=trace, controller=ctl,
         )  # fmt: skip
         assert restarted["canaryWeight"] == 0
-        # The new pods are not ready yet: the first step waits for them.
-        time.sleep(3)
+        # The new pods are not ready yet: the first step waits for them, tick after tick.
+        ticked = ctl.ticks()
+        harness.wait_for(
+            "the controller to look a few more times",
+            lambda: None if ctl.ticks() >= ticked + 3 else f"{ctl.ticks() - ticked} ticks",
+            timeout=30,
+        )
         assert harness.status(kube_cluster, kube_namespace)["canaryWeight"] == 0
         releases.make_ready(kube_cluster, kube_namespace, "v2")
         assert _wait(kube_cluster, kube_namespace, ctl) == 0

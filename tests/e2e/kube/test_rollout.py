@@ -2,7 +2,9 @@
 
 The controller runs as its own process under the ClusterRole of deploy/rbac.yaml; the weights
 it writes reach Envoy the way they do in a cluster (API server, then a Pilot watching it, then
-xDS), and its step clock starts only when Envoy's config_dump shows the split.
+xDS), and its step clock starts only when Envoy's config_dump shows the split. Where traffic
+decides a test, it is counted: which version answered the mesh's steady load (tests/e2e/answers.py),
+not the product's own reading of Envoy's config, which stays a secondary check.
 """
 
 from __future__ import annotations
@@ -10,18 +12,41 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from canary.adapters.envoy_admin import EnvoyPropagation
+from canary.localmesh import loadgen
+from tests.e2e import answers
 from tests.e2e.kube import harness
 from tests.kubeenv.cluster import KubeCluster
 
+if TYPE_CHECKING:
+    from canary.localmesh.mesh import LocalMesh
+
 STEPS = [0, 10, 25, 50, 100]
+VERSIONS = {"v1", "v2"}
 
 
 def _serves(mesh_admin: str, namespace: str, canary_weight: int) -> bool:
     return EnvoyPropagation([mesh_admin]).serves(
         namespace, harness.SERVICE, "primary", {"v1": 100 - canary_weight, "v2": canary_weight}
     )
+
+
+def _load(mesh: LocalMesh) -> loadgen.LoadGenerator:
+    assert mesh.load is not None, "the mesh runs its steady load"
+    return mesh.load
+
+
+def _only(load: loadgen.LoadGenerator, version: str, since: int) -> None:
+    """Every request due from load second `since` on was answered by `version` (80 at least)."""
+    counts = answers.wait_answered(load, since, at_least=80, timeout=20)
+    why = answers.check_share(counts, version, 100, versions=VERSIONS)
+    assert not why, (why, counts)
+
+
+def _per_step(steps: answers.Steps) -> dict[int, str]:
+    return {w: f"{dict(steps.counts(w))} in {steps.windows[w]}" for w in sorted(steps.windows)}
 
 
 def _reasons(kube: KubeCluster, namespace: str) -> list[str]:
@@ -39,8 +64,10 @@ def test_a_good_canary_is_promoted_step_by_step(
         try:
             trace = harness.Trace()
             served: dict[int, bool] = {}
+            steps = answers.Steps(_load(mesh))
 
             def done(current: dict[str, object]) -> bool:
+                steps.record(current)
                 weight = int(current.get("canaryWeight") or 0)  # type: ignore[call-overload]
                 # Once a step's clock runs, Envoy serves its split. (The status names the next
                 # weight before it is written, so only a started step says anything.)
@@ -52,12 +79,21 @@ def test_a_good_canary_is_promoted_step_by_step(
             final = harness.follow(
                 kube_cluster, kube_namespace, done, timeout=150, trace=trace, controller=controller
             )
+            promoted = answers.second(_load(mesh)) + 1
             assert final["phase"] == "Succeeded", controller.log_tail()
             assert final["canaryWeight"] == 100
             # Every write the API server held, in order: one step at a time, none skipped.
             assert feed.canary_weights() == STEPS, feed.splits
             assert feed.refused is None
-            # The step's clock starts only once Envoy serves the split, so each step was seen there.
+            # What decides: while each step's clock ran, users got v2 in the step's share.
+            for weight in (10, 25, 50):
+                counts = steps.counts(weight)
+                assert sum(counts.values()) >= 60, (weight, counts, steps.windows)
+                why = answers.check_share(counts, "v2", weight, versions=VERSIONS)
+                assert not why, (weight, why, steps.windows)
+            _only(_load(mesh), "v2", promoted)
+            print(f"\nanswered per step (load seconds): {_per_step(steps)}")
+            # The product's own reader agreed at each step (a secondary check).
             assert all(served.get(weight) for weight in (10, 25, 50)), served
             assert _serves(mesh.admin_url, kube_namespace, 100)
             vs = harness.get(
@@ -92,17 +128,18 @@ def test_a_bad_canary_is_rolled_back(
                 timeout=120,
                 controller=controller,
             )
+            rolled_back = answers.second(_load(mesh)) + 1
             assert final["phase"] == "Failed", controller.log_tail()
             assert final["canaryWeight"] == 0
+            # The canary was really exposed before it was judged: users got answers from it...
+            assert answers.answered(_load(mesh), 0, rolled_back)["v2"] > 0
+            # ...and none once the rollback was verified.
+            _only(_load(mesh), "v1", rolled_back)
             vs = harness.get(
                 kube_cluster, "virtualservices.networking.istio.io", kube_namespace, "demo"
             )
             assert harness.route_weights(vs) == {"v1": 100, "v2": 0}
-            harness.wait_for(
-                "Envoy to serve 100/0",
-                lambda: None if _serves(mesh.admin_url, kube_namespace, 0) else "not yet",
-                timeout=15,
-            )
+            assert _serves(mesh.admin_url, kube_namespace, 0)
             assert feed.canary_weights()[0] == 0
             assert feed.canary_weights()[-1] == 0
             # The rollback checked the live route before it called itself done.
@@ -158,6 +195,9 @@ def test_a_killed_leader_is_replaced_by_the_standby_which_resumes_from_the_statu
                 kube_cluster, kube_namespace, lambda c: c.get("phase") in ("Succeeded", "Failed"),
                 timeout=120, controller=standby,
             )  # fmt: skip
+            promoted = answers.second(_load(mesh)) + 1
+            if final["phase"] == "Succeeded":
+                _only(_load(mesh), "v2", promoted)
         finally:
             for replica in replicas:
                 replica.stop()
@@ -196,10 +236,7 @@ def test_an_invalid_canary_gets_a_condition_and_an_event_and_nothing_is_patched(
     # The real schema validation refuses an unknown field before any controller sees it.
     assert refused.returncode != 0
     assert "analysys" in refused.stderr, refused.stderr
-    before = {
-        kind: harness.get(kube_cluster, kind, kube_namespace, "demo")["metadata"]["resourceVersion"]
-        for kind in ("virtualservices.networking.istio.io", "destinationrules.networking.istio.io")
-    }
+    before = _written(kube_cluster, kube_namespace)
     harness.apply(kube_cluster, [missing_vs, no_route, same_subsets])
     controller = harness.ControllerProcess(
         kube_cluster, tmp_path, "http://127.0.0.1:1", leader_election=False
@@ -223,15 +260,34 @@ def test_an_invalid_canary_gets_a_condition_and_an_event_and_nothing_is_patched(
         ]
         for name in expected:
             assert (name, "InvalidSpec") in reasons, reasons
-        after = {
-            kind: harness.get(kube_cluster, kind, kube_namespace, "demo")["metadata"][
-                "resourceVersion"
-            ]
-            for kind in before
-        }
+        # Invalid Canaries are still looked at every tick: a write on a later tick counts too.
+        ticked = controller.ticks()
+        harness.wait_for(
+            "the controller to tick the Invalid Canaries again",
+            lambda: None if controller.ticks() >= ticked + 6 else f"{controller.ticks()} ticks",
+            timeout=30,
+        )
+        # Nothing patched: no weight written (the objects' versions and writers as they were,
+        # and canary among no writer), no fault injected (no EnvoyFilter at all).
+        after = _written(kube_cluster, kube_namespace)
         assert after == before
+        for kind, (_, managers) in after.items():
+            assert "canary" not in {entry["manager"] for entry in managers}, (kind, managers)
+        code, filters = kube_cluster.request(
+            "GET", f"/apis/networking.istio.io/v1alpha3/namespaces/{kube_namespace}/envoyfilters"
+        )
+        assert (code, filters.get("items")) == (200, []), filters
     finally:
         controller.stop()
+
+
+def _written(kube: KubeCluster, namespace: str) -> dict[str, tuple[str, list[dict[str, object]]]]:
+    """Each routing object's resourceVersion and managedFields (who wrote which field, when)."""
+    found = {}
+    for kind in ("virtualservices.networking.istio.io", "destinationrules.networking.istio.io"):
+        meta = harness.get(kube, kind, namespace, "demo")["metadata"]
+        found[kind] = (meta["resourceVersion"], meta.get("managedFields") or [])
+    return found
 
 
 def _wait_invalid(kube: KubeCluster, namespace: str, name: str) -> dict[str, object]:
@@ -272,6 +328,8 @@ def test_another_writers_changes_survive_and_its_weight_drift_is_named_and_undon
                 kube_cluster, kube_namespace, lambda c: c.get("phase") in ("Succeeded", "Failed"),
                 timeout=120, controller=controller,
             )  # fmt: skip
+            if final["phase"] == "Succeeded":
+                _only(_load(mesh), "v2", answers.second(_load(mesh)) + 1)
         finally:
             controller.stop()
         assert final["phase"] == "Succeeded", controller.log_tail()

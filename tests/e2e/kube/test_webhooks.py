@@ -645,6 +645,7 @@ def test_bad_answers_are_a_no_with_a_clear_message_and_nothing_crashes(
         )  # fmt: skip
         # Still asking the gates that hang, and healthy all the while.
         _wait_ticks(controller, 3)
+        # A fixed span on purpose: healthy for a while, not once, while the gates hang.
         for _ in range(5):
             assert controller.get("/healthz")[0] == 200
             time.sleep(0.5)

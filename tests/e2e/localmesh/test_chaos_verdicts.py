@@ -5,7 +5,11 @@ tight connection pool makes the callers' circuit breaker shed load, and the verd
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +38,34 @@ REF = RouteRef(
 FAULT_SECONDS = 8.0
 
 
+def _poll(what: str, check: Callable[[], str | None], *, timeout: float) -> None:
+    """Polls `check` (None: done, else why not) every 0.2 s, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    why = check()
+    while why is not None:
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s: {why}"
+        time.sleep(0.2)
+        why = check()
+
+
+def _answered_since(
+    now: dict[str, dict[int, int]], before: dict[str, dict[int, int]], *, at_least: int
+) -> str | None:
+    counts = {
+        v: sum(now.get(v, {}).values()) - sum(before.get(v, {}).values()) for v in ("v1", "v2")
+    }
+    return None if min(counts.values()) >= at_least else f"answers so far: {counts}"
+
+
+def _scraped_after(prometheus_url: str, moment: datetime) -> str | None:
+    """None once every target's last scrape (the timestamp of its `up`) is after `moment`."""
+    query = urllib.parse.urlencode({"query": "min(timestamp(up))"})
+    with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=5) as answer:
+        result = json.load(answer)["data"]["result"]
+    last = float(result[0]["value"][1]) if result else 0.0
+    return None if last > moment.timestamp() else f"oldest last scrape at {last:.3f}"
+
+
 def test_a_delayed_canary_behind_a_tight_pool_overflows_and_the_verdict_sees_it(
     tmp_path: Path, envoy_path: Path, prometheus_path: Path
 ) -> None:
@@ -59,7 +91,14 @@ def test_a_delayed_canary_behind_a_tight_pool_overflows_and_the_verdict_sees_it(
         while not router.read(REF).applied and time.monotonic() < deadline:
             time.sleep(0.1)
         assert router.read(REF).applied
-        time.sleep(3)  # traffic on both versions before the fault
+        load = local.load
+        assert load is not None
+        before = load.snapshot().by_version()
+        _poll(
+            "traffic on both versions before the fault",
+            lambda: _answered_since(load.snapshot().by_version(), before, at_least=20),
+            timeout=20,
+        )
 
         started = datetime.now(UTC)
         fault = Fault(delay_seconds=1.0, delay_percent=100)
@@ -67,12 +106,17 @@ def test_a_delayed_canary_behind_a_tight_pool_overflows_and_the_verdict_sees_it(
             REF,
             InjectFault("slow", "v2", fault, started + timedelta(seconds=FAULT_SECONDS)),
         )
+        # A fixed wait on purpose: the fault is held for its whole window, as an experiment is.
         time.sleep(FAULT_SECONDS)
         router.clear_faults(REF)
         ended = datetime.now(UTC)
         assert router.faults(REF) == ()
         assert all(config is None for config in local.faulted().values())
-        time.sleep(5)  # the window's last scrapes (every second) reach Prometheus
+        _poll(
+            "every Envoy scraped after the window ended",
+            lambda: _scraped_after(local.prometheus_url, ended + timedelta(seconds=1)),
+            timeout=20,
+        )
 
         spec = Canary.model_validate(scenario.canary()).spec
         reading = chaos_probe.read(

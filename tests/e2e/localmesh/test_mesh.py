@@ -7,6 +7,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,16 @@ def _by_class(prometheus_url: str, cluster: str) -> dict[str, float]:
     )
 
 
+def _poll(what: str, check: Callable[[], str | None], *, timeout: float) -> None:
+    """Polls `check` (None: done, else why not) every 0.2 s, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    why = check()
+    while why is not None:
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s: {why}"
+        time.sleep(0.2)
+        why = check()
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -96,10 +107,26 @@ def test_a_split_reaches_envoy_and_prometheus_sees_the_failing_version(
         assert local.load is not None
         before = local.load.snapshot().by_version()
 
-        time.sleep(10)
-        v2 = _by_class(local.prometheus_url, V2_CLUSTER)
-        v1 = _by_class(local.prometheus_url, V1_CLUSTER)
-        seen = local.load.snapshot().by_version()
+        load = local.load
+        found: dict[str, dict[str, float]] = {}
+
+        def scraped() -> str | None:
+            """Until Prometheus has scraped v1's 2xx and v2's 2xx and 5xx, and users got 200
+            answers since the split (enough for a share to mean something)."""
+            found["v2"] = _by_class(local.prometheus_url, V2_CLUSTER)
+            found["v1"] = _by_class(local.prometheus_url, V1_CLUSTER)
+            now = load.snapshot().by_version()
+            since = sum(sum(now.get(v, {}).values()) - sum(before.get(v, {}).values())
+                        for v in ("v1", "v2"))  # fmt: skip
+            if since < 200:
+                return f"{since} answers since the split"
+            if not (found["v2"].get("5") and found["v2"].get("2") and found["v1"].get("2")):
+                return f"Prometheus has {found}"
+            return None
+
+        _poll("the split's traffic in Prometheus", scraped, timeout=40)
+        v2, v1 = found["v2"], found["v1"]
+        seen = load.snapshot().by_version()
 
     assert v2.get("5", 0) > 0, v2
     assert v2.get("2", 0) > 0, v2

@@ -17,7 +17,8 @@ from canary.api.spec import Webhook
 from canary.controller import hooks
 from canary.engine.actions import Notify
 from canary.engine.observation import GateResult
-from canary.ports import CanaryKey, FakeSecrets
+from canary.fakes import FakeSecrets
+from canary.ports import CanaryKey
 from tests.gates import GateService
 from tests.loadtester.run import LoadTester
 

@@ -15,7 +15,7 @@ import pytest
 from canary.adapters.prometheus import PrometheusMetrics, PrometheusProviders
 from canary.api.metric_template import PrometheusProvider
 from canary.errors import InvalidSpec
-from canary.ports import FakeSecrets
+from canary.fakes import FakeSecrets
 
 ADDRESS = "https://mimir.example.com/prometheus"
 # Any PEM bundle OpenSSL accepts will do: the one requests itself trusts.

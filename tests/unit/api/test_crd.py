@@ -181,10 +181,11 @@ def test_canary_crds_output_dir_writes_one_file_per_crd(tmp_path: Path) -> None:
 
 def test_names_scope_and_api_version_are_the_models() -> None:
     assert f"{api.GROUP}/{api.VERSION}" == api.API_VERSION
-    canary, template = crd.definitions()
+    canary, template, chat = crd.definitions()
     assert canary["metadata"]["name"] == "canaries.canary.dev"
     assert template["metadata"]["name"] == "metrictemplates.canary.dev"
-    for doc, kind in ((canary, "Canary"), (template, "MetricTemplate")):
+    assert chat["metadata"]["name"] == "chatproviders.canary.dev"
+    for doc, kind in ((canary, "Canary"), (template, "MetricTemplate"), (chat, "ChatProvider")):
         assert doc["apiVersion"] == "apiextensions.k8s.io/v1"
         assert doc["spec"]["group"] == api.GROUP
         assert doc["spec"]["scope"] == "Namespaced"
@@ -193,7 +194,7 @@ def test_names_scope_and_api_version_are_the_models() -> None:
         assert (version["name"], version["served"], version["storage"]) == (api.VERSION, True, True)
 
 
-@pytest.mark.parametrize("kind", ["Canary", "MetricTemplate"])
+@pytest.mark.parametrize("kind", ["Canary", "MetricTemplate", "ChatProvider"])
 def test_schema_is_structural_and_every_property_is_described(kind: str) -> None:
     assert structural_problems(root_schema(kind)) == []
 

@@ -46,7 +46,8 @@ def test_check_interval_defaults_to_interval() -> None:
     ("analysis", "words"),
     [
         ({"stepWeights": [10, 10]}, "strictly increasing"),
-        ({"stepWeights": [10, 120]}, "outside 0..100"),
+        ({"stepWeights": [10, 120]}, "outside 1..100"),
+        ({"stepWeights": [0, 100]}, "weight 0 gives the canary no traffic"),
         ({"stepWeight": 10}, "maxWeight"),
         ({"stepWeight": 10, "maxWeight": 150}, "less than or equal to 100"),
         ({"stepWeight": 30, "maxWeight": 20}, "below stepWeight"),

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from canary.api.commands import Command, CommandResult, Verb
+from canary.api.people import Decision
 from canary.api.spec import TargetRef
 from canary.api.status import CanaryStatus, Phase
 from canary.cli import ask, main, wait
@@ -136,6 +137,13 @@ def engine_like(command: Command, status: CanaryStatus) -> tuple[dict[str, Any],
             updates = {"phase": Phase.SUCCEEDED, "canary_weight": 100, "message": "promoted"}
             return updates, True, "promoting now, checks skipped (--force)"
         return {"promote_requested": "checks"}, True, "promoting once this step's checks pass"
+    if command.verb in (Verb.APPROVE, Verb.REJECT) and status.approvals:
+        decision = Decision.APPROVED if command.verb is Verb.APPROVE else Decision.REJECTED
+        record = status.approvals[-1].model_copy(
+            update={"decision": decision, "by": command.by, "via": command.via}
+        )
+        told = f"approval for {record.gate}: {decision} by {command.by} via {command.via}"
+        return {"approvals": (record,), "waiting_for": ""}, True, told
     if command.verb is Verb.RETRY and phase is Phase.FAILED:
         updates = {"phase": Phase.INITIALIZING, "step": 0, "message": "starting over"}
         return updates, True, "starting over from the first step"

@@ -4,10 +4,12 @@ write the request, wait for the controller's answer, print it, remove the reques
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from canary.api.commands import COMMAND_ANNOTATION
+from canary.api.people import ApprovalRecord
 from canary.api.status import Phase
 from canary.localmesh.store import LocalStore
 from tests.unit.cli.conftest import (
@@ -17,6 +19,7 @@ from tests.unit.cli.conftest import (
     FakeController,
     body,
     cli,
+    current_revision,
     later,
     set_status,
 )
@@ -40,7 +43,10 @@ def test_abort_rolls_back_and_removes_its_request(
     (command,) = controller.handled
     assert (command.verb, command.by, command.force) == ("abort", "octocat", False)
     written = json.loads(controller.annotations_seen[0][COMMAND_ANNOTATION])
-    assert written == {"verb": "abort", "id": command.id, "force": False, "by": "octocat"}
+    assert written == {
+        "verb": "abort", "id": command.id, "force": False, "by": "octocat", "via": "cli",
+        "revision": "", "gate": "",
+    }  # fmt: skip
     assert COMMAND_ANNOTATION not in annotations(store)
     stored = store.canary(KEY)
     assert stored is not None
@@ -249,3 +255,33 @@ def test_promote_and_retry_of_a_paused_canary_say_resume_first(
         f"then {verb}"
     )
     assert version(store) == before
+
+
+def test_approve_and_reject_decide_the_gate_that_waits(
+    store: LocalStore, controller: FakeController
+) -> None:
+    waiting = ApprovalRecord(
+        gate="promotion", revision=current_revision(store), step=1, requested_at=datetime.now(UTC)
+    )
+    set_status(
+        store,
+        phase=Phase.PROGRESSING,
+        canary_weight=50,
+        waiting_for="approval for promotion",
+        approvals=(waiting,),
+    )
+    result = cli(store, "approve", NAME, "-n", NS, env={"GITHUB_ACTOR": "octocat"})
+    assert result.exit_code == 0, result.output
+    assert "approve shop/accounts: approval for promotion: approved by octocat via cli" in (
+        result.stdout
+    )
+    (command,) = controller.handled
+    assert (command.verb, command.via) == ("approve", "cli")
+    assert COMMAND_ANNOTATION not in annotations(store)
+    # Decided: nothing waits any more, so a second decision is refused without a write.
+    before = version(store)
+    again = cli(store, "reject", NAME, "-n", NS)
+    assert again.exit_code == 1
+    assert "nothing to reject: no approval waits" in again.output
+    assert version(store) == before
+    assert len(controller.handled) == 1

@@ -14,8 +14,7 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.sources import Sources
 from canary.engine.observation import Measurement
 from canary.errors import Unavailable
-from canary.ports import (
-    CanaryKey,
+from canary.fakes import (
     FakeClock,
     FakeMetrics,
     FakeNotifier,
@@ -24,10 +23,8 @@ from canary.ports import (
     FakeStore,
     FakeWebhooks,
     FakeWorkloads,
-    RouteRef,
-    StoredCanary,
-    SubsetRef,
 )
+from canary.ports import CanaryKey, RouteRef, StoredCanary, SubsetRef
 
 KEY = CanaryKey("shop", "accounts")
 ROUTE = RouteRef(
@@ -67,6 +64,7 @@ class Harness:
         self.notifier = FakeNotifier()
         self.clock = FakeClock()
         self.webhooks = FakeWebhooks()
+        self.workloads = FakeWorkloads()
         self.template_metrics = _AnyQuery(Measurement.of(value, samples=1000))
         self.sources = Sources(
             builtin=self.metrics,
@@ -76,7 +74,7 @@ class Harness:
         )
         self.reconciler = Reconciler(
             store=self.store,
-            workloads=FakeWorkloads(),
+            workloads=self.workloads,
             router=self.router,
             notifier=self.notifier,
             clock=self.clock,
@@ -159,8 +157,14 @@ def test_a_missing_template_is_invalid_and_nothing_is_patched() -> None:
     status = harness.run(4)
     assert status.phase is Phase.INVALID
     assert "MetricTemplate shop/nope not found" in status.message
-    # Found at the first tick, before any write, not when the check first falls due.
+    # Found at the first tick, before any write, not when the check first falls due: no weight
+    # written, no fault injected or cleared, nothing scaled, no webhook called, the route as it was.
     assert harness.router.writes == []
+    assert harness.router.fault_writes == []
+    assert harness.router.weights[ROUTE] == {"v1": 100, "v2": 0}
+    assert harness.workloads.scaled_down == []
+    assert harness.webhooks.calls == []
+    assert [n.reason for _, n in harness.notifier.sent] == ["InvalidSpec"]
 
 
 def test_a_template_metric_uses_its_template_query() -> None:

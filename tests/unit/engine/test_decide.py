@@ -331,13 +331,27 @@ def test_problems_make_the_canary_invalid_and_nothing_is_patched(spec: CanarySpe
     first = decide(spec, CanaryStatus(), broken, at(0))
     assert first.status.phase is Phase.INVALID
     assert conditions.is_true(first.status.conditions, conditions.INVALID_SPEC)
-    assert weights_set(first) == []
+    # The Event is the only action: no weights, no fault, no scale-down, no webhook.
+    assert [type(action) for action in first.actions] == [Notify]
     assert reasons(first) == ["InvalidSpec"]
+    assert first.status.canary_weight == 0
     again = decide(spec, first.status, broken, at(30))
     assert again.actions == ()
     fixed = decide(spec, again.status, seen(spec, STABLE_ONLY), at(60))
     assert fixed.status.phase is Phase.PROGRESSING
     assert not conditions.is_true(fixed.status.conditions, conditions.INVALID_SPEC)
+
+
+def test_problems_with_a_writable_route_patch_nothing_either(spec: CanarySpec) -> None:
+    """A route that could be written (100/0 live, where a valid Canary takes its first step) is
+    left alone while the Canary is Invalid: its only action is the Event."""
+    broken = seen(spec, STABLE_ONLY, problems=("MetricTemplate shop/budget not found",))
+    first = decide(spec, CanaryStatus(), broken, at(0))
+    assert first.status.phase is Phase.INVALID
+    assert [type(action) for action in first.actions] == [Notify]
+    assert decide(spec, first.status, broken, at(30)).actions == ()
+    # The same tick without the problem writes the first step: the test above can tell.
+    assert weights_set(decide(spec, CanaryStatus(), seen(spec, STABLE_ONLY), at(0))) == [10]
 
 
 def test_drift_is_corrected(spec: CanarySpec) -> None:
@@ -377,3 +391,15 @@ def test_a_controller_that_was_away_does_not_spend_the_no_data_grace() -> None:
         ).status
         assert current.data_wait_from == at(0)
     assert current.failed_checks == 1, "checked on time, the grace ran out an interval in"
+
+
+def test_a_suspension_stamped_in_the_future_shifts_no_clock_back_on_resume(
+    spec: CanarySpec,
+) -> None:
+    """A hand-edited (or clock-skewed) suspendedAt later than now froze nothing."""
+    status = progressing(spec, step=1, started=100)
+    status = status.model_copy(update={"suspended_at": at(400 * 86400)})
+    decision = decide(spec, status, seen(spec, live(spec, status)), at(110))
+    assert "Resumed" in reasons(decision)
+    assert decision.status.step_started_at == at(100)
+    assert decision.status.deadline_at == status.deadline_at

@@ -242,7 +242,7 @@ def test_canary_labels_must_agree_with_the_subsets_labels(tmp_path: Path) -> Non
     """Each label of the subset must be in the Canary's labels, with the same value."""
     document = canary(
         stable={"subset": "v1", "labels": {"version": "v1", "app": "web"}},
-        canary={"subset": "v2", "labels": {"app": "web"}},
+        canary={"subset": "v2", "labels": {"app": "web", "tier": "canary"}},
     )
     rule = destination_rule(v1={"version": "v0"}, v2={"version": "v2", "track": "canary"})
     assert messages(tmp_path, document, rule) == [

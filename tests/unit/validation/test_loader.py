@@ -110,7 +110,8 @@ def test_an_unknown_canary_dev_kind_and_a_missing_kind_are_findings(tmp_path: Pa
         {"apiVersion": "v1", "metadata": {"name": "no-kind"}},
     )
     assert _lines(loader.load([file])) == [
-        f"{file}:1: kind: 'CanaryPolicy' is not a canary.dev kind (known: Canary, MetricTemplate)",
+        f"{file}:1: kind: 'CanaryPolicy' is not a canary.dev kind "
+        "(known: Canary, MetricTemplate, ChatProvider)",
         f"{file}:2: kind: required",
     ]
 

@@ -35,7 +35,7 @@ def _metric(**fields: Any) -> dict[str, Any]:
         pytest.param(
             canary(analysis={"stepWeights": [10, 120]}),
             "spec.analysis.stepWeights[1]",
-            ["120 is outside 0..100"],
+            ["120 is outside 1..100"],
             id="step-weights-120",
         ),
         pytest.param(

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import structlog
+import structlog.testing
+
 from canary.adapters.kube.informer import Informer
 from canary.adapters.kube.rest import CANARY, Body
 from canary.errors import Unavailable
@@ -131,6 +134,24 @@ def test_an_echo_older_than_our_own_write_does_not_replace_it() -> None:
     informer.remember(_obj("a", "12"))
     informer.remember(_obj("a", "9"))
     assert _version(informer.get("shop", "a")) == "12"
+
+
+class _CutOnClose(_Stream):
+    """A watch whose read fails once its socket is closed, as urllib3's does mid-chunk."""
+
+    def __iter__(self) -> Iterator[Body]:
+        self.closed.wait(5)
+        raise Unavailable("Response ended prematurely", retry_after=0)
+
+
+def test_its_own_stop_is_not_logged_as_a_failed_watch() -> None:
+    rest = ScriptedRest(lists=[[_obj("a", "5")]], watches=[_CutOnClose([])])
+    with structlog.testing.capture_logs() as logs:
+        informer, _ = _run(rest)
+        _eventually(lambda: len(rest.watched_from) == 1)
+        informer.stop()
+    assert [line for line in logs if line["log_level"] == "warning"] == [], logs
+    assert rest.listed == 1
 
 
 def _version(body: Body | None) -> str:

@@ -1,0 +1,3 @@
+"""Fixtures every test folder may use: the local Slack (tests/slack/fixtures.py)."""
+
+pytest_plugins = ("tests.slack.fixtures",)
