@@ -20,6 +20,7 @@ from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus, Condition
 from canary.engine.actions import InjectFault, Notify, SetWeights
 from canary.engine.observation import ActiveFault, GateResult, Measurement, TargetState, Traffic
+from canary.engine.spans import Span
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -187,6 +188,40 @@ class MetricsProvider(Protocol):
     exception (a backend down is a Measurement of kind error)."""
 
     def measure(self, query: str, *, requests_query: str | None = None) -> Measurement: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpanQuery:
+    """The spans of one operation of one service carrying `tags`, started in [start, end)."""
+
+    service: str
+    operation: str
+    tags: Mapping[str, str]
+    start: datetime
+    end: datetime
+    # At most this many traces (the backend's own bound, Jaeger's `limit`).
+    limit: int
+    # Seconds one request may take; slower is Unavailable.
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSample:
+    spans: tuple[Span, ...]
+    # The traces the answer held; `limit` of them means the window may hold more (a sample).
+    traces: int
+    truncated: bool
+
+
+class TraceSource(Protocol):
+    """A tracing backend (Jaeger's query API) asked for one operation's spans.
+
+    Only spans that match the query themselves are returned, not every span of the traces
+    they belong to. Raises Unavailable when the backend is down, slower than the query's
+    timeout, or answers what is not its API; an answer with no trace is an empty sample.
+    """
+
+    def spans(self, query: SpanQuery) -> SpanSample: ...
 
 
 @dataclass(frozen=True, slots=True)

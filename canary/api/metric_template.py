@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from canary.api import API_VERSION, templating
 from canary.api.base import Model, ObjectMeta
 from canary.api.secrets import SecretHeader, SecretKeyRef
+from canary.api.traces import JaegerProvider
 
 # Variables every rendering provides; a template may also use the Canary's templateVariables.
 STANDARD_VARIABLES = frozenset({"namespace", "service", "subset", "version", "interval"})
@@ -91,7 +92,10 @@ class PrometheusProvider(Model):
 
 
 # Every backend a template can name; a new one is a new field of Provider and an adapter.
-Backend = PrometheusProvider
+Backend = PrometheusProvider | JaegerProvider
+# The backends whose question is a query text (spec.query); the others say theirs in their
+# own sub-model (a trace check's operation, tags and computation).
+QUERY_BACKENDS = frozenset({"prometheus"})
 
 
 class Provider(Model):
@@ -99,6 +103,11 @@ class Provider(Model):
 
     prometheus: PrometheusProvider | None = Field(
         default=None, description="A Prometheus-compatible query API."
+    )
+    jaeger: JaegerProvider | None = Field(
+        default=None,
+        description="Jaeger's query API: a trace SLO on one operation's spans (its question is "
+        "in this sub-model; spec.query stays unset).",
     )
 
     @model_validator(mode="before")
@@ -162,16 +171,17 @@ class Provider(Model):
     @property
     def backend(self) -> Backend:
         found = getattr(self, self.kind)
-        assert isinstance(found, Backend)
+        assert isinstance(found, PrometheusProvider | JaegerProvider)
         return found
 
 
 class MetricTemplateSpec(Model):
     provider: Provider = Field(description="Where the query runs.")
-    query: str = Field(
+    query: str | None = Field(
+        default=None,
         min_length=1,
-        description="The query, with {{ namespace }}, {{ service }}, {{ subset }}, "
-        "{{ version }}, {{ interval }} and the Canary's templateVariables.",
+        description="The query (for provider prometheus), with {{ namespace }}, {{ service }}, "
+        "{{ subset }}, {{ version }}, {{ interval }} and the Canary's templateVariables.",
     )
     requests_query: str | None = Field(
         default=None,
@@ -180,13 +190,32 @@ class MetricTemplateSpec(Model):
 
     @model_validator(mode="after")
     def _well_formed(self) -> Self:
-        for text in (self.query, self.requests_query or ""):
+        kind = self.provider.kind
+        if kind in QUERY_BACKENDS and self.query is None:
+            raise ValueError(f"query: provider {kind} needs a query")
+        if kind not in QUERY_BACKENDS and (self.query or self.requests_query):
+            field = "query" if self.query else "requestsQuery"
+            raise ValueError(
+                f"{field}: provider {kind} takes no query text; its question is in "
+                f"provider.{kind} (and minSpans stands in for requestsQuery)"
+            )
+        for text in (self.query or "", self.requests_query or ""):
             if text.count("{{") != text.count("}}"):
                 raise ValueError("unbalanced {{ }} in the query")
         return self
 
+    def templated(self) -> tuple[str, ...]:
+        """Every text a rendering fills in: the query texts, and a trace backend's fields."""
+        texts = [text for text in (self.query, self.requests_query) if text]
+        backend = self.provider.backend
+        if isinstance(backend, JaegerProvider):
+            texts.extend(backend.templated())
+        return tuple(texts)
+
     def custom_variables(self) -> frozenset[str]:
-        used = templating.variables(self.query) | templating.variables(self.requests_query or "")
+        used: frozenset[str] = frozenset()
+        for text in self.templated():
+            used |= templating.variables(text)
         return used - STANDARD_VARIABLES
 
 

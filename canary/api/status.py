@@ -20,6 +20,7 @@ from canary.api.base import Model
 from canary.api.chaos import Trial
 from canary.api.commands import CommandResult
 from canary.api.people import ApprovalRecord
+from canary.api.traces import SpanEvidence
 
 HISTORY_LIMIT = 50
 # The controller writes every time of the status from its clock, so one outside these years, or
@@ -88,6 +89,11 @@ class CheckResult(Model):
     )
     counted: bool = Field(description="False for observe-mode metrics, which never count.")
     message: str = Field(default="", description="Why, for anything but a plain passing value.")
+    spans: SpanEvidence | None = Field(
+        default=None,
+        description="For a trace check: the operation, how many spans were judged (a sample or "
+        "all), and example trace IDs of the worst.",
+    )
     revision: str = Field(description="The revision the measurement judged.")
     step: int = Field(description="The step it judged.")
     weight: int = Field(description="The canary weight it judged.")

@@ -29,6 +29,7 @@ import structlog
 
 from canary.adapters import chat_webhooks
 from canary.adapters.envoy_admin import EnvoyPropagation
+from canary.adapters.jaeger import JaegerSources
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.events import KubeEvents
 from canary.adapters.kube.lease import LeaderElector
@@ -46,6 +47,7 @@ from canary.api import builtins
 from canary.api.chat_provider import ChatProvider, IncomingWebhook, JsonWebhook, SlackBot
 from canary.api.metric_template import PrometheusProvider
 from canary.api.status import CanaryStatus, ChaosPhase, Verdict
+from canary.api.traces import JaegerProvider
 from canary.controller.chat.outbox import Outbox
 from canary.controller.chat.publisher import ChatFactory, ChatPublisher
 from canary.controller.clicks import Clicks
@@ -57,8 +59,9 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.serve import HealthServer
 from canary.controller.socket_hub import SocketHub
-from canary.controller.sources import Sources
+from canary.controller.sources import Sources, promql
 from canary.controller.telemetry import Telemetry
+from canary.controller.traces import spans_of
 from canary.engine.actions import Decision
 from canary.errors import InvalidSpec
 from canary.ports import CanaryKey, Chat
@@ -177,7 +180,10 @@ class ClusterController:
             builtin=builtin_prometheus(options),
             webhooks=HttpWebhooks(),
             secrets=secrets,
-            metrics={PrometheusProvider: PrometheusProviders(secrets)},
+            metrics={
+                PrometheusProvider: promql(PrometheusProviders(secrets)),
+                JaegerProvider: spans_of(JaegerSources()),
+            },
         )
         # Chat messages leave from the outbox's own thread, started while this replica leads.
         self.outbox = Outbox(count=self.telemetry.notification)

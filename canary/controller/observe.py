@@ -14,7 +14,7 @@ from datetime import datetime
 from canary.api import builtins
 from canary.api.spec import CanarySpec
 from canary.controller import chaos_probe, hooks, queries
-from canary.controller.sources import Sources
+from canary.controller.sources import Evidence, Sources
 from canary.engine import revision
 from canary.engine.observation import (
     ActiveFault,
@@ -29,7 +29,6 @@ from canary.engine.wanted import wanted
 from canary.errors import CanaryError, InvalidSpec
 from canary.ports import (
     CanaryKey,
-    MetricsProvider,
     Owner,
     Router,
     RouteRef,
@@ -101,10 +100,17 @@ def observe(
     current = revision.of(spec, target_revision=target_revision)
     # Every check's source is resolved on every tick, not only when the check is due: a missing
     # template or Secret makes the Canary Invalid before its first write, and keeps it so.
-    resolved: dict[str, tuple[queries.ResolvedQuery, MetricsProvider]] = {}
+    resolved: dict[str, tuple[queries.ResolvedQuery, Evidence]] = {}
     for metric in spec.analysis.metrics:
         try:
-            query = queries.resolve(key, spec, metric, store=store, query_set=query_set)
+            query = queries.resolve(
+                key,
+                spec,
+                metric,
+                store=store,
+                query_set=query_set,
+                stable_subset=route.subsets[0].name if route.subsets else "",
+            )
             resolved[metric.name] = (query, sources.metrics_for(query.template))
         except InvalidSpec as exc:
             problems.extend(exc.problems)
@@ -127,10 +133,8 @@ def observe(
     gates: dict[str, GateResult] = {}
     if not problems:
         for metric in due.metrics:
-            query, provider = resolved[metric.name]
-            measurements[metric.name] = provider.measure(
-                query.query, requests_query=query.requests_query
-            )
+            query, source = resolved[metric.name]
+            measurements[metric.name] = source.measure(query, now)
         for hook in due.webhooks:
             gates[hook.name] = sources.webhooks.call(asked[hook.name])
     chaos: dict[str, ChaosReading] = {}

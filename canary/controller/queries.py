@@ -8,9 +8,10 @@ a variable nobody set is an InvalidSpec, not a query that silently matches nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from canary.api import builtins, templating
+from canary.api import builtins, durations, templating
 from canary.api.metric_template import MetricTemplate
 from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec
@@ -20,11 +21,19 @@ from canary.ports import CanaryKey, Store
 
 @dataclass(frozen=True, slots=True)
 class ResolvedQuery:
+    """One metric check's question, every variable known: a backend with a query text is asked
+    `query`; one whose question lies in its provider sub-model (a trace check) renders its
+    fields with `variables`, and with `stable_variables` to ask the same of the stable version."""
+
     query: str
     requests_query: str | None
     # The template, whose provider runs the query; None for a built-in (the controller's own
     # Prometheus).
     template: MetricTemplate | None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    stable_variables: Mapping[str, str] = field(default_factory=dict)
+    # The check's window (its `interval`), in seconds.
+    window: float = 60.0
 
 
 def resolve(
@@ -34,7 +43,10 @@ def resolve(
     *,
     store: Store,
     query_set: builtins.QuerySet,
+    stable_subset: str = "",
 ) -> ResolvedQuery:
+    """`stable_subset`: the subset the rollout treats as stable now (the status's, once a
+    release was promoted), which a template comparing with the stable version asks about."""
     values = {
         "namespace": key.namespace,
         "service": spec.service.host.split(".")[0],
@@ -43,6 +55,11 @@ def resolve(
         "interval": metric.interval,
         **metric.template_variables,
     }
+    stable = stable_subset or spec.stable.subset
+    # A subset promoted since spec.stable was written has no labels here: its name stands in
+    # for its version, as a Variant without a version label does.
+    stable_version = spec.stable.version if stable == spec.stable.subset else stable
+    stable_values = {**values, "subset": stable, "version": stable_version}
     if metric.template_ref is None:
         builtin = builtins.QUERIES[query_set][metric.name]
         return ResolvedQuery(
@@ -58,10 +75,17 @@ def resolve(
             f"{namespace}/{metric.template_ref.name} not found"
         )
     requests = template.spec.requests_query
+    # Every template text is rendered now, whether or not its backend reads it this tick, so a
+    # variable nobody set makes the Canary Invalid before its first write.
+    for text in template.spec.templated():
+        _render(metric, text, values)
     return ResolvedQuery(
-        query=_render(metric, template.spec.query, values),
+        query=_render(metric, template.spec.query or "", values),
         requests_query=_render(metric, requests, values) if requests else None,
         template=template,
+        variables=values,
+        stable_variables=stable_values,
+        window=durations.seconds(metric.interval),
     )
 
 

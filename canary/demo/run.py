@@ -22,17 +22,20 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
+from canary.adapters.jaeger import JaegerSources
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
 from canary.api.metric_template import PrometheusProvider
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
+from canary.api.traces import JaegerProvider
 from canary.controller.chat.publisher import ChatPublisher
 from canary.controller.clock import SystemClock
 from canary.controller.notify import FanOut, LogNotifier
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
-from canary.controller.sources import Sources
+from canary.controller.sources import Sources, promql
+from canary.controller.traces import spans_of
 from canary.demo import report, scenario, slack, timeline, view
 from canary.demo.chat import DemoChat
 from canary.demo.slack import SlackSettings
@@ -168,7 +171,10 @@ def local_controller(
             builtin=metrics,
             webhooks=HttpWebhooks(),
             secrets=store,
-            metrics={PrometheusProvider: _MeshPrometheus(metrics)},
+            metrics={
+                PrometheusProvider: promql(_MeshPrometheus(metrics)),
+                JaegerProvider: spans_of(JaegerSources()),
+            },
         ),
         query_set=builtins.QuerySet.ENVOY,
         chat=chat,

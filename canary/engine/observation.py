@@ -15,6 +15,7 @@ from datetime import datetime
 from canary.api.chaos import ChaosRequest
 from canary.api.commands import Command
 from canary.api.status import MeasurementKind
+from canary.api.traces import SpanEvidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +54,29 @@ class Measurement:
     # Requests in the query window, when the provider can tell; None means unknown.
     samples: int | None = None
     message: str = ""
+    # A trace check's spans behind the value (or behind no data: too few of them).
+    spans: SpanEvidence | None = None
 
     @classmethod
-    def of(cls, value: float, *, query: str = "", samples: int | None = None) -> Measurement:
+    def of(
+        cls,
+        value: float,
+        *,
+        query: str = "",
+        samples: int | None = None,
+        spans: SpanEvidence | None = None,
+    ) -> Measurement:
         if math.isnan(value):
-            return cls(MeasurementKind.NAN, query=query, samples=samples, message="NaN")
-        return cls(MeasurementKind.VALUE, value=value, query=query, samples=samples)
+            return cls(
+                MeasurementKind.NAN, query=query, samples=samples, message="NaN", spans=spans
+            )
+        return cls(MeasurementKind.VALUE, value=value, query=query, samples=samples, spans=spans)
 
     @classmethod
-    def no_data(cls, *, query: str = "", message: str = "no series") -> Measurement:
-        return cls(MeasurementKind.NO_DATA, query=query, message=message)
+    def no_data(
+        cls, *, query: str = "", message: str = "no series", spans: SpanEvidence | None = None
+    ) -> Measurement:
+        return cls(MeasurementKind.NO_DATA, query=query, message=message, spans=spans)
 
     @classmethod
     def error(cls, message: str, *, query: str = "") -> Measurement:

@@ -76,30 +76,30 @@ def test_the_wire_form_round_trips() -> None:
     [
         pytest.param(
             {},
-            "spec.provider: set one backend (known: prometheus), "
+            "spec.provider: set one backend (known: prometheus, jaeger), "
             "e.g. provider: {prometheus: {address: ...}}",
             id="empty",
         ),
         pytest.param(
             {"prometheus": None},
-            "spec.provider: set one backend (known: prometheus), "
+            "spec.provider: set one backend (known: prometheus, jaeger), "
             "e.g. provider: {prometheus: {address: ...}}",
             id="null-backend",
         ),
         pytest.param(
             {"datadog": {"apiKey": "x"}},
-            "spec.provider: unknown backend datadog (known: prometheus)",
+            "spec.provider: unknown backend datadog (known: prometheus, jaeger)",
             id="unknown-backend",
         ),
         pytest.param(
             {"datadog": {}, "newrelic": {}},
-            "spec.provider: unknown backends datadog, newrelic (known: prometheus)",
+            "spec.provider: unknown backends datadog, newrelic (known: prometheus, jaeger)",
             id="unknown-backends",
         ),
         pytest.param(
             {"prometheus": {"address": ADDRESS}, "datadog": {}},
             "spec.provider: set exactly one backend, not prometheus and datadog "
-            "(datadog unknown; known: prometheus)",
+            "(datadog unknown; known: prometheus, jaeger)",
             id="two-backends",
         ),
         pytest.param(
@@ -130,7 +130,7 @@ def test_the_wire_form_round_trips() -> None:
         pytest.param(
             {"type": "datadog", "address": "x"},
             "spec.provider: the `type: datadog` form is gone, and datadog is not a backend "
-            "canary knows (known: prometheus)",
+            "canary knows (known: prometheus, jaeger)",
             id="old-form-unknown-type",
         ),
         pytest.param(

@@ -15,7 +15,7 @@ from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Phase
 from canary.controller import reconcile
 from canary.controller.reconcile import Reconciler
-from canary.controller.sources import Sources
+from canary.controller.sources import Sources, promql
 from canary.engine import conditions
 from canary.engine.observation import Measurement
 from canary.fakes import (
@@ -94,7 +94,7 @@ class World:
                 builtin=metrics,
                 webhooks=FakeWebhooks(),
                 secrets=FakeSecrets(),
-                metrics={PrometheusProvider: lambda backend, namespace: metrics},
+                metrics={PrometheusProvider: promql(lambda backend, namespace: metrics)},
             ),
             query_set=builtins.QuerySet.ENVOY,
         )

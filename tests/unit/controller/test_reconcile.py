@@ -11,7 +11,7 @@ from canary.api.metric_template import MetricTemplate, PrometheusProvider
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, MeasurementKind, Phase
 from canary.controller.reconcile import Reconciler
-from canary.controller.sources import Sources
+from canary.controller.sources import Sources, promql
 from canary.engine.observation import Measurement
 from canary.errors import Unavailable
 from canary.fakes import (
@@ -70,7 +70,7 @@ class Harness:
             builtin=self.metrics,
             webhooks=self.webhooks,
             secrets=FakeSecrets(),
-            metrics={PrometheusProvider: lambda backend, namespace: self.template_metrics},
+            metrics={PrometheusProvider: promql(lambda backend, namespace: self.template_metrics)},
         )
         self.reconciler = Reconciler(
             store=self.store,

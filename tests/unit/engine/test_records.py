@@ -32,6 +32,7 @@ VALUES = {
     "passed": True,
     "counted": True,
     "message": "",
+    "spans": None,
     "revision": "abc",
     "step": 1,
     "weight": 25,
