@@ -1,4 +1,7 @@
-"""The built-in checks, `request-success-rate` (percent) and `request-duration` (p99, ms).
+"""The built-in checks: `request-success-rate` (percent) and `request-duration` (p99, ms) of a
+version's requests, and the same two per operation from span metrics, `trace-error-rate`
+(percent of error spans) and `trace-duration` (p99 of span durations, ms), with the operation
+(span name) in the check's `templateVariables.operation`.
 
 Each comes as two query sets: one for Istio's standard metrics (what a cluster with Istio
 telemetry exports) and one for plain Envoy stats (what the local mesh's Envoys export, and what a
@@ -30,7 +33,12 @@ class BuiltinQuery:
 
 SUCCESS_RATE = "request-success-rate"
 DURATION = "request-duration"
-NAMES = frozenset({SUCCESS_RATE, DURATION})
+TRACE_ERROR_RATE = "trace-error-rate"
+TRACE_DURATION = "trace-duration"
+NAMES = frozenset({SUCCESS_RATE, DURATION, TRACE_ERROR_RATE, TRACE_DURATION})
+# The built-ins that judge one operation: their check must say which in templateVariables.
+PER_OPERATION = frozenset({TRACE_ERROR_RATE, TRACE_DURATION})
+OPERATION = "operation"
 
 _ISTIO_SELECTOR = (
     'reporter="destination",destination_workload_namespace="{{ namespace }}",'
@@ -42,6 +50,50 @@ _ISTIO_REQUESTS = f"sum(increase(istio_requests_total{{{_ISTIO_SELECTOR}}}[{{{{ 
 _ENVOY_REQUESTS = (
     f"sum(increase(envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR}}}[{{{{ interval }}}}]))"
 )
+
+# Span metrics, as the OpenTelemetry collector's spanmetrics connector makes them (Jaeger v2 is
+# such a collector) and its Prometheus exporter names them: calls by service_name, span_name,
+# span_kind and status_code, durations as a histogram in milliseconds, and each configured
+# dimension as a label (dots become underscores). The server side's spans count: a request's
+# client-side span would count it twice. Istio names a sidecar's spans `<app>.<namespace>` and
+# tags them istio.canonical_revision (a dimension the connector must be given); the local
+# mesh's inbound Envoys name them after the service and tag them `subset`.
+_SPANS_ISTIO = (
+    'service_name="{{ service }}.{{ namespace }}",span_name="{{ operation }}",'
+    'span_kind="SPAN_KIND_SERVER",istio_canonical_revision="{{ version }}"'
+)
+_SPANS_ENVOY = (
+    'service_name="{{ service }}",span_name="{{ operation }}",span_kind="SPAN_KIND_SERVER",'
+    'subset="{{ subset }}"'
+)
+
+
+def _span_queries(selector: str) -> dict[str, BuiltinQuery]:
+    calls = f"traces_span_metrics_calls_total{{{selector}}}"
+    requests = f"sum(increase({calls}[{{{{ interval }}}}]))"
+    # No error series at all is 0% errors (the connector makes a status_code series only once
+    # a span has it); no call series at all stays no data, through the denominator.
+    errors = (
+        f'(sum(rate(traces_span_metrics_calls_total{{{selector},status_code="STATUS_CODE_ERROR"}}'
+        "[{{ interval }}])) or vector(0))"
+    )
+    return {
+        TRACE_ERROR_RATE: BuiltinQuery(
+            query=f"100 * {errors} / sum(rate({calls}[{{{{ interval }}}}]))",
+            requests=requests,
+            unit="percent",
+        ),
+        TRACE_DURATION: BuiltinQuery(
+            query=(
+                "histogram_quantile(0.99, sum by (le) (rate("
+                f"traces_span_metrics_duration_milliseconds_bucket{{{selector}}}"
+                "[{{ interval }}])))"
+            ),
+            requests=requests,
+            unit="milliseconds",
+        ),
+    }
+
 
 QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
     QuerySet.ISTIO: {
@@ -63,6 +115,7 @@ QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
             requests=_ISTIO_REQUESTS,
             unit="milliseconds",
         ),
+        **_span_queries(_SPANS_ISTIO),
     },
     QuerySet.ENVOY: {
         SUCCESS_RATE: BuiltinQuery(
@@ -82,6 +135,7 @@ QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
             requests=_ENVOY_REQUESTS,
             unit="milliseconds",
         ),
+        **_span_queries(_SPANS_ENVOY),
     },
 }
 

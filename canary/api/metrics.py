@@ -87,8 +87,9 @@ class MetricCheck(Model):
 
     name: str = Field(
         min_length=1,
-        description="A built-in check (request-success-rate, request-duration) or any name when "
-        "templateRef is set.",
+        description="A built-in check (request-success-rate, request-duration; from span "
+        "metrics, trace-error-rate and trace-duration, with templateVariables.operation) or any "
+        "name when templateRef is set.",
     )
     threshold_range: ThresholdRange = Field(
         description="The range a passing value lies in, bounds finite. A measured +Inf or -Inf "
@@ -138,5 +139,14 @@ class MetricCheck(Model):
             raise ValueError(
                 f"name: {self.name!r} is not a built-in metric{hint}; built-ins: {known}; "
                 "set templateRef to use a MetricTemplate"
+            )
+        if (
+            self.template_ref is None
+            and self.name in builtins.PER_OPERATION
+            and not self.template_variables.get(builtins.OPERATION)
+        ):
+            raise ValueError(
+                f"templateVariables: {self.name} judges one operation; name its span name as "
+                f"templateVariables.{builtins.OPERATION} (e.g. POST /checkout)"
             )
         return self

@@ -134,6 +134,11 @@ class JaegerProvider(Model):
         for text in self.templated():
             if text.count("{{") != text.count("}}"):
                 raise ValueError(f"unbalanced {{{{ }}}} in {text!r}")
+        if not templating.variables(self.version_value) & {"subset", "version"}:
+            raise ValueError(
+                f"versionValue: {self.version_value!r} names no version: without {{{{ subset }}}} "
+                "or {{ version }} in it, the canary's spans and the stable's are the same ones"
+            )
         return self
 
     def templated(self) -> tuple[str, ...]:

@@ -8,11 +8,13 @@ rollout or an empty query (argo-rollouts#713, flagger#1365). Rules:
 - Every custom variable of the template (`MetricTemplateSpec.custom_variables`) must be given
   in the metric's `templateVariables`.
 - `minRequests` needs the template's `requestsQuery`: without it the count is never known, so
-  the guard could never pass and every check would be inconclusive.
+  the guard could never pass and every check would be inconclusive. A trace template counts
+  spans instead (`minSpans`), so `minRequests` there is a finding too.
 """
 
 from __future__ import annotations
 
+from canary.api.metric_template import QUERY_BACKENDS
 from canary.api.resources import Canary
 from canary.validation.findings import About
 from canary.validation.inventory import Index, model_key, not_found
@@ -42,7 +44,15 @@ def check(about: About, canary: Canary, index: Index) -> None:
                 f"{path}.templateVariables",
                 f"{template} needs {', '.join(names)} (its queries use {uses}); given: {given}",
             )
-        if metric.min_requests is not None and placed.obj.spec.requests_query is None:
+        counts_spans = placed.obj.spec.provider.kind not in QUERY_BACKENDS
+        if metric.min_requests is not None and counts_spans:
+            kind = placed.obj.spec.provider.kind
+            about.add(
+                f"{path}.minRequests",
+                f"{template} judges spans, not requests: its provider.{kind}.minSpans is the "
+                "guard; drop minRequests",
+            )
+        elif metric.min_requests is not None and placed.obj.spec.requests_query is None:
             about.add(
                 f"{path}.minRequests",
                 f"{template} has no requestsQuery, so the request count is never known and the "

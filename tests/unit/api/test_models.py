@@ -99,9 +99,11 @@ def test_templates_refuse_unknown_variables() -> None:
 def test_builtin_queries_render_with_the_standard_variables(
     query_set: builtins.QuerySet, name: str
 ) -> None:
-    """Every built-in query uses only the standard variables and renders to balanced PromQL."""
+    """Every built-in query uses only the standard variables (and the operation, for the
+    per-operation ones) and renders to balanced PromQL."""
     query = builtins.QUERIES[query_set][name]
-    values = {variable: f"<{variable}>" for variable in STANDARD_VARIABLES}
+    known = STANDARD_VARIABLES | ({builtins.OPERATION} if name in builtins.PER_OPERATION else set())
+    values = {variable: f"<{variable}>" for variable in known}
     for text in (query.query, query.requests):
         rendered = templating.render(text, values)
         assert "{{" not in rendered
