@@ -18,6 +18,7 @@ from canary.cli.root import main
 
 if TYPE_CHECKING:
     from canary.api.status import ChaosResult, CheckResult
+    from canary.api.traces import SpanEvidence
     from canary.cluster.client import Event
     from canary.ports import StoredCanary
 
@@ -151,7 +152,22 @@ def _measurement(record: CheckResult) -> list[str]:
     lines = [f"    {describe.clock(record.at)}  {describe.check(record)}"]
     if record.query and record.threshold != "passed":
         lines.append(f"      query: {record.query}")
+    if record.spans is not None:
+        lines.append(f"      spans: {_spans(record.spans)}")
+        if record.spans.examples:
+            lines.append(f"      example traces: {', '.join(record.spans.examples)}")
     return lines
+
+
+def _spans(evidence: SpanEvidence) -> str:
+    sample = " (a sample: the newest traces up to the template's limit)" if evidence.sampled else ""
+    text = f"{evidence.spans} of {evidence.operation!r} judged{sample}"
+    if evidence.stable_value is not None and evidence.canary_value is not None:
+        text += (
+            f"; canary {evidence.canary_value:g} vs stable {evidence.stable_value:g} "
+            f"({evidence.stable_spans} stable spans)"
+        )
+    return text
 
 
 def _experiments(results: Sequence[ChaosResult]) -> list[str]:

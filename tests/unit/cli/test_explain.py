@@ -15,6 +15,7 @@ from canary.api.status import (
     Phase,
     Verdict,
 )
+from canary.api.traces import SpanEvidence
 from canary.engine.actions import Notify
 from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey
@@ -207,3 +208,35 @@ def test_the_gate_the_template_the_retired_deployment_and_an_unseen_generation(
     ]
     assert "Waiting=True GateClosed (2026-01-01 12:00:00): waiting for" in text
     assert "Promoted=Unknown Progressing (2026-01-01 12:00:00)" in text
+
+
+def test_a_trace_check_names_its_operation_its_spans_and_example_traces(
+    store: LocalStore,
+) -> None:
+    revision = current_revision(store)
+    spans = SpanEvidence(
+        operation="POST /checkout",
+        spans=412,
+        sampled=True,
+        examples=["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7a3ce929d0e0e4736"],
+        canary_value=612.0,
+        stable_value=48.0,
+        stable_spans=398,
+    )
+    failed = record(revision, 0, 10, 30, name="checkout-latency", value=564.0,
+                    threshold="<= 200", verdict=Verdict.FAIL, passed=False, samples=None,
+                    query="jaeger p99 duration of shop 'POST /checkout' where subset=v2",
+                    message="564 is outside <= 200", spans=spans)  # fmt: skip
+    set_status(store, phase=Phase.FAILED, step=0, history=(failed,))
+    result = cli(store, "explain", NAME, "-n", NS)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "checkout-latency: fail 564 (wanted <= 200)" in text
+    assert "query: jaeger p99 duration of shop 'POST /checkout' where subset=v2" in text
+    assert (
+        "spans: 412 of 'POST /checkout' judged (a sample: the newest traces up to the "
+        "template's limit); canary 612 vs stable 48 (398 stable spans)"
+    ) in text
+    assert (
+        "example traces: 4bf92f3577b34da6a3ce929d0e0e4736, 00f067aa0ba902b7a3ce929d0e0e4736"
+    ) in text
