@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+import urllib3
 
 from canary.api.traces import JaegerProvider
 from canary.engine.spans import Span
@@ -70,7 +71,10 @@ class JaegerTraces:
         try:
             with self._session.get(url, params=params, timeout=timeout, stream=True) as response:
                 body = bytearray()
-                for chunk in response.iter_content(_CHUNK):
+                # read1 returns what one read of the socket gave, so the deadline is looked at
+                # between reads: an answer that trickles in never outlasts it by more than one
+                # read's timeout. (iter_content would wait to fill each chunk.)
+                while chunk := response.raw.read1(_CHUNK, decode_content=True):
                     body.extend(chunk)
                     if len(body) > MAX_ANSWER:
                         raise Unavailable(
@@ -83,7 +87,7 @@ class JaegerTraces:
                 status = response.status_code
         except requests.Timeout as exc:
             raise Unavailable(f"jaeger at {self.address}: no answer within {timeout:g}s") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"jaeger at {self.address}: {_reason(exc)}") from exc
         if status != 200:
             raise Unavailable(
@@ -159,9 +163,13 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def _reason(exc: requests.RequestException) -> str:
+def _reason(exc: Exception) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "connection refused or reset (is Jaeger's query service up?)"
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return "no full answer in time"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "the answer broke off"
     return type(exc).__name__
 
 
