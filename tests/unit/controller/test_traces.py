@@ -5,14 +5,18 @@ from typing import Any
 import pydantic
 import pytest
 
+from canary.api import builtins
 from canary.api.metric_template import MetricTemplate
+from canary.api.spec import CanarySpec
 from canary.api.status import MeasurementKind
 from canary.api.traces import JaegerProvider
+from canary.controller import queries
 from canary.controller.queries import ResolvedQuery
 from canary.controller.traces import SpanCheck
 from canary.engine.spans import Span
-from canary.errors import Unavailable
-from canary.ports import SpanQuery, SpanSample
+from canary.errors import InvalidSpec, Unavailable
+from canary.fakes import FakeStore
+from canary.ports import CanaryKey, SpanQuery, SpanSample
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 CANARY = {"service": "shop", "subset": "v2", "version": "v2", "interval": "1m", "op": "/checkout"}
@@ -139,4 +143,77 @@ def test_a_jaeger_template_takes_no_query_text_and_a_prometheus_one_needs_one() 
     with pytest.raises(pydantic.ValidationError, match="needs a query"):
         MetricTemplate.model_validate(
             {"metadata": meta, "spec": {"provider": {"prometheus": {"address": "http://p:9090"}}}}
+        )
+
+
+def _template(**jaeger: Any) -> MetricTemplate:
+    return MetricTemplate.model_validate(
+        {
+            "metadata": {"name": "spans", "namespace": "shop"},
+            "spec": {"provider": {"jaeger": backend(**jaeger).to_wire()}},
+        }
+    )
+
+
+def _canary(variables: dict[str, str]) -> CanarySpec:
+    return CanarySpec.model_validate(
+        {
+            "service": {"host": "shop.store.svc.cluster.local"},
+            "stable": {"subset": "v1", "labels": {"version": "1.0"}},
+            "canary": {"subset": "v2", "labels": {"version": "2.0"}},
+            "analysis": {
+                "stepWeights": [50],
+                "metrics": [
+                    {
+                        "name": "checkout",
+                        "templateRef": {"name": "spans"},
+                        "interval": "2m",
+                        "templateVariables": variables,
+                        "thresholdRange": {"max": 300},
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_a_trace_template_resolves_with_both_versions_and_its_window() -> None:
+    store = FakeStore(templates={("store", "spans"): _template(versionValue="{{ version }}")})
+    spec = _canary({"op": "/checkout"})
+    resolved = queries.resolve(
+        CanaryKey("store", "shop"),
+        spec,
+        spec.analysis.metrics[0],
+        store=store,
+        query_set=builtins.QuerySet.ISTIO,
+    )
+    assert resolved.window == 120.0
+    assert resolved.variables["version"] == "2.0"
+    assert resolved.stable_variables["version"] == "1.0"
+    assert resolved.stable_variables["subset"] == "v1"
+    # After a promotion the stable subset is the status's, and its name stands for its version.
+    promoted = queries.resolve(
+        CanaryKey("store", "shop"),
+        spec,
+        spec.analysis.metrics[0],
+        store=store,
+        query_set=builtins.QuerySet.ISTIO,
+        stable_subset="v0",
+    )
+    assert (promoted.stable_variables["subset"], promoted.stable_variables["version"]) == (
+        "v0",
+        "v0",
+    )
+
+
+def test_a_variable_nobody_set_in_a_trace_template_is_invalid_before_any_query() -> None:
+    store = FakeStore(templates={("store", "spans"): _template()})
+    spec = _canary({})
+    with pytest.raises(InvalidSpec, match="unknown template variable"):
+        queries.resolve(
+            CanaryKey("store", "shop"),
+            spec,
+            spec.analysis.metrics[0],
+            store=store,
+            query_set=builtins.QuerySet.ISTIO,
         )
