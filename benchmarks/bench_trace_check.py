@@ -55,7 +55,7 @@ def batch(end_ns: int, count: int, spread_ns: int) -> list[otlp.Span]:
                 name=OPERATIONS[index % len(OPERATIONS)],
                 start_ns=ends - duration * 1_000_000,
                 end_ns=ends,
-                attributes={"subset": "v2" if index % 2 else "v1"},
+                attributes={"subset": "v2" if (index // len(OPERATIONS)) % 2 else "v1"},
             )
         )
     return made
@@ -146,8 +146,8 @@ def measure(handle: localjaeger.JaegerHandle, limit: int, compare: str | None, c
         began = time.perf_counter()
         measured = check.measure(question, datetime.now(UTC))
         times.append((time.perf_counter() - began) * 1000)
-        if measured.spans is None:
-            raise SystemExit(f"no spans judged: {measured.kind} {measured.message}")
+        if measured.kind.value != "value" or measured.spans is None:
+            raise SystemExit(f"no value: {measured.kind} {measured.message}")
         judged = measured.spans.spans + (measured.spans.stable_spans or 0)
     times.sort()
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
