@@ -26,15 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.jaeger import assets  # noqa: E402
-from tests.jaeger import spans as otlp  # noqa: E402
-
 from canary.adapters.jaeger import JaegerTraces  # noqa: E402
 from canary.api.traces import JaegerProvider  # noqa: E402
 from canary.controller.queries import ResolvedQuery  # noqa: E402
 from canary.controller.traces import SpanCheck  # noqa: E402
 from canary.localmesh import jaeger as localjaeger  # noqa: E402
 from canary.localmesh import procs  # noqa: E402
+from tests.jaeger import assets  # noqa: E402
+from tests.jaeger import spans as otlp  # noqa: E402
 
 SERVICE = "shop"
 RATE = 1_000

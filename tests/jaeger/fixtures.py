@@ -16,6 +16,7 @@ import pytest
 
 from canary.localmesh import jaeger as localjaeger
 from canary.localmesh import procs
+from canary.localmesh.prometheus import start_prometheus
 from tests.jaeger import assets
 
 # The attributes a canary's spans are told apart by: our subset label, and Istio's revision.
@@ -52,3 +53,21 @@ def jaeger(
             yield handle
         finally:
             localjaeger.stop(handle)
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(
+    jaeger: localjaeger.JaegerHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real Prometheus scraping the module's Jaeger's span metrics every second."""
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with procs.Supervisor(workdir / "logs") as supervisor:
+        handle = start_prometheus(
+            supervisor,
+            targets={},
+            metrics_jobs={"jaeger": [jaeger.metrics_address]},
+            workdir=workdir,
+            port=procs.free_port(),
+        )
+        handle.wait_targets_up(expected=1, timeout=30)
+        yield handle.url

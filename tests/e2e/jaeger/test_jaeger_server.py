@@ -12,7 +12,6 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from prometheus_client.samples import Sample
 
 from canary.localmesh import jaeger as localjaeger
 from canary.localmesh import procs
-from canary.localmesh.prometheus import start_prometheus
 from tests.jaeger import query
 from tests.jaeger.spans import Span, SpanKind, now_ns, send, server_span
 
@@ -334,23 +332,6 @@ def test_span_metrics_carry_the_dimensions_as_labels(
     total = {s.name: s.value for s in samples if s.labels == ok_v2}
     assert total["traces_span_metrics_duration_milliseconds_sum"] == 52.5
     assert total["traces_span_metrics_duration_milliseconds_count"] == 2
-
-
-@pytest.fixture
-def prometheus_url(
-    jaeger: localjaeger.JaegerHandle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("prometheus")
-    with procs.Supervisor(workdir / "logs") as supervisor:
-        handle = start_prometheus(
-            supervisor,
-            targets={},
-            metrics_jobs={"jaeger": [jaeger.metrics_address]},
-            workdir=workdir,
-            port=procs.free_port(),
-        )
-        handle.wait_targets_up(expected=1, timeout=30)
-        yield handle.url
 
 
 def test_prometheus_answers_the_rate_of_span_calls(
