@@ -6,6 +6,7 @@ controller holds: transitions return new values (kopf's `HandlerState` does the 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -64,3 +65,15 @@ class ObjectMeta(BaseModel):
     )
     namespace: str | None = Field(default=None, description="The object's namespace.")
     generation: int | None = Field(default=None, description="Set by the API server.")
+
+
+# A backend's base URL: http(s), a host, any path.
+HTTP_ADDRESS = r"^https?://[^\s/]+(/.*)?$"
+
+
+def http_address(value: Any, example: str) -> Any:
+    """Refuses a text that is no http(s) URL with a line that shows the fix (the pattern's own
+    message would show a regular expression)."""
+    if isinstance(value, str) and not re.match(HTTP_ADDRESS, value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. {example})")
+    return value

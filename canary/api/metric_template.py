@@ -8,13 +8,12 @@ and one more adapter, chosen by the sub-model's type (see controller/sources.py)
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from canary.api import API_VERSION, templating
-from canary.api.base import Model, ObjectMeta
+from canary.api.base import HTTP_ADDRESS, Model, ObjectMeta, http_address
 from canary.api.secrets import SecretHeader, SecretKeyRef
 from canary.api.traces import JaegerProvider
 
@@ -35,14 +34,11 @@ class TLS(Model):
     )
 
 
-_ADDRESS = r"^https?://[^\s/]+(/.*)?$"
-
-
 class PrometheusProvider(Model):
     """A Prometheus-compatible query API: Prometheus, Thanos, Cortex, Mimir, a cloud's."""
 
     address: str = Field(
-        pattern=_ADDRESS,
+        pattern=HTTP_ADDRESS,
         description="The base URL the query API lives under, e.g. "
         "http://prometheus.istio-system:9090 or https://mimir.example.com/prometheus.",
     )
@@ -59,13 +55,9 @@ class PrometheusProvider(Model):
     @field_validator("address", mode="before")
     @classmethod
     def _a_url(cls, value: Any) -> Any:
-        # The pattern's own message would show a regular expression; this one shows the fix.
-        if isinstance(value, str) and not re.match(_ADDRESS, value):
-            raise ValueError(
-                f"{value!r} is not an http:// or https:// URL (e.g. http://prometheus.istio-system"
-                ":9090, or https://mimir.example.com/prometheus)"
-            )
-        return value
+        return http_address(
+            value, "http://prometheus.istio-system:9090, or https://mimir.example.com/prometheus"
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -11,16 +11,13 @@ the stable's, or over it. Fewer spans than `minSpans` is no data, never a pass.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from canary.api import templating
-from canary.api.base import CallTimeout, Model
-
-_ADDRESS = r"^https?://[^\s/]+(/.*)?$"
+from canary.api.base import HTTP_ADDRESS, CallTimeout, Model, http_address
 
 # Jaeger's query API caps nothing by itself; the memory store holds every trace of the window.
 # A bound keeps one check's answer (whole traces, every span of each) to a few megabytes.
@@ -42,7 +39,7 @@ class JaegerProvider(Model):
     """Jaeger's query API (`/api/traces`), asked for one operation's spans per version."""
 
     address: str = Field(
-        pattern=_ADDRESS,
+        pattern=HTTP_ADDRESS,
         description="The base URL of Jaeger's query service, e.g. "
         "http://jaeger-query.observability:16686.",
     )
@@ -111,12 +108,7 @@ class JaegerProvider(Model):
     @field_validator("address", mode="before")
     @classmethod
     def _a_url(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.match(_ADDRESS, value):
-            raise ValueError(
-                f"{value!r} is not an http:// or https:// URL (e.g. "
-                "http://jaeger-query.observability:16686)"
-            )
-        return value
+        return http_address(value, "http://jaeger-query.observability:16686")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
