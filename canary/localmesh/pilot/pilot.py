@@ -27,6 +27,7 @@ from typing import Any
 from canary.localmesh.pilot import bootstrap as bootstrap_config
 from canary.localmesh.pilot import xds
 from canary.localmesh.pilot.model import EnvoyResources, Workload
+from canary.localmesh.pilot.tracing import Tracing
 from canary.localmesh.pilot.translate import translate
 
 # Enough to answer for any version a caller still waits on; older ones count as applied or not.
@@ -74,9 +75,15 @@ class Pilot:
             return self._version
 
     def bootstrap(
-        self, *, admin_port: int, node_id: str = "client-side", access_log: Path | None = None
+        self,
+        *,
+        admin_port: int,
+        node_id: str = "client-side",
+        access_log: Path | None = None,
+        tracing: Tracing | None = None,
     ) -> dict[str, Any]:
-        """The client-side Envoy's bootstrap, reading this Pilot's files."""
+        """The client-side Envoy's bootstrap, reading this Pilot's files; with `tracing`, its
+        requests are traced."""
         return bootstrap_config.bootstrap(
             node_id=node_id,
             admin_port=admin_port,
@@ -86,6 +93,7 @@ class Pilot:
             cds_path=self.cds_path,
             rds_path=self.rds_path,
             access_log=access_log,
+            tracing=tracing,
         )
 
     def push(
