@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             traces=traced,
         ) as mesh:
             console.print(mesh.describe())
+            began = datetime.now(UTC)
             # The built-in trace template names the Jaeger that now runs; a policy's keeps its
             # own address, and the mesh's Jaeger answers for it (_MeshJaeger).
             seeded = objects(mesh.jaeger_url if traced else scenario.LOCAL_JAEGER)
@@ -157,6 +159,8 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 controller.stop()
                 if chat is not None:
                     chat.stop()
+            # Before the mesh stops its Jaeger, which holds the spans in memory only.
+            found = _found_in_jaeger(store, plan, spans, span_source, since=began)
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
@@ -173,6 +177,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         options=options,
         console=console,
         spans=spans,
+        found=found,
     )
     if chat is not None:
         console.print(chat.summary(), markup=False, highlight=False)
@@ -276,6 +281,22 @@ class _MeshJaeger:
         return self._traces
 
 
+def _found_in_jaeger(
+    store: LocalStore,
+    plan: scenario.Plan,
+    spans: traces.SpanWatch | None,
+    source: JaegerTraces | None,
+    *,
+    since: datetime,
+) -> dict[str, float | None]:
+    """The trace check's example traces as the local Jaeger has them, before it stops."""
+    if spans is None or source is None:
+        return {}
+    judged = trace_summary.record(store.status(plan.key), spans.check)
+    examples = judged.spans.examples if judged is not None and judged.spans else []
+    return trace_summary.confirm(spans, source, examples, version=plan.canary_version, since=since)
+
+
 def _watch(
     store: LocalStore,
     metrics: PrometheusMetrics,
@@ -343,6 +364,7 @@ def _summarize(
     options: DemoOptions,
     console: Console,
     spans: traces.SpanWatch | None = None,
+    found: dict[str, float | None] | None = None,
 ) -> None:
     status = outcome.status
     verdict = "as expected" if outcome.as_expected else "NOT as expected"
@@ -363,7 +385,7 @@ def _summarize(
     }
     closing: dict[str, Any] | None = None
     if spans is not None:
-        closing = summary["traces"] = trace_summary.summary(spans, samples, status)
+        closing = summary["traces"] = trace_summary.summary(spans, samples, status, found)
     data, picture = report.write(
         options.report_dir,
         summary=summary,

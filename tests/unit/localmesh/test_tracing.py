@@ -96,8 +96,9 @@ def test_a_fault_applies_to_every_operation() -> None:
     fault = {"abort": {"http_status": 503, "percentage": {"numerator": 100}}}
     config = envoy.inbound_route_config(app_cluster="app_x", fault=fault)
     for route in config["virtual_hosts"][0]["routes"]:
-        assert route["typed_per_filter_config"]["envoy.filters.http.fault"]["abort"] == (
-            fault["abort"]
+        assert (
+            route["typed_per_filter_config"]["envoy.filters.http.fault"]["abort"]
+            == (fault["abort"])
         )
 
 
@@ -114,9 +115,7 @@ def test_the_client_side_envoy_traces_as_the_caller(tmp_path: Path) -> None:
 
 
 def test_an_untraced_client_side_envoy_has_no_static_cluster(tmp_path: Path) -> None:
-    bootstrap = Pilot(xds_dir=tmp_path, listener_port=1004, workloads=[]).bootstrap(
-        admin_port=1005
-    )
+    bootstrap = Pilot(xds_dir=tmp_path, listener_port=1004, workloads=[]).bootstrap(admin_port=1005)
     assert "tracing" not in _hcm(bootstrap)
     assert "clusters" not in bootstrap["static_resources"]
 
