@@ -97,29 +97,36 @@ def prometheus_binary() -> Path:
     raise PrometheusNotFound(f"no `prometheus` on PATH: {_INSTALL_HINT}")
 
 
-def scrape_config(targets: Mapping[str, Sequence[str | Target]]) -> dict[str, Any]:
-    """The Prometheus config: every target's `/stats/prometheus`, every second."""
-    jobs = []
-    for job, job_targets in targets.items():
-        groups = [
-            {"targets": [t.address], "labels": dict(t.labels)}
-            if isinstance(t, Target)
-            else {"targets": [t]}
-            for t in job_targets
-        ]
-        jobs.append(
-            {
-                "job_name": job,
-                "metrics_path": "/stats/prometheus",
-                "scrape_interval": "1s",
-                # Below the interval, so a stuck Envoy cannot pile up overlapping scrapes.
-                "scrape_timeout": "900ms",
-                "static_configs": groups,
-            }
-        )
+def scrape_config(
+    targets: Mapping[str, Sequence[str | Target]],
+    *,
+    metrics_jobs: Mapping[str, Sequence[str | Target]] | None = None,
+) -> dict[str, Any]:
+    """The Prometheus config: every target's `/stats/prometheus`, every second; and every
+    target of `metrics_jobs` (Jaeger's span metrics, say) at `/metrics`, as often."""
+    jobs = [_job(job, job_targets, "/stats/prometheus") for job, job_targets in targets.items()]
+    extra = metrics_jobs or {}
+    jobs += [_job(job, job_targets, "/metrics") for job, job_targets in extra.items()]
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": jobs,
+    }
+
+
+def _job(name: str, job_targets: Sequence[str | Target], metrics_path: str) -> dict[str, Any]:
+    groups = [
+        {"targets": [t.address], "labels": dict(t.labels)}
+        if isinstance(t, Target)
+        else {"targets": [t]}
+        for t in job_targets
+    ]
+    return {
+        "job_name": name,
+        "metrics_path": metrics_path,
+        "scrape_interval": "1s",
+        # Below the interval, so a stuck target cannot pile up overlapping scrapes.
+        "scrape_timeout": "900ms",
+        "static_configs": groups,
     }
 
 
@@ -129,13 +136,17 @@ def start_prometheus(
     targets: Mapping[str, Sequence[str | Target]],
     workdir: Path,
     port: int,
+    metrics_jobs: Mapping[str, Sequence[str | Target]] | None = None,
     timeout: float = 30.0,
 ) -> PrometheusHandle:
-    """Writes the config, starts Prometheus on 127.0.0.1:`port`, waits for `/-/ready`."""
+    """Writes the config, starts Prometheus on 127.0.0.1:`port`, waits for `/-/ready`.
+
+    `metrics_jobs` adds jobs scraped at `/metrics`, e.g. `{"jaeger": [jaeger.metrics_address]}`.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
     # JSON is YAML, and needs no YAML writer here.
-    config_path.write_text(json.dumps(scrape_config(targets), indent=2))
+    config_path.write_text(json.dumps(scrape_config(targets, metrics_jobs=metrics_jobs), indent=2))
     argv = [
         str(prometheus_binary()),
         f"--config.file={config_path}",
