@@ -326,6 +326,8 @@ class LocalMesh:
             ],
             namespace=self.namespace,
             service_port=self.service_port,
+            # Traced, the inbound Envoys name their spans by operation, not by the caller's route.
+            propagate_operations=tracing is None,
         )
         client_bootstrap = self._pilot.bootstrap(
             admin_port=client_admin,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from canary.localmesh import envoy
-from canary.localmesh.pilot import Pilot, Tracing
+from canary.localmesh.pilot import Pilot, Tracing, Workload
 from canary.localmesh.pilot.tracing import COLLECTOR_CLUSTER
 
 TRACING = Tracing("127.0.0.1:4317", "demo")
@@ -153,3 +153,29 @@ def test_envoy_accepts_both_configs(tmp_path: Path) -> None:
             check=False,
         )
         assert checked.returncode == 0, checked.stderr[-2000:]
+
+
+def _decorators(pilot: Pilot) -> list[dict[str, Any]]:
+    written = json.loads(pilot.rds_path.read_text())
+    return [
+        route["decorator"]
+        for host in written["resources"][0]["virtual_hosts"]
+        for route in host["routes"]
+        if "decorator" in route
+    ]
+
+
+def test_a_traced_mesh_s_pilot_keeps_its_span_names_to_itself(tmp_path: Path) -> None:
+    # istiod's decorators are sent on in x-envoy-decorator-operation, and an inbound Envoy
+    # would name its server span with the caller's route instead of the operation.
+    workloads = [
+        Workload("demo-v1-0", "default", "demo", {"app": "demo", "version": "v1"}, "127.0.0.1", 1)
+    ]
+    istio = Pilot(xds_dir=tmp_path / "a", listener_port=1004, workloads=workloads)
+    local = Pilot(
+        xds_dir=tmp_path / "b", listener_port=1004, workloads=workloads, propagate_operations=False
+    )
+    assert _decorators(istio) == [{"operation": "demo.default.svc.cluster.local:80/*"}]
+    assert _decorators(local) == [
+        {"operation": "demo.default.svc.cluster.local:80/*", "propagate": False}
+    ]
