@@ -60,14 +60,14 @@ from canary.cli.root import main
 @click.option(
     "--slow-ms",
     type=click.FloatRange(0.0),
-    default=400.0,
+    default=200.0,
     show_default=True,
     help="slow-traces: what v2 adds to a slow POST /checkout, in ms.",
 )
 @click.option(
     "--slow-rate",
     type=click.FloatRange(0.0, 1.0),
-    default=0.06,
+    default=0.1,
     show_default=True,
     help="slow-traces: the share of v2's POST /checkout requests that are slow.",
 )

@@ -63,19 +63,24 @@ EXPECTED = {
     Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
 }
 
-# The slow-traces scenario, tuned for a verdict that is right for the right reason (the numbers
-# are argued in the report of issue 14 and in DESIGN.md): a fifth of the requests are checkouts;
-# v2 adds SLOW_MS to SLOW_RATE of them, so about one v2 request in eighty is slow, by less than
-# the service's 500 ms p99 budget; the trace SLO wants the p99 of v2's checkouts under
-# CHECKOUT_P99_MS, which one slow checkout among fewer than a hundred breaks.
+# The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
+# requests are checkouts, and v2 adds SLOW_MS to SLOW_RATE of them: one v2 request in fifty is
+# slow. The built-in request-duration check is a histogram_quantile over Envoy's buckets (...,
+# 100, 250, 500, ...): a slow checkout (~205 ms) lands in the (100, 250] bucket, so v2's p99 over
+# all requests stays at or under 250 ms, whatever the window holds, within the 500 ms budget with
+# room for a stalled machine. The trace SLO wants the p99 of v2's checkout spans under
+# CHECKOUT_P99_MS: a healthy checkout takes ~10-20 ms, a slow one over 200, and with fewer than a
+# hundred spans in the window the p99 (nearest rank) is the slowest span, so one slow checkout
+# fails it. Over the three steps v2 gets about eight slow checkouts on average (40 req/s x 1/5 x
+# 0.1 x (0.10 + 0.25 + 0.50) x 12 s); none at all, which would promote v2, has odds of ~1/3500.
 TRACE_OPERATION = "POST /checkout"
 SLOW_PATH = "/checkout"
-SLOW_MS = 400.0
-SLOW_RATE = 0.06
+SLOW_MS = 200.0
+SLOW_RATE = 0.1
 # Requests per round of the load: (method, path, weight); a checkout carries a small body.
 TRACE_MIX = (("GET", "/browse", 4), ("POST", "/checkout", 1))
 CHECKOUT_BODY = b'{"items": ["tea"]}'
-CHECKOUT_P99_MS = 250
+CHECKOUT_P99_MS = 150
 TRACE_TEMPLATE = "checkout-latency"
 TRACE_CHECK = "checkout-p99"
 # How far back a trace check looks, and how many of v2's checkout spans it needs there: at the

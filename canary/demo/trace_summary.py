@@ -116,7 +116,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
             if example["inJaeger"]
             else "not found in Jaeger"
         )
-        said.append(f"  slow trace {example['traceId']}: {where}")
+        said.append(f"  example trace {example['traceId']}: {where}")
     return said
 
 

@@ -103,7 +103,9 @@ def _evidence(check: CheckView) -> str:
     if not check.operation:
         return ""
     spans = "" if check.spans is None else f" {check.spans} spans"
-    worst = f"  worst: {', '.join(check.examples)}" if check.examples else ""
+    # One trace ID fits a terminal's row; the closing lines and the report list them all.
+    more = f" (+{len(check.examples) - 1})" if len(check.examples) > 1 else ""
+    worst = f"  worst: {check.examples[0]}{more}" if check.examples else ""
     return f"{check.operation}{spans}{worst}"
 
 
