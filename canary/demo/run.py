@@ -116,7 +116,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             console.print(mesh.describe())
             began = datetime.now(UTC)
             # The built-in trace template names the Jaeger that now runs; a policy's keeps its
-            # own address, and the mesh's Jaeger answers for it (_MeshJaeger).
+            # own address, and the mesh's Jaeger answers for it (traces.MeshJaeger).
             seeded = objects(mesh.jaeger_url if traced else scenario.LOCAL_JAEGER)
             _seed(store, seeded)
             pids = mesh.pids()
@@ -160,7 +160,13 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 if chat is not None:
                     chat.stop()
             # Before the mesh stops its Jaeger, which holds the spans in memory only.
-            found = _found_in_jaeger(store, plan, spans, span_source, since=began)
+            found = trace_summary.found_in_jaeger(
+                store.status(plan.key),
+                spans,
+                span_source,
+                version=plan.canary_version,
+                since=began,
+            )
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
@@ -237,7 +243,7 @@ def local_controller(
             secrets=store,
             metrics={
                 PrometheusProvider: promql(_MeshPrometheus(metrics)),
-                JaegerProvider: spans_of(_MeshJaeger(mesh.jaeger_url if mesh.jaeger else "")),
+                JaegerProvider: spans_of(traces.MeshJaeger(mesh.jaeger_url if mesh.jaeger else "")),
             },
         ),
         query_set=builtins.QuerySet.ENVOY,
@@ -262,39 +268,6 @@ class _MeshPrometheus:
                 "demo.prometheus_replaced", asked=backend.address, answered_by=self.metrics.url
             )
         return self.metrics
-
-
-class _MeshJaeger:
-    """On the local mesh a trace template's Jaeger is the mesh's own, as its Prometheus is: the
-    Envoys' spans are there. Said once per other address. Without a local Jaeger, every trace
-    check is an error naming the missing Jaeger, never a pass."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._said: set[str] = set()
-        self._traces = JaegerTraces(url or "http://127.0.0.1:9")
-
-    def __call__(self, backend: JaegerProvider, namespace: str) -> JaegerTraces:
-        if backend.address.rstrip("/") != self.url and backend.address not in self._said:
-            self._said.add(backend.address)
-            log.info("demo.jaeger_replaced", asked=backend.address, answered_by=self.url)
-        return self._traces
-
-
-def _found_in_jaeger(
-    store: LocalStore,
-    plan: scenario.Plan,
-    spans: traces.SpanWatch | None,
-    source: JaegerTraces | None,
-    *,
-    since: datetime,
-) -> dict[str, float | None]:
-    """The trace check's example traces as the local Jaeger has them, before it stops."""
-    if spans is None or source is None:
-        return {}
-    judged = trace_summary.record(store.status(plan.key), spans.check)
-    examples = judged.spans.examples if judged is not None and judged.spans else []
-    return trace_summary.confirm(spans, source, examples, version=plan.canary_version, since=since)
 
 
 def _watch(

@@ -30,6 +30,22 @@ def record(status: CanaryStatus, check: str) -> CheckResult | None:
     return failed or next((c for c in status.checks if c.name == check), None)
 
 
+def found_in_jaeger(
+    status: CanaryStatus,
+    spans: SpanWatch | None,
+    source: TraceSource | None,
+    *,
+    version: str,
+    since: datetime,
+) -> dict[str, float | None]:
+    """The trace check's example traces as the local Jaeger has them, before it stops."""
+    if spans is None or source is None:
+        return {}
+    judged = record(status, spans.check)
+    examples = judged.spans.examples if judged is not None and judged.spans else []
+    return confirm(spans, source, examples, version=version, since=since)
+
+
 def confirm(
     spans: SpanWatch,
     source: TraceSource,

@@ -4,6 +4,8 @@ A trace check records the canary's value (and the stable's only when it compares
 asks Jaeger itself, once a second, for the judged operation's spans of each version over the
 check's window, with the same port and computation the check uses: the view shows the stable's
 p99 beside the canary's, whatever the template compares.
+
+`MeshJaeger` is the demo's answer to every trace template: the mesh's own Jaeger.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
+from canary.adapters.jaeger import JaegerTraces
 from canary.api import durations, templating
 from canary.api.resources import Canary
 from canary.api.traces import JaegerProvider, SpanCompute
 from canary.engine import spans as computed
 from canary.errors import CanaryError
 from canary.ports import SpanQuery, TraceSource
+
+log = structlog.get_logger("canary.demo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +138,20 @@ def watch(
             threshold_max=metric.threshold_range.max,
         )
     return None
+
+
+class MeshJaeger:
+    """On the local mesh a trace template's Jaeger is the mesh's own, as its Prometheus is: the
+    Envoys' spans are there. Said once per other address. Without a local Jaeger, every trace
+    check is an error naming the missing Jaeger, never a pass."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._said: set[str] = set()
+        self._traces = JaegerTraces(url or "http://127.0.0.1:9")
+
+    def __call__(self, backend: JaegerProvider, namespace: str) -> JaegerTraces:
+        if backend.address.rstrip("/") != self.url and backend.address not in self._said:
+            self._said.add(backend.address)
+            log.info("demo.jaeger_replaced", asked=backend.address, answered_by=self.url)
+        return self._traces

@@ -15,7 +15,7 @@ from canary.api.resources import Canary
 from canary.api.status import CanaryStatus
 from canary.api.traces import JaegerProvider, SpanCompute
 from canary.cli import main
-from canary.demo import report, scenario, timeline, traces, view
+from canary.demo import report, scenario, timeline, trace_summary, traces, view
 from canary.engine.spans import Span
 from canary.errors import Unavailable
 from canary.ports import SpanQuery, SpanSample
@@ -196,3 +196,31 @@ def test_a_latency_watch_of_an_error_ratio_template_says_errors() -> None:
     )
     watch = traces.SpanWatch("c", "s", "x", backend, {}, 10.0)
     assert watch.label == "errors %"
+
+
+def test_every_trace_template_is_answered_by_the_mesh_s_jaeger() -> None:
+    local = traces.MeshJaeger("http://127.0.0.1:4444")
+    elsewhere = JaegerProvider.model_validate(
+        {
+            "address": "http://jaeger-query.observability:16686",
+            "operation": "x",
+            "versionTag": "subset",
+            "compute": "errorRatio",
+        }
+    )
+    assert local(elsewhere, "default").address == "http://127.0.0.1:4444"
+
+
+def test_the_closing_lines_name_the_operation_and_the_traces_found() -> None:
+    watch = _watch()
+    jaeger = _Jaeger({"v2": [9.0, 207.0]})
+    found = trace_summary.confirm(
+        watch, jaeger, ["v2-1", "gone"], version="v2", since=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert found == {"v2-1": 207.0, "gone": None}
+    closing = trace_summary.summary(watch, [_sample(1.0, 11.0, 207.0)], CanaryStatus(), found)
+    said = "\n".join(trace_summary.lines(closing))
+    assert "trace check checkout-p99: demo 'POST /checkout'" in said
+    assert "v2: p99 ms worst 207" in said
+    assert "example trace v2-1: 207 ms in Jaeger" in said
+    assert "example trace gone: not found in Jaeger" in said
