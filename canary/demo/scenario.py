@@ -83,10 +83,14 @@ CHECKOUT_BODY = b'{"items": ["tea"]}'
 CHECKOUT_P99_MS = 150
 TRACE_TEMPLATE = "checkout-latency"
 TRACE_CHECK = "checkout-p99"
-# How far back a trace check looks, and how many of v2's checkout spans it needs there: at the
-# first step (10%) the load sends v2 about 0.8 checkouts a second.
+# How far back a trace check looks, how many of v2's checkout spans it needs there, and how long
+# it may wait for them within a step before no data fails it. At the first step (10%) v2 gets
+# about 0.8 checkouts a second, and a span reaches Jaeger up to ~5 s after its request: five
+# spans are there ~10 s into the step, a full window holds ~16. The wait is longer than the
+# step, so a slow start of the spans is never taken for a failure.
 TRACE_WINDOW = "20s"
-TRACE_MIN_SPANS = 8
+TRACE_MIN_SPANS = 5
+TRACE_NO_DATA_TIMEOUT = "30s"
 # A placeholder until the mesh's Jaeger runs; the demo puts the real query URL in its place.
 LOCAL_JAEGER = "http://127.0.0.1:16686"
 
@@ -174,6 +178,7 @@ def canary(
                 "thresholdRange": {"max": CHECKOUT_P99_MS},
                 "interval": TRACE_WINDOW,
                 "onNoData": "wait",
+                "noDataTimeout": TRACE_NO_DATA_TIMEOUT,
             }
         )
     if chaos:
