@@ -15,13 +15,16 @@ from canary.cli.root import main
 @main.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good", "bad", "chaos", "chaos-unprotected"]),
+    type=click.Choice(["good", "bad", "chaos", "chaos-unprotected", "slow-traces"]),
     default="good",
     show_default=True,
     help="good: a healthy v2, promoted. bad: v2 answers 5xx at --error-rate, rolled back. "
     "chaos: a healthy v2 with a fault experiment at 25%; outlier detection ejects the faulty "
     "hosts, so it is promoted. chaos-unprotected: the same without outlier detection in the "
-    "DestinationRule; the experiment fails and v2 is rolled back.",
+    "DestinationRule; the experiment fails and v2 is rolled back. slow-traces: users browse "
+    "and check out; v2 makes --slow-rate of its checkouts --slow-ms slower, the p99 over all "
+    "requests passes, a trace SLO on POST /checkout's spans in a local Jaeger fails, and v2 is "
+    "rolled back (needs Jaeger: tests/jaeger/build).",
 )
 @click.option(
     "--error-rate",
@@ -53,6 +56,20 @@ from canary.cli.root import main
     default=0.0,
     show_default=True,
     help="The share of the stable version's answers that are 503, in every scenario.",
+)
+@click.option(
+    "--slow-ms",
+    type=click.FloatRange(0.0),
+    default=200.0,
+    show_default=True,
+    help="slow-traces: what v2 adds to a slow POST /checkout, in ms.",
+)
+@click.option(
+    "--slow-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="slow-traces: the share of v2's POST /checkout requests that are slow.",
 )
 @click.option(
     "--rate",
@@ -118,6 +135,8 @@ def demo(
     stable_latency_ms: float | None,
     canary_latency_ms: float | None,
     stable_error_rate: float,
+    slow_ms: float,
+    slow_rate: float,
     rate: float,
     timeout: float,
     policy: Path | None,
@@ -130,8 +149,8 @@ def demo(
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
     Exits 0 when the rollout ends as the scenario should (good and chaos: Succeeded at 100% v2;
-    bad and chaos-unprotected: Failed at 100% v1), 1 otherwise, 2 when something the demo needs
-    is missing.
+    bad, chaos-unprotected and slow-traces: Failed at 100% v1), 1 otherwise, 2 when something
+    the demo needs is missing (Envoy, Prometheus, or for slow-traces Jaeger).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -141,6 +160,7 @@ def demo(
     from canary.demo import scenario as scenarios
     from canary.errors import CanaryError
     from canary.localmesh.envoy import EnvoyNotFound
+    from canary.localmesh.jaeger import JaegerNotFound
     from canary.localmesh.prometheus import PrometheusNotFound
 
     console = Console()
@@ -170,11 +190,17 @@ def demo(
         policy_objects=objects,
         approval=approval,
         slack=slack_settings,
+        slow_ms=slow_ms,
+        slow_rate=slow_rate,
     )
     try:
         outcome = run.run(options, console)
     except (EnvoyNotFound, PrometheusNotFound) as exc:
         console.print(f"[bold red]cannot run the demo:[/] {exc}")
+        sys.exit(2)
+    except JaegerNotFound as exc:
+        # The runner's message names tests/jaeger/build and CANARY_JAEGER.
+        console.print(f"[bold red]cannot run the demo:[/] {escape(str(exc))}")
         sys.exit(2)
     except CanaryError as exc:
         console.print(f"[bold red]the demo failed:[/] {exc}")

@@ -1,13 +1,15 @@
 """The demo's report: a JSON file with every sample and event, and an SVG picture of the rollout.
 
 The picture is drawn by hand as SVG (a few polylines on a grid) so the report needs no plotting
-library; any browser opens it.
+library; any browser opens it. With a trace check, a second panel below shows the judged
+operation's span value per version (e.g. the p99 of `POST /checkout` in ms) and the check's
+threshold, on the same time axis.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from canary.demo.timeline import Sample
 
 WIDTH, HEIGHT, MARGIN = 900, 380, 56
+SPAN_PANEL = 200
 COLOURS = {"weight": "#1f77b4", "v1": "#2ca02c", "v2": "#ff7f0e", "callers": "#9467bd"}
 CHAOS_FILL = "#fde0dc"
 
@@ -25,6 +28,7 @@ def write(
     summary: dict[str, Any],
     samples: Sequence[Sample],
     events: Sequence[dict[str, Any]],
+    span_threshold: float | None = None,
 ) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "report.json"
@@ -35,13 +39,17 @@ def write(
         )
     )
     picture = directory / "report.svg"
-    picture.write_text(svg(samples, title=str(summary.get("title", "canary demo"))))
+    picture.write_text(
+        svg(samples, title=str(summary.get("title", "canary demo")), span_threshold=span_threshold)
+    )
     return data, picture
 
 
-def svg(samples: Sequence[Sample], *, title: str) -> str:
+def svg(samples: Sequence[Sample], *, title: str, span_threshold: float | None = None) -> str:
     end = max((s.t for s in samples), default=1.0) or 1.0
     plot_w, plot_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
+    traced = any(s.span_operation for s in samples)
+    height = HEIGHT + (SPAN_PANEL if traced else 0)
 
     def x(t: float) -> float:
         return MARGIN + plot_w * t / end
@@ -50,7 +58,7 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
         return MARGIN + plot_h * (1 - max(0.0, min(100.0, percent)) / 100)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="{MARGIN}" y="20" font-size="15" font-weight="bold">{escape(title)}</text>',
@@ -113,8 +121,58 @@ def svg(samples: Sequence[Sample], *, title: str) -> str:
             f'<rect x="{left}" y="{top - 6}" width="12" height="4" fill="{COLOURS[name]}"/>'
             f'<text x="{left + 18}" y="{top}">{label}</text>'
         )
+    if traced:
+        parts.extend(_span_panel(samples, x, top=HEIGHT, threshold=span_threshold))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _span_panel(
+    samples: Sequence[Sample], x: Callable[[float], float], *, top: float, threshold: float | None
+) -> list[str]:
+    """The trace check's operation: each version's span value over time, and the threshold."""
+    bottom = top + SPAN_PANEL - 30
+    series = {
+        version: [(s.t, v) for s in samples if (v := s.span_value.get(version)) is not None]
+        for version in ("v1", "v2")
+    }
+    values = [v for points in series.values() for _, v in points]
+    ceiling = max([*values, threshold or 0.0, 1.0]) * 1.1
+
+    def y(value: float) -> float:
+        return bottom - (bottom - top - 20) * min(value, ceiling) / ceiling
+
+    named = next(s for s in samples if s.span_operation)
+    parts = [
+        f'<text x="{MARGIN}" y="{top + 10}" font-weight="bold">'
+        f"{escape(named.span_operation)} {escape(named.span_label)} per version (spans in "
+        "Jaeger)</text>",
+        f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{bottom}" y2="{bottom}" stroke="#ddd"/>',
+        f'<text x="{MARGIN - 8}" y="{bottom + 4}" text-anchor="end">0</text>',
+        f'<text x="{MARGIN - 8}" y="{y(ceiling / 1.1) + 4:.1f}" text-anchor="end">'
+        f"{ceiling / 1.1:.0f}</text>",
+    ]
+    if threshold is not None:
+        parts.append(
+            f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{y(threshold):.1f}" '
+            f'y2="{y(threshold):.1f}" stroke="#c0392b" stroke-dasharray="6,4"/>'
+            f'<text x="{WIDTH - MARGIN}" y="{y(threshold) - 4:.1f}" text-anchor="end" '
+            f'fill="#c0392b">threshold {threshold:g}</text>'
+        )
+    for version, points in series.items():
+        if points:
+            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{COLOURS[version]}" '
+                'stroke-width="2"/>'
+            )
+    for index, version in enumerate(series):
+        left = MARGIN + 140 * index
+        parts.append(
+            f'<rect x="{left}" y="{bottom + 16}" width="12" height="4" fill="{COLOURS[version]}"/>'
+            f'<text x="{left + 18}" y="{bottom + 22}">{version} spans</text>'
+        )
+    return parts
 
 
 def _chaos_spans(samples: Sequence[Sample]) -> list[tuple[float, float]]:

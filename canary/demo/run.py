@@ -5,7 +5,9 @@ the rollout, through the LocalStore and the local Pilot instead of the API serve
 The demo only starts the world, draws what happens once a second, and judges the outcome
 against what the scenario should give. With `--slack` the Canary also tells a Slack channel,
 and approval clicks come back through the same Clicks as in a cluster (`slack.py` says what
-the option adds, `chat.py` wires it).
+the option adds, `chat.py` wires it). When a MetricTemplate asks Jaeger (the slow-traces
+scenario's does), the mesh runs a local Jaeger that every Envoy sends its spans to, and every
+trace check is answered by it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from canary.adapters.jaeger import JaegerSources
+from canary.adapters.jaeger import JaegerTraces
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.adapters.webhooks import HttpWebhooks
 from canary.api import builtins
@@ -36,9 +39,11 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.sources import Sources, promql
 from canary.controller.traces import spans_of
-from canary.demo import report, scenario, slack, timeline, view
+from canary.demo import report, scenario, slack, timeline, trace_summary, traces, view
 from canary.demo.chat import DemoChat
+from canary.demo.scenario import SLOW_MS, SLOW_RATE
 from canary.demo.slack import SlackSettings
+from canary.localmesh.loadgen import Request
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
@@ -65,6 +70,9 @@ class DemoOptions:
     approval: bool = False
     # --slack: the Canary notifies a Slack channel, and approval clicks come back from it.
     slack: SlackSettings = field(default_factory=SlackSettings)
+    # slow-traces: what v2 adds to that share of its POST /checkout requests.
+    slow_ms: float = SLOW_MS
+    slow_rate: float = SLOW_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,44 +92,48 @@ class Outcome:
 
 
 def run(options: DemoOptions, console: Console) -> Outcome:
-    objects = slack.with_slack(
-        scenario.complete(
-            list(
-                options.policy_objects
-                or scenario.objects(options.scenario, approval=options.approval)
-            )
-        ),
-        options.slack,
-    )
-    plan = scenario.plan(objects)
-    bad = options.scenario is scenario.Scenario.BAD
-    versions = [
-        VersionSpec(
-            name=plan.stable_version,
-            error_rate=options.stable_error_rate,
-            latency_ms=options.stable_latency_ms,
-        ),
-        VersionSpec(
-            name=plan.canary_version,
-            error_rate=options.error_rate if bad else 0.0,
-            latency_ms=options.canary_latency_ms,
-        ),
-    ]
+    def objects(jaeger: str) -> list[dict[str, Any]]:
+        chosen = options.policy_objects or scenario.objects(
+            options.scenario, approval=options.approval, jaeger=jaeger
+        )
+        return slack.with_slack(scenario.complete(list(chosen)), options.slack)
+
+    plan = scenario.plan(objects(scenario.LOCAL_JAEGER))
+    traced = scenario.traced(objects(scenario.LOCAL_JAEGER))
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as scratch:
         state_dir = options.state_dir or Path(scratch) / "state"
         store = LocalStore(state_dir)
-        _seed(store, objects)
         with LocalMesh(
             service=plan.service,
             namespace=plan.key.namespace,
-            versions=versions,
+            versions=_versions(options, plan),
             workdir=Path(scratch) / "mesh",
             rate=options.rate,
             duration=options.timeout + 30,
+            mix=_mix(options),
+            traces=traced,
         ) as mesh:
             console.print(mesh.describe())
+            began = datetime.now(UTC)
+            # The built-in trace template names the Jaeger that now runs; a policy's keeps its
+            # own address, and the mesh's Jaeger answers for it (traces.MeshJaeger).
+            seeded = objects(mesh.jaeger_url if traced else scenario.LOCAL_JAEGER)
+            _seed(store, seeded)
             pids = mesh.pids()
             metrics = PrometheusMetrics(mesh.prometheus_url)
+            span_source = JaegerTraces(mesh.jaeger_url) if traced else None
+            spans = (
+                traces.watch(
+                    seeded,
+                    namespace=plan.key.namespace,
+                    versions={
+                        plan.stable_version: plan.stable_subset,
+                        plan.canary_version: plan.canary_subset,
+                    },
+                )
+                if traced
+                else None
+            )
             chat = DemoChat(store, options.slack) if options.slack.on else None
             controller = local_controller(
                 store, mesh, metrics, chat=None if chat is None else chat.publisher
@@ -133,11 +145,28 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 if chat is not None:
                     chat.start()
                 controller.start()
-                samples = _watch(store, metrics, plan, options, console, state_dir=state_dir)
+                samples = _watch(
+                    store,
+                    metrics,
+                    plan,
+                    options,
+                    console,
+                    state_dir=state_dir,
+                    spans=spans,
+                    span_source=span_source,
+                )
             finally:
                 controller.stop()
                 if chat is not None:
                     chat.stop()
+            # Before the mesh stops its Jaeger, which holds the spans in memory only.
+            found = trace_summary.found_in_jaeger(
+                store.status(plan.key),
+                spans,
+                span_source,
+                version=plan.canary_version,
+                since=began,
+            )
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
@@ -146,10 +175,51 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         seconds=samples[-1].t if samples else 0.0,
         pids=tuple(pids),
     )
-    _summarize(outcome, samples=samples, events=events, plan=plan, options=options, console=console)
+    _summarize(
+        outcome,
+        samples=samples,
+        events=events,
+        plan=plan,
+        options=options,
+        console=console,
+        spans=spans,
+        found=found,
+    )
     if chat is not None:
         console.print(chat.summary(), markup=False, highlight=False)
     return outcome
+
+
+def _versions(options: DemoOptions, plan: scenario.Plan) -> list[VersionSpec]:
+    bad = options.scenario is scenario.Scenario.BAD
+    slow = options.scenario is scenario.Scenario.SLOW_TRACES
+    return [
+        VersionSpec(
+            name=plan.stable_version,
+            subset=plan.stable_subset,
+            error_rate=options.stable_error_rate,
+            latency_ms=options.stable_latency_ms,
+        ),
+        VersionSpec(
+            name=plan.canary_version,
+            subset=plan.canary_subset,
+            error_rate=options.error_rate if bad else 0.0,
+            latency_ms=options.canary_latency_ms,
+            slow_path=scenario.SLOW_PATH if slow else "",
+            slow_ms=options.slow_ms if slow else 0.0,
+            slow_rate=options.slow_rate if slow else 0.0,
+        ),
+    ]
+
+
+def _mix(options: DemoOptions) -> list[tuple[Request, int]]:
+    """Browsing and some checkouts when a scenario judges operations; else `GET /` alone."""
+    if not options.scenario.traced:
+        return []
+    return [
+        (Request(method, path, scenario.CHECKOUT_BODY if method == "POST" else None), weight)
+        for method, path, weight in scenario.TRACE_MIX
+    ]
 
 
 def local_controller(
@@ -173,7 +243,7 @@ def local_controller(
             secrets=store,
             metrics={
                 PrometheusProvider: promql(_MeshPrometheus(metrics)),
-                JaegerProvider: spans_of(JaegerSources()),
+                JaegerProvider: spans_of(traces.MeshJaeger(mesh.jaeger_url if mesh.jaeger else "")),
             },
         ),
         query_set=builtins.QuerySet.ENVOY,
@@ -208,6 +278,8 @@ def _watch(
     console: Console,
     *,
     state_dir: Path,
+    spans: traces.SpanWatch | None = None,
+    span_source: JaegerTraces | None = None,
 ) -> list[timeline.Sample]:
     """Sample once a second until the rollout ends or the time limit passes."""
     samples: list[timeline.Sample] = []
@@ -223,7 +295,13 @@ def _watch(
                 how = _how_to_decide(plan, state_dir, options.slack)
                 live.console.print(escape(f"waiting for {told}: {how}"), soft_wrap=True)
             latest = timeline.sample(
-                elapsed, status, metrics, service=plan.service, namespace=plan.key.namespace
+                elapsed,
+                status,
+                metrics,
+                service=plan.service,
+                namespace=plan.key.namespace,
+                spans=spans,
+                traces=span_source,
             )
             samples.append(latest)
             live.update(
@@ -258,6 +336,8 @@ def _summarize(
     plan: scenario.Plan,
     options: DemoOptions,
     console: Console,
+    spans: traces.SpanWatch | None = None,
+    found: dict[str, float | None] | None = None,
 ) -> None:
     status = outcome.status
     verdict = "as expected" if outcome.as_expected else "NOT as expected"
@@ -276,8 +356,15 @@ def _summarize(
         "pids": list(outcome.pids),
         "status": status.model_dump(mode="json", by_alias=True),
     }
+    closing: dict[str, Any] | None = None
+    if spans is not None:
+        closing = summary["traces"] = trace_summary.summary(spans, samples, status, found)
     data, picture = report.write(
-        options.report_dir, summary=summary, samples=samples, events=events
+        options.report_dir,
+        summary=summary,
+        samples=samples,
+        events=events,
+        span_threshold=None if spans is None else spans.threshold_max,
     )
     colour = "green" if outcome.as_expected else "red"
     console.print(
@@ -287,6 +374,9 @@ def _summarize(
     )
     if status.message:
         console.print(f"  {escape(status.message)}")
+    if closing is not None:
+        for line in trace_summary.lines(closing):
+            console.print(f"  {escape(line)}")
     for event in events:
         # Messages quote Prometheus and users' names, which may hold rich markup's brackets.
         console.print(f"  [dim]{event['type']:7}[/] {event['reason']}: {escape(event['message'])}")

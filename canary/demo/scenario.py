@@ -3,6 +3,11 @@
 The VirtualService and DestinationRule are what a user of Istio would write (a named route,
 subsets by the `version` label, outlier detection on the host); the Canary is sized so a whole
 rollout fits in about a minute on a laptop while every step is still judged on real requests.
+
+The slow-traces scenario adds a trace SLO: the users browse (`GET /browse`) and sometimes check
+out (`POST /checkout`); v2 makes a few checkouts slow, few enough and short enough that the
+service's p99 over all requests stays within its budget, and a MetricTemplate judging the p99
+of v2's `POST /checkout` spans in the local Jaeger catches it.
 """
 
 from __future__ import annotations
@@ -31,10 +36,17 @@ class Scenario(StrEnum):
     # ejected, users keep failing, the experiment fails, and v2 is rolled back although it was
     # only one bad pod and the metrics of v2 as released were fine.
     CHAOS_UNPROTECTED = "chaos-unprotected"
+    # v2 slows a share of POST /checkout down; the overall p99 passes, the trace SLO on that
+    # operation fails, and v2 is rolled back.
+    SLOW_TRACES = "slow-traces"
 
     @property
     def chaos(self) -> bool:
         return self in (Scenario.CHAOS, Scenario.CHAOS_UNPROTECTED)
+
+    @property
+    def traced(self) -> bool:
+        return self is Scenario.SLOW_TRACES
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +60,39 @@ EXPECTED = {
     Scenario.BAD: Expected(phase="Failed", canary_weight=0),
     Scenario.CHAOS: Expected(phase="Succeeded", canary_weight=100),
     Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
+    Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
 }
+
+# The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
+# requests are checkouts, and v2 adds SLOW_MS to SLOW_RATE of them: one v2 request in fifty is
+# slow. The built-in request-duration check is a histogram_quantile over Envoy's buckets (...,
+# 100, 250, 500, ...): a slow checkout (~205 ms) lands in the (100, 250] bucket, so v2's p99 over
+# all requests stays at or under 250 ms, whatever the window holds, within the 500 ms budget with
+# room for a stalled machine. The trace SLO wants the p99 of v2's checkout spans under
+# CHECKOUT_P99_MS: a healthy checkout takes ~10-20 ms, a slow one over 200, and with fewer than a
+# hundred spans in the window the p99 (nearest rank) is the slowest span, so one slow checkout
+# fails it. Over the three steps v2 gets about eight slow checkouts on average (40 req/s x 1/5 x
+# 0.1 x (0.10 + 0.25 + 0.50) x 12 s); none at all, which would promote v2, has odds of ~1/3500.
+TRACE_OPERATION = "POST /checkout"
+SLOW_PATH = "/checkout"
+SLOW_MS = 200.0
+SLOW_RATE = 0.1
+# Requests per round of the load: (method, path, weight); a checkout carries a small body.
+TRACE_MIX = (("GET", "/browse", 4), ("POST", "/checkout", 1))
+CHECKOUT_BODY = b'{"items": ["tea"]}'
+CHECKOUT_P99_MS = 150
+TRACE_TEMPLATE = "checkout-latency"
+TRACE_CHECK = "checkout-p99"
+# How far back a trace check looks, how many of v2's checkout spans it needs there, and how long
+# it may wait for them within a step before no data fails it. At the first step (10%) v2 gets
+# about 0.8 checkouts a second, and a span reaches Jaeger up to ~5 s after its request: five
+# spans are there ~10 s into the step, a full window holds ~16. The wait is longer than the
+# step, so a slow start of the spans is never taken for a failure.
+TRACE_WINDOW = "20s"
+TRACE_MIN_SPANS = 5
+TRACE_NO_DATA_TIMEOUT = "30s"
+# A placeholder until the mesh's Jaeger runs; the demo puts the real query URL in its place.
+LOCAL_JAEGER = "http://127.0.0.1:16686"
 
 # The demo's experiment: one of the two v2 pods goes bad (503 to every request) for 10 s at the
 # 25% step. At the demo's load that pod sees about five requests a second, so the callers'
@@ -118,9 +162,25 @@ def _destination_rule() -> dict[str, Any]:
 
 
 def canary(
-    *, step_seconds: int = 12, check_seconds: int = 2, chaos: bool = False, approval: bool = False
+    *,
+    step_seconds: int = 12,
+    check_seconds: int = 2,
+    chaos: bool = False,
+    approval: bool = False,
+    traced: bool = False,
 ) -> dict[str, Any]:
     body = _canary(step_seconds=step_seconds, check_seconds=check_seconds)
+    if traced:
+        body["spec"]["analysis"]["metrics"].append(
+            {
+                "name": TRACE_CHECK,
+                "templateRef": {"name": TRACE_TEMPLATE},
+                "thresholdRange": {"max": CHECKOUT_P99_MS},
+                "interval": TRACE_WINDOW,
+                "onNoData": "wait",
+                "noDataTimeout": TRACE_NO_DATA_TIMEOUT,
+            }
+        )
     if chaos:
         body["spec"]["chaos"] = [dict(EXPERIMENT)]
     if approval:
@@ -165,12 +225,54 @@ def _canary(*, step_seconds: int, check_seconds: int) -> dict[str, Any]:
     }
 
 
-def objects(chosen: Scenario = Scenario.GOOD, *, approval: bool = False) -> list[dict[str, Any]]:
-    return [
+def trace_template(address: str = LOCAL_JAEGER) -> dict[str, Any]:
+    """The trace SLO: the p99 of one version's `POST /checkout` spans in Jaeger, in ms.
+
+    The spans are the inbound Envoys' server spans: their service is the Canary's (`{{ service
+    }}`, the default), and each carries its version's subset as the `subset` tag.
+    """
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "MetricTemplate",
+        "metadata": {"name": TRACE_TEMPLATE, "namespace": NAMESPACE},
+        "spec": {
+            "provider": {
+                "jaeger": {
+                    "address": address,
+                    "operation": TRACE_OPERATION,
+                    "versionTag": "subset",
+                    "versionValue": "{{ subset }}",
+                    "compute": "latency",
+                    "percentile": 99,
+                    "minSpans": TRACE_MIN_SPANS,
+                    "timeout": "5s",
+                }
+            }
+        },
+    }
+
+
+def objects(
+    chosen: Scenario = Scenario.GOOD, *, approval: bool = False, jaeger: str = LOCAL_JAEGER
+) -> list[dict[str, Any]]:
+    """The scenario's objects; `jaeger` is the address of the trace template, if it has one."""
+    found = [
         virtual_service(),
         destination_rule(outlier_detection=chosen is not Scenario.CHAOS_UNPROTECTED),
-        canary(chaos=chosen.chaos, approval=approval),
+        canary(chaos=chosen.chaos, approval=approval, traced=chosen.traced),
     ]
+    if chosen.traced:
+        found.append(trace_template(jaeger))
+    return found
+
+
+def traced(bodies: list[dict[str, Any]]) -> bool:
+    """Whether any of the objects is a MetricTemplate asking Jaeger (the mesh must run one)."""
+    return any(
+        "jaeger" in (((body.get("spec") or {}).get("provider")) or {})
+        for body in bodies
+        if body.get("kind") == "MetricTemplate"
+    )
 
 
 def expected(chosen: Scenario, status: CanaryStatus) -> Expected:
@@ -188,6 +290,8 @@ class Plan:
     service: str
     stable_version: str
     canary_version: str
+    stable_subset: str = "v1"
+    canary_subset: str = "v2"
 
 
 def plan(bodies: list[dict[str, Any]]) -> Plan:
@@ -200,6 +304,8 @@ def plan(bodies: list[dict[str, Any]]) -> Plan:
         service=found.spec.service.host.split(".")[0],
         stable_version=found.spec.stable.version,
         canary_version=found.spec.canary.version,
+        stable_subset=found.spec.stable.subset,
+        canary_subset=found.spec.canary.subset,
     )
 
 

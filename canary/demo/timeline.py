@@ -1,4 +1,8 @@
-"""What the demo records once a second: the rollout's state and what users of each version saw."""
+"""What the demo records once a second: the rollout's state and what users of each version saw.
+
+With a trace check, also the judged operation's spans of each version (how many, and the
+check's value of them, e.g. their p99), asked of Jaeger directly (traces.py).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Any
 
 from canary.api import builtins, templating
 from canary.api.status import CanaryStatus
+from canary.demo.traces import SpanWatch
 from canary.engine.observation import Measurement
-from canary.ports import MetricsProvider
+from canary.ports import MetricsProvider, TraceSource
 
 VERSIONS = ("v1", "v2")
 # Short enough to show a change within a few seconds, long enough to hold a few scrapes.
@@ -31,6 +36,12 @@ class CheckView:
     verdict: str
     value: float | None
     message: str
+    # A trace check's evidence: the operation, the canary's spans judged, the worst traces.
+    operation: str = ""
+    spans: int | None = None
+    examples: tuple[str, ...] = ()
+    # When the record was measured (ISO 8601), to tell one tick's record from the next.
+    at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +70,26 @@ class Sample:
     chaos: tuple[ChaosView, ...] = ()
     # The gate the rollout waits at (a person's approval, a confirm webhook), if any.
     waiting_for: str = ""
+    # The trace check's operation (`POST /checkout`), what its value is (`p99 ms`), and each
+    # version's value and number of spans over the check's window, as Jaeger has them now.
+    span_operation: str = ""
+    span_label: str = ""
+    span_value: dict[str, float | None] = field(default_factory=dict)
+    span_count: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def sample(
-    t: float, status: CanaryStatus, metrics: MetricsProvider, *, service: str, namespace: str
+    t: float,
+    status: CanaryStatus,
+    metrics: MetricsProvider,
+    *,
+    service: str,
+    namespace: str,
+    spans: SpanWatch | None = None,
+    traces: TraceSource | None = None,
 ) -> Sample:
     queries = builtins.QUERIES[builtins.QuerySet.ENVOY]
     success: dict[str, float | None] = {}
@@ -85,6 +109,7 @@ def sample(
             metrics.measure(templating.render(queries[builtins.DURATION].query, values))
         )
     callers = {"namespace": namespace, "service": service, "subset": "v2", "window": WINDOW}
+    seen = spans.measure(traces) if spans is not None and traces is not None else {}
     return Sample(
         t=round(t, 2),
         phase=str(status.phase or "Pending"),
@@ -95,10 +120,26 @@ def sample(
         waiting_for=status.waiting_for,
         success_rate=success,
         p99_ms=p99,
-        checks=tuple(CheckView(c.name, str(c.verdict), c.value, c.message) for c in status.checks),
+        checks=tuple(
+            CheckView(
+                c.name,
+                str(c.verdict),
+                c.value,
+                c.message,
+                operation=c.spans.operation if c.spans else "",
+                spans=c.spans.spans if c.spans else None,
+                examples=tuple(c.spans.examples) if c.spans else (),
+                at=c.at.isoformat(),
+            )
+            for c in status.checks
+        ),
         callers_success_rate=_value(metrics.measure(templating.render(_CALLERS, callers))),
         ejected=_value(metrics.measure(templating.render(_EJECTED, callers))),
         chaos=tuple(ChaosView(c.name, str(c.phase), c.fault, c.message) for c in status.chaos),
+        span_operation=spans.operation if spans else "",
+        span_label=spans.label if spans else "",
+        span_value={version: stat.value for version, stat in seen.items()},
+        span_count={version: stat.spans for version, stat in seen.items()},
     )
 
 

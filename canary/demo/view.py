@@ -1,4 +1,9 @@
-"""The live view: one table that redraws each second while the rollout runs."""
+"""The live view: one table that redraws each second while the rollout runs.
+
+With a trace check, the versions' table has a column for the judged operation's spans (e.g.
+`POST /checkout p99 ms`, and how many spans), and the trace check's row names the operation and
+its slowest traces.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from canary.demo.timeline import VERSIONS, Sample
+from canary.demo.timeline import VERSIONS, CheckView, Sample
 
 _PHASE_STYLE = {
     "Succeeded": "bold green",
@@ -34,19 +39,34 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     versions.add_column("version")
     versions.add_column("success rate", justify="right")
     versions.add_column("p99", justify="right")
+    if latest.span_operation:
+        versions.add_column(f"{latest.span_operation} {latest.span_label}", justify="right")
     for version in VERSIONS:
-        versions.add_row(
+        row = [
             version,
             _number(latest.success_rate.get(version), "%", 2),
             _number(latest.p99_ms.get(version), " ms", 0),
-        )
+        ]
+        if latest.span_operation:
+            count = latest.span_count.get(version)
+            row.append(
+                f"{_number(latest.span_value.get(version), '', 0)}"
+                f"  ({'—' if count is None else count} spans)"
+            )
+        versions.add_row(*row)
     checks = Table(box=None, padding=(0, 2))
     checks.add_column("check")
     checks.add_column("value", justify="right")
     checks.add_column("verdict")
+    checks.add_column("")
     for check in latest.checks:
         style = {"pass": "green", "fail": "red"}.get(check.verdict, "yellow")
-        checks.add_row(check.name, _number(check.value, "", 2), Text(check.verdict, style=style))
+        checks.add_row(
+            check.name,
+            _number(check.value, "", 2),
+            Text(check.verdict, style=style),
+            Text(_evidence(check), style="dim"),
+        )
     callers = Text.assemble(
         ("all callers ", "bold"),
         _number(latest.callers_success_rate, "% success", 2),
@@ -76,6 +96,17 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
         if decide:
             parts.append(Text(decide, style="bold"))
     return Group(*parts)
+
+
+def _evidence(check: CheckView) -> str:
+    """A trace check's operation, spans judged and slowest traces; nothing for other checks."""
+    if not check.operation:
+        return ""
+    spans = "" if check.spans is None else f" {check.spans} spans"
+    # One trace ID fits a terminal's row; the closing lines and the report list them all.
+    more = f" (+{len(check.examples) - 1})" if len(check.examples) > 1 else ""
+    worst = f"  worst: {check.examples[0]}{more}" if check.examples else ""
+    return f"{check.operation}{spans}{worst}"
 
 
 def _bar(weight: int, label: str) -> Text:

@@ -12,6 +12,10 @@ server side. Its route configuration is not in the bootstrap but in a filesystem
 default fault: a later chaos step writes a route with a fault into that file (temp file,
 then rename) and Envoy applies it without a restart. Stats are served by the admin
 listener at `/stats/prometheus`, which is what Prometheus scrapes.
+
+Each of the app's operations has a route of its own whose decorator names the span
+(`GET /browse`, `POST /checkout`): with tracing on, the inbound Envoy's server spans carry those
+names, so a trace check can judge one operation. Any other request takes the catch-all route.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from canary.localmesh import procs
+from canary.localmesh.app import OPERATIONS
+from canary.localmesh.pilot.tracing import Tracing, collector_cluster, http_tracing
 
 JSON = dict[str, Any]
 
@@ -194,21 +200,42 @@ def write_xds(path: Path, resources: list[JSON], *, version: int) -> None:
 
 
 def inbound_route_config(*, app_cluster: str, fault: JSON | None = None) -> JSON:
-    """The inbound route: everything to the app; `fault` is an `HTTPFault` for every request."""
-    route: JSON = {"match": {"prefix": "/"}, "route": {"cluster": app_cluster}}
+    """The inbound routes: every operation to the app under its own span name, then everything
+    else; `fault` is an `HTTPFault` for every request, whichever route takes it."""
+    routes: list[JSON] = [
+        {
+            "match": {
+                "path": operation.path,
+                "headers": [{"name": ":method", "string_match": {"exact": operation.method}}],
+            },
+            # Not propagated: the app is the last hop and would only carry the header along.
+            "decorator": {"operation": operation.name, "propagate": False},
+            "route": {"cluster": app_cluster},
+        }
+        for operation in OPERATIONS
+    ]
+    routes.append({"match": {"prefix": "/"}, "route": {"cluster": app_cluster}})
     if fault is not None:
-        route["typed_per_filter_config"] = {FAULT_FILTER: {"@type": FAULT_TYPE, **fault}}
+        for route in routes:
+            route["typed_per_filter_config"] = {FAULT_FILTER: {"@type": FAULT_TYPE, **fault}}
     return {
         "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
         "name": ROUTE_CONFIG_NAME,
-        "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": [route]}],
+        "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": routes}],
     }
 
 
 def inbound_bootstrap(
-    *, listen_port: int, admin_port: int, app_port: int, name: str, workdir: Path
+    *,
+    listen_port: int,
+    admin_port: int,
+    app_port: int,
+    name: str,
+    workdir: Path,
+    tracing: Tracing | None = None,
 ) -> JSON:
-    """The bootstrap of an inbound Envoy; writes the initial route file into `workdir`."""
+    """The bootstrap of an inbound Envoy; writes the initial route file into `workdir`. With
+    `tracing`, every request is traced as a server span of `tracing`'s service and tags."""
     workdir.mkdir(parents=True, exist_ok=True)
     route_file = workdir / ROUTE_FILE
     app_cluster = f"app_{name}"
@@ -229,9 +256,15 @@ def inbound_bootstrap(
             },
         ],
     }
+    clusters: list[JSON] = []
+    if tracing is not None:
+        hcm["tracing"] = http_tracing(tracing)
+        clusters.append(collector_cluster(tracing))
     listener = {
         "name": "inbound",
         "address": _address(listen_port),
+        # Inbound: the tracer makes server spans, as a sidecar's inbound listener does.
+        "traffic_direction": "INBOUND",
         "filter_chains": [
             {
                 "filters": [
@@ -255,7 +288,7 @@ def inbound_bootstrap(
         "admin": admin(admin_port),
         "overload_manager": connection_limit(),
         "stats_config": stats_config(),
-        "static_resources": {"listeners": [listener], "clusters": [cluster]},
+        "static_resources": {"listeners": [listener], "clusters": [cluster, *clusters]},
     }
 
 

@@ -8,6 +8,10 @@ Requests are paced open-loop: request i is due at start + i/rate, whoever is fre
 A slow backend therefore does not lower the offered rate, as it would with each worker
 waiting for its own answer; a slot more than a second late is counted as missed instead of
 sent in a burst. The run is bounded twice: by `duration_s` and by rate * duration requests.
+
+A run can mix operations (`GET /browse` mostly, `POST /checkout` sometimes): each slot takes
+the next request of a fixed schedule spreading each operation's weight evenly, so the shares
+are exact over any few dozen requests, not left to chance.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # A status of 0 means no HTTP answer at all (refused, reset, timed out).
@@ -26,6 +31,32 @@ NO_RESPONSE = 0
 UNKNOWN_VERSION = "?"
 # A slot this late is skipped, not sent: catching up would be a burst no user makes.
 MAX_LAG_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One kind of request a user sends: `POST /checkout` with a small JSON body, say."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+
+
+def schedule(mix: Sequence[tuple[Request, int]]) -> tuple[Request, ...]:
+    """One round of requests, each `weight` times, spread evenly (smooth weighted round
+    robin): `[(browse, 4), (checkout, 1)]` gives browse, browse, checkout, browse, browse."""
+    if not mix or any(weight < 1 for _, weight in mix):
+        raise ValueError("a mix needs at least one request, each with a positive weight")
+    total = sum(weight for _, weight in mix)
+    credit = [0] * len(mix)
+    chosen: list[Request] = []
+    for _ in range(total):
+        for index, (_, weight) in enumerate(mix):
+            credit[index] += weight
+        best = max(range(len(mix)), key=lambda index: credit[index])
+        credit[best] -= total
+        chosen.append(mix[best][0])
+    return tuple(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +94,16 @@ class LoadGenerator:
         concurrency: int = 4,
         timeout_s: float = 5.0,
         host_header: str | None = None,
+        mix: Sequence[tuple[Request, int]] = (),
     ) -> None:
         if rate_per_second <= 0 or duration_s <= 0 or concurrency < 1:
             raise ValueError("rate, duration and concurrency must be positive")
         parts = urllib.parse.urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Without a mix, every request is a GET of the URL's path.
+        self._schedule = schedule(mix) if mix else (Request("GET", path),)
         self.rate = rate_per_second
         self.duration = duration_s
         self.limit = int(rate_per_second * duration_s)
@@ -128,14 +162,15 @@ class LoadGenerator:
             totals=dict(totals),
         )
 
-    def _take_slot(self) -> float | None:
-        """The due time of the next request, or None when the run is over."""
+    def _take_slot(self) -> tuple[float, Request] | None:
+        """The due time and request of the next slot, or None when the run is over."""
         with self._lock:
             while self._next < self.limit:
                 due = self._started + self._next / self.rate
+                request = self._schedule[self._next % len(self._schedule)]
                 self._next += 1
                 if time.monotonic() - due <= MAX_LAG_S:
-                    return due
+                    return due, request
                 self._missed += 1
             return None
 
@@ -146,14 +181,15 @@ class LoadGenerator:
         end = self._started + self.duration
         try:
             while not self._stop.is_set():
-                due = self._take_slot()
-                if due is None or due >= end:
+                slot = self._take_slot()
+                if slot is None or slot[0] >= end:
                     return
+                due, request = slot
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     return
                 if conn is None:
                     conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-                outcome, keep = self._request(conn)
+                outcome, keep = self._request(conn, request)
                 if not keep:
                     conn.close()
                     conn = None
@@ -162,9 +198,12 @@ class LoadGenerator:
             if conn is not None:
                 conn.close()
 
-    def _request(self, conn: http.client.HTTPConnection) -> tuple[Outcome, bool]:
+    def _request(self, conn: http.client.HTTPConnection, request: Request) -> tuple[Outcome, bool]:
+        headers = self._headers
+        if request.body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
         try:
-            conn.request("GET", self._path, headers=self._headers)
+            conn.request(request.method, request.path, body=request.body, headers=headers)
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):

@@ -10,6 +10,12 @@ Every port is a free loopback port picked at start. Every process belongs to one
 so a failure half-way through start-up stops what had already started, and leaving the
 `with` block (or `stop()`) stops all of it. Prometheus starts first because it waits up to
 5 s before its first scrape; the rest starts meanwhile.
+
+With `traces=True` a local Jaeger starts before Prometheus (which scrapes its span metrics) and
+every Envoy traces every request to it over OTLP: the inbound Envoys as the service itself
+(`demo`), their spans tagged with their version's `subset` and `version`, one span per
+operation (`GET /browse`, `POST /checkout`); the client-side Envoy as the caller, `loadgen`.
+`otlp_collector` sends the spans to another OTLP/gRPC receiver instead.
 """
 
 from __future__ import annotations
@@ -24,21 +30,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from canary.localmesh import envoy, loadgen, pilot, procs, prometheus
+from canary.localmesh import envoy, jaeger, loadgen, pilot, procs, prometheus
 from canary.localmesh.router import TranslationRefused
 
 T = TypeVar("T")
 
 # The package root, so the app's `python -m canary.localmesh.app` works uninstalled too.
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
+# The service name of the client-side Envoy's spans: it stands for the callers' sidecar.
+CLIENT_SERVICE = "loadgen"
+# Span attributes that become labels of Jaeger's span metrics, to tell the versions apart there.
+SPAN_METRIC_DIMENSIONS = ("subset", "version")
 
 
 @dataclass(frozen=True, slots=True)
 class VersionSpec:
+    """One version of the service: its `version` label, and how its app behaves."""
+
     name: str
     error_rate: float = 0.0
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    # The DestinationRule subset whose pods carry this version; its spans are tagged with it.
+    subset: str = ""
+    # One operation's path (e.g. /checkout) slower by slow_ms for a share slow_rate of it.
+    slow_path: str = ""
+    slow_ms: float = 0.0
+    slow_rate: float = 0.0
+
+    @property
+    def subset_name(self) -> str:
+        return self.subset or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +92,9 @@ class LocalMesh:
         duration: float = 600.0,
         instances_per_version: int = 2,
         service_port: int = 80,
+        mix: Sequence[tuple[loadgen.Request, int]] = (),
+        traces: bool = False,
+        otlp_collector: str | None = None,
     ) -> None:
         if not versions:
             raise ValueError("the mesh needs at least one version")
@@ -80,6 +105,9 @@ class LocalMesh:
         self.duration = duration
         self.instances_per_version = instances_per_version
         self.service_port = service_port
+        self.mix = tuple(mix)
+        self.traces = traces
+        self.otlp_collector = otlp_collector
         self.host = f"{service}.{namespace}.svc.cluster.local"
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="canary-mesh-"))
@@ -89,6 +117,7 @@ class LocalMesh:
         self.client_port = 0
         self.prometheus: prometheus.PrometheusHandle | None = None
         self.load: loadgen.LoadGenerator | None = None
+        self.jaeger: jaeger.JaegerHandle | None = None
         self._pilot: pilot.Pilot | None = None
         # What each inbound Envoy's route file holds: its fault (None: none) and file version.
         self._faults: dict[str, dict[str, Any] | None] = {}
@@ -107,6 +136,17 @@ class LocalMesh:
     @property
     def prometheus_url(self) -> str:
         return self._started(self.prometheus).url
+
+    @property
+    def jaeger_url(self) -> str:
+        """Jaeger's query API (`/api/traces`), when the mesh started one."""
+        return self._started(self.jaeger).query_url
+
+    @property
+    def tracing(self) -> pilot.Tracing | None:
+        """Where the Envoys' spans go, without a service name of its own; None: untraced."""
+        collector = self.jaeger.otlp_grpc if self.jaeger is not None else self.otlp_collector
+        return None if collector is None else pilot.Tracing(collector, self.service)
 
     def push(
         self,
@@ -209,6 +249,15 @@ class LocalMesh:
             name: (procs.free_port(), procs.free_port(), procs.free_port()) for _, name in names
         }
         self.client_port, client_admin = procs.free_port(), procs.free_port()
+        metrics_jobs: dict[str, list[str | prometheus.Target]] = {}
+        if self.traces:
+            self.jaeger = jaeger.start_jaeger(
+                self.supervisor,
+                workdir=self.workdir / "jaeger",
+                dimensions=SPAN_METRIC_DIMENSIONS,
+            )
+            metrics_jobs["jaeger"] = [self.jaeger.metrics_address]
+        tracing = self.tracing
         targets: dict[str, list[str | prometheus.Target]] = {
             "client-side": [
                 prometheus.Target(f"127.0.0.1:{client_admin}", {"role": "client-side"})
@@ -226,10 +275,13 @@ class LocalMesh:
             targets=targets,
             workdir=self.workdir / "prometheus",
             port=procs.free_port(),
+            metrics_jobs=metrics_jobs,
         )
         # All apps start at once: each is a Python interpreter start, the slowest step here.
         apps = {
-            name: self.supervisor.start(name, self._app_argv(spec, ports[name][0]), env=_app_env())
+            name: self.supervisor.start(
+                name, self._app_argv(spec, ports[name][0], ports[name][1]), env=_app_env()
+            )
             for spec, name in names
         }
         for spec, name in names:
@@ -244,6 +296,9 @@ class LocalMesh:
                 app_port=app_port,
                 name=name,
                 workdir=inbound_dir,
+                tracing=None
+                if tracing is None
+                else tracing.tagged(self.service, subset=spec.subset_name, version=spec.name),
             )
             handle = envoy.start_envoy(
                 self.supervisor,
@@ -271,8 +326,14 @@ class LocalMesh:
             ],
             namespace=self.namespace,
             service_port=self.service_port,
+            # Traced, the inbound Envoys name their spans by operation, not by the caller's route.
+            propagate_operations=tracing is None,
         )
-        client_bootstrap = self._pilot.bootstrap(admin_port=client_admin, node_id="client-side")
+        client_bootstrap = self._pilot.bootstrap(
+            admin_port=client_admin,
+            node_id="client-side",
+            tracing=None if tracing is None else tracing.tagged(CLIENT_SERVICE),
+        )
         client_bootstrap.setdefault("stats_config", envoy.stats_config())
         self.client = envoy.start_envoy(
             self.supervisor,
@@ -281,16 +342,19 @@ class LocalMesh:
             admin_port=client_admin,
             workdir=self.workdir / "client-side",
         )
-        self.prometheus.wait_targets_up(expected=1 + len(self.instances))
+        self.prometheus.wait_targets_up(
+            expected=1 + len(self.instances) + sum(map(len, metrics_jobs.values()))
+        )
         if self.rate > 0:
             self.load = loadgen.LoadGenerator(
                 self.client_url,
                 rate_per_second=self.rate,
                 duration_s=self.duration,
                 host_header=self.service,
+                mix=self.mix,
             ).start()
 
-    def _app_argv(self, spec: VersionSpec, port: int) -> list[str]:
+    def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -300,6 +364,12 @@ class LocalMesh:
             f"--error-rate={spec.error_rate}",
             f"--latency-ms={spec.latency_ms}",
             f"--latency-jitter-ms={spec.latency_jitter_ms}",
+            f"--slow-op={spec.slow_path}",
+            f"--slow-ms={spec.slow_ms}",
+            f"--slow-rate={spec.slow_rate}",
+            # Checkout asks the inventory through the instance's own inbound Envoy, as a call
+            # to another service would go through the sidecar: the call is traced.
+            f"--inventory-url=http://127.0.0.1:{inbound_port}",
         ]
 
     @staticmethod
@@ -320,10 +390,15 @@ class LocalMesh:
             )
         if self.prometheus is not None:
             lines.append(f"  Prometheus         {self.prometheus.url}")
+        if self.jaeger is not None:
+            lines.append(
+                f"  Jaeger             {self.jaeger.query_url}  OTLP {self.jaeger.otlp_grpc}"
+            )
         if self.load is not None:
+            mix = ", ".join(f"{r.method} {r.path} x{w}" for r, w in self.mix) or "GET /"
             lines.append(
                 f"  load               {self.rate:g} req/s for at most {self.duration:g}s, "
-                f"Host: {self.service}"
+                f"Host: {self.service}, {mix}"
             )
         return "\n".join(lines)
 

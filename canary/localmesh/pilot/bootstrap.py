@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from canary.localmesh.pilot.model import FAULT_FILTER, FAULT_TYPE
+from canary.localmesh.pilot.tracing import Tracing, collector_cluster, http_tracing
 
 Json = dict[str, Any]
 
@@ -45,6 +46,7 @@ def bootstrap(
     cds_path: Path,
     rds_path: Path,
     access_log: Path | None = None,
+    tracing: Tracing | None = None,
 ) -> Json:
     manager: Json = {
         "@type": _HCM_TYPE,
@@ -63,22 +65,31 @@ def bootstrap(
                 "typed_config": {"@type": _FILE_LOG_TYPE, "path": str(access_log)},
             }
         ]
+    static_clusters: list[Json] = []
+    if tracing is not None:
+        manager["tracing"] = http_tracing(tracing)
+        static_clusters.append(collector_cluster(tracing))
+    static: Json = {
+        "listeners": [
+            {
+                "name": f"outbound_{service_port}",
+                "address": {
+                    "socket_address": {"address": "127.0.0.1", "port_value": listener_port}
+                },
+                # Outbound: the tracer makes client spans, as a sidecar's outbound listener does.
+                "traffic_direction": "OUTBOUND",
+                "filter_chains": [{"filters": [{"name": _HCM, "typed_config": manager}]}],
+            }
+        ]
+    }
+    if static_clusters:
+        static["clusters"] = static_clusters
     return {
         "node": {"id": node_id, "cluster": node_id},
         "admin": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
         },
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": f"outbound_{service_port}",
-                    "address": {
-                        "socket_address": {"address": "127.0.0.1", "port_value": listener_port}
-                    },
-                    "filter_chains": [{"filters": [{"name": _HCM, "typed_config": manager}]}],
-                }
-            ]
-        },
+        "static_resources": static,
         "dynamic_resources": {"cds_config": file_source(cds_path)},
         # Envoy 1.40 warns at start-up when downstream connections are unbounded.
         "overload_manager": {

@@ -12,6 +12,12 @@ skips an update whose hash it already has). So the Pilot writes only the files t
 remembers, for each version it published, which RDS and CDS versions carry it; version N is
 applied once Envoy's config dump shows both at least that far. A restarted Pilot on the same
 directory goes on counting from the versions in the files, so the numbers never go back.
+
+Like istiod, the Pilot names each route's span with a decorator (`demo.default.svc.cluster.local:
+80/*`), which Envoy sends on in `x-envoy-decorator-operation`, and the server-side Envoy names
+its own span with it: in Istio both spans of a call carry the route's name. The local mesh names
+its server spans by the app's operations instead (`POST /checkout`), so a Pilot made with
+`propagate_operations=False` keeps its decorators to its own spans.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 from canary.localmesh.pilot import bootstrap as bootstrap_config
 from canary.localmesh.pilot import xds
 from canary.localmesh.pilot.model import EnvoyResources, Workload
+from canary.localmesh.pilot.tracing import Tracing
 from canary.localmesh.pilot.translate import translate
 
 # Enough to answer for any version a caller still waits on; older ones count as applied or not.
@@ -43,8 +50,10 @@ class Pilot:
         workloads: Sequence[Workload],
         namespace: str = "default",
         service_port: int = 80,
+        propagate_operations: bool = True,
     ) -> None:
         self.xds_dir = xds_dir
+        self.propagate_operations = propagate_operations
         self.listener_port = listener_port
         self.workloads = tuple(workloads)
         self.namespace = namespace
@@ -74,9 +83,15 @@ class Pilot:
             return self._version
 
     def bootstrap(
-        self, *, admin_port: int, node_id: str = "client-side", access_log: Path | None = None
+        self,
+        *,
+        admin_port: int,
+        node_id: str = "client-side",
+        access_log: Path | None = None,
+        tracing: Tracing | None = None,
     ) -> dict[str, Any]:
-        """The client-side Envoy's bootstrap, reading this Pilot's files."""
+        """The client-side Envoy's bootstrap, reading this Pilot's files; with `tracing`, its
+        requests are traced."""
         return bootstrap_config.bootstrap(
             node_id=node_id,
             admin_port=admin_port,
@@ -86,6 +101,7 @@ class Pilot:
             cds_path=self.cds_path,
             rds_path=self.rds_path,
             access_log=access_log,
+            tracing=tracing,
         )
 
     def push(
@@ -120,13 +136,16 @@ class Pilot:
         virtual_services: Sequence[Mapping[str, Any]],
         destination_rules: Sequence[Mapping[str, Any]],
     ) -> EnvoyResources:
-        return translate(
+        resources = translate(
             virtual_services,
             destination_rules,
             self.workloads,
             namespace=self.namespace,
             port=self.service_port,
         )
+        if not self.propagate_operations:
+            _keep_operations(resources.route_configuration)
+        return resources
 
     def _publish(self, resources: EnvoyResources) -> int:
         clusters, route = resources.clusters, [resources.route_configuration]
@@ -144,6 +163,13 @@ class Pilot:
             self._version = version
             self._history.append((version, self._rds_version, self._cds_version))
             return version
+
+
+def _keep_operations(route_configuration: dict[str, Any]) -> None:
+    for host in route_configuration.get("virtual_hosts") or []:
+        for route in host.get("routes") or []:
+            if "decorator" in route:
+                route["decorator"]["propagate"] = False
 
 
 def _config_dump(admin_url: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -87,3 +88,31 @@ def test_nobody_listening_is_counted_as_no_response() -> None:
     assert load.snapshot().totals == {
         loadgen.Outcome(loadgen.UNKNOWN_VERSION, loadgen.NO_RESPONSE): 10
     }
+
+
+def test_a_mix_sends_each_request_its_exact_share(healthy: str) -> None:
+    # A POST the app does not serve answers 404: the share of 404s is the share of that request.
+    mix = [
+        (loadgen.Request("GET", "/browse"), 3),
+        (loadgen.Request("POST", "/nowhere", b'{"a": 1}'), 1),
+    ]
+    load = loadgen.LoadGenerator(healthy, rate_per_second=40, duration_s=2.0, mix=mix)
+    load.start().wait(timeout=10)
+    assert load.snapshot().by_version() == {"v1": {200: 60, 404: 20}}
+
+
+def test_a_schedule_spreads_each_weight_evenly() -> None:
+    browse, checkout = loadgen.Request("GET", "/browse"), loadgen.Request("POST", "/checkout")
+    round_ = loadgen.schedule([(browse, 4), (checkout, 1)])
+    assert round_ == (browse, browse, checkout, browse, browse)
+    spread = loadgen.schedule([(browse, 17), (checkout, 3)])
+    positions = [index for index, request in enumerate(spread) if request is checkout]
+    assert len(positions) == 3
+    # No two checkouts closer than the 20/3 slots an even spread gives, give or take one.
+    assert all(b - a >= 5 for a, b in itertools.pairwise(positions))
+
+
+@pytest.mark.parametrize("mix", [[], [(loadgen.Request("GET", "/"), 0)]])
+def test_an_empty_or_weightless_mix_is_refused(mix: list[tuple[loadgen.Request, int]]) -> None:
+    with pytest.raises(ValueError, match="positive weight"):
+        loadgen.schedule(mix)
