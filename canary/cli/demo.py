@@ -15,7 +15,9 @@ from canary.cli.root import main
 @main.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good", "bad", "chaos", "chaos-unprotected", "slow-traces"]),
+    type=click.Choice(
+        ["good", "bad", "chaos", "chaos-unprotected", "slow-traces", "slow-traces-metrics"]
+    ),
     default="good",
     show_default=True,
     help="good: a healthy v2, promoted. bad: v2 answers 5xx at --error-rate, rolled back. "
@@ -24,7 +26,8 @@ from canary.cli.root import main
     "DestinationRule; the experiment fails and v2 is rolled back. slow-traces: users browse "
     "and check out; v2 makes --slow-rate of its checkouts --slow-ms slower, the p99 over all "
     "requests passes, a trace SLO on POST /checkout's spans in a local Jaeger fails, and v2 is "
-    "rolled back (needs Jaeger: tests/jaeger/build).",
+    "rolled back (needs Jaeger: tests/jaeger/build). slow-traces-metrics: the same, judged by "
+    "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API.",
 )
 @click.option(
     "--error-rate",

@@ -192,7 +192,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
 
 def _versions(options: DemoOptions, plan: scenario.Plan) -> list[VersionSpec]:
     bad = options.scenario is scenario.Scenario.BAD
-    slow = options.scenario is scenario.Scenario.SLOW_TRACES
+    slow = options.scenario.traced
     return [
         VersionSpec(
             name=plan.stable_version,

@@ -39,6 +39,9 @@ class Scenario(StrEnum):
     # v2 slows a share of POST /checkout down; the overall p99 passes, the trace SLO on that
     # operation fails, and v2 is rolled back.
     SLOW_TRACES = "slow-traces"
+    # The same v2 and the same SLO judged from span metrics in Prometheus instead (the built-in
+    # trace-duration, over the spanmetrics connector's histogram): the same verdict.
+    SLOW_TRACES_METRICS = "slow-traces-metrics"
 
     @property
     def chaos(self) -> bool:
@@ -46,7 +49,7 @@ class Scenario(StrEnum):
 
     @property
     def traced(self) -> bool:
-        return self is Scenario.SLOW_TRACES
+        return self in (Scenario.SLOW_TRACES, Scenario.SLOW_TRACES_METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ EXPECTED = {
     Scenario.CHAOS: Expected(phase="Succeeded", canary_weight=100),
     Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
+    Scenario.SLOW_TRACES_METRICS: Expected(phase="Failed", canary_weight=0),
 }
 
 # The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
@@ -83,6 +87,7 @@ CHECKOUT_BODY = b'{"items": ["tea"]}'
 CHECKOUT_P99_MS = 150
 TRACE_TEMPLATE = "checkout-latency"
 TRACE_CHECK = "checkout-p99"
+SPAN_METRICS_CHECK = "trace-duration"
 # How far back a trace check looks, how many of v2's checkout spans it needs there, and how long
 # it may wait for them within a step before no data fails it. At the first step (10%) v2 gets
 # about 0.8 checkouts a second, and a span reaches Jaeger up to ~5 s after its request: five
@@ -168,13 +173,20 @@ def canary(
     chaos: bool = False,
     approval: bool = False,
     traced: bool = False,
+    span_metrics: bool = False,
 ) -> dict[str, Any]:
+    """`traced`: judge v2's checkout spans too, from Jaeger, or from span metrics in
+    Prometheus (the built-in trace-duration) with `span_metrics`."""
     body = _canary(step_seconds=step_seconds, check_seconds=check_seconds)
+    source: dict[str, Any] = (
+        {"name": SPAN_METRICS_CHECK, "templateVariables": {"operation": TRACE_OPERATION}}
+        if span_metrics
+        else {"name": TRACE_CHECK, "templateRef": {"name": TRACE_TEMPLATE}}
+    )
     if traced:
         body["spec"]["analysis"]["metrics"].append(
             {
-                "name": TRACE_CHECK,
-                "templateRef": {"name": TRACE_TEMPLATE},
+                **source,
                 "thresholdRange": {"max": CHECKOUT_P99_MS},
                 "interval": TRACE_WINDOW,
                 "onNoData": "wait",
@@ -259,7 +271,12 @@ def objects(
     found = [
         virtual_service(),
         destination_rule(outlier_detection=chosen is not Scenario.CHAOS_UNPROTECTED),
-        canary(chaos=chosen.chaos, approval=approval, traced=chosen.traced),
+        canary(
+            chaos=chosen.chaos,
+            approval=approval,
+            traced=chosen.traced,
+            span_metrics=chosen is Scenario.SLOW_TRACES_METRICS,
+        ),
     ]
     if chosen.traced:
         found.append(trace_template(jaeger))

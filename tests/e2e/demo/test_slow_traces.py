@@ -35,7 +35,14 @@ def test_a_slow_checkout_is_caught_by_its_spans_while_the_overall_p99_passes(
     # The demo finds Jaeger as a user's would; here, the one the fixture built.
     monkeypatch.setenv("CANARY_JAEGER", str(jaeger_binary))
     code, report, output = _run_demo(
-        tmp_path, "--scenario", "slow-traces", "--timeout", "120", timeout=150
+        tmp_path,
+        "--scenario",
+        "slow-traces",
+        "--timeout",
+        "120",
+        "--state-dir",
+        str(tmp_path / "state"),
+        timeout=150,
     )
     summary = report["summary"]
     assert code == 0, output[-4000:]
@@ -88,6 +95,18 @@ def test_a_slow_checkout_is_caught_by_its_spans_while_the_overall_p99_passes(
     assert "POST /checkout p99 ms" in output
     assert "example trace" in output
 
+    # `canary explain` names the operation and the example traces.
+    explained = subprocess.run(
+        [*CANARY, "explain", "demo", "-n", "default", "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert explained.returncode == 0, explained.stdout + explained.stderr
+    assert "of 'POST /checkout' judged" in explained.stdout, explained.stdout
+    assert f"example traces: {examples[0]}" in explained.stdout, explained.stdout
+
     assert summary["seconds"] < 90, "a slow checkout is caught within a couple of steps"
     assert _children_alive(_mesh_pids(report)) == []
 
@@ -106,3 +125,30 @@ def test_without_jaeger_the_scenario_says_how_to_get_it(tmp_path: Path) -> None:
     assert "cannot run the demo" in result.stdout
     assert "tests/jaeger/build" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_span_metrics_built_in_reaches_the_same_verdict(
+    tmp_path: Path, jaeger_binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same v2, judged by the built-in trace-duration from span metrics in Prometheus (the
+    spanmetrics connector's histogram) instead of Jaeger's API: rolled back for that check."""
+    monkeypatch.setenv("CANARY_JAEGER", str(jaeger_binary))
+    code, report, output = _run_demo(
+        tmp_path, "--scenario", "slow-traces-metrics", "--timeout", "120", timeout=150
+    )
+    summary = report["summary"]
+    assert code == 0, output[-4000:]
+    assert (summary["phase"], summary["canary_weight"]) == ("Failed", 0)
+    status = summary["status"]
+    failed = [entry for entry in status["history"] if entry["verdict"] == "fail"]
+    assert len(failed) >= 2
+    assert {entry["name"] for entry in failed} == {scenario.SPAN_METRICS_CHECK}
+    for entry in failed:
+        assert entry["kind"] == "value", entry
+        assert entry["value"] > scenario.CHECKOUT_P99_MS
+        assert 'span_name="POST /checkout"' in entry["query"]
+    duration = _records(report, "request-duration")
+    judged = [check for check in duration.values() if check["verdict"] != "inconclusive"]
+    assert judged
+    assert all(check["verdict"] == "pass" for check in judged), judged
+    assert _children_alive(_mesh_pids(report)) == []

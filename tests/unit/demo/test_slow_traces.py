@@ -57,11 +57,19 @@ def test_the_scenario_judges_checkout_spans_beside_the_overall_checks() -> None:
     assert scenario.expected(scenario.Scenario.SLOW_TRACES, CanaryStatus()).phase == "Failed"
 
 
-@pytest.mark.parametrize(
-    "chosen", [s for s in scenario.Scenario if s is not scenario.Scenario.SLOW_TRACES]
-)
+@pytest.mark.parametrize("chosen", [s for s in scenario.Scenario if not s.traced])
 def test_other_scenarios_need_no_jaeger(chosen: scenario.Scenario) -> None:
     assert not scenario.traced(scenario.complete(scenario.objects(chosen)))
+
+
+def test_the_span_metrics_variant_runs_jaeger_but_judges_the_built_in() -> None:
+    bodies = scenario.complete(scenario.objects(scenario.Scenario.SLOW_TRACES_METRICS))
+    # Jaeger runs: its spanmetrics connector is where the built-in's series come from.
+    assert scenario.traced(bodies)
+    (canary,) = [body for body in bodies if body["kind"] == "Canary"]
+    names = [metric["name"] for metric in canary["spec"]["analysis"]["metrics"]]
+    assert scenario.SPAN_METRICS_CHECK in names
+    assert scenario.TRACE_CHECK not in names
 
 
 def test_the_plan_knows_each_version_s_subset() -> None:
