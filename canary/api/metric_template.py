@@ -196,13 +196,15 @@ class MetricTemplateSpec(Model):
                 raise ValueError("unbalanced {{ }} in the query")
         return self
 
-    def templated(self) -> tuple[str, ...]:
-        """Every text a rendering fills in: the query texts, and a trace backend's fields."""
-        texts = [text for text in (self.query, self.requests_query) if text]
+    def backend_templated(self) -> tuple[str, ...]:
+        """The texts a backend's sub-model itself holds for rendering (a trace check's fields)."""
         backend = self.provider.backend
-        if isinstance(backend, JaegerProvider):
-            texts.extend(backend.templated())
-        return tuple(texts)
+        return backend.templated() if isinstance(backend, JaegerProvider) else ()
+
+    def templated(self) -> tuple[str, ...]:
+        """Every text a rendering fills in: the query texts, and the backend's own."""
+        queries = tuple(text for text in (self.query, self.requests_query) if text)
+        return queries + self.backend_templated()
 
     def custom_variables(self) -> frozenset[str]:
         used: frozenset[str] = frozenset()

@@ -47,19 +47,7 @@ def resolve(
 ) -> ResolvedQuery:
     """`stable_subset`: the subset the rollout treats as stable now (the status's, once a
     release was promoted), which a template comparing with the stable version asks about."""
-    values = {
-        "namespace": key.namespace,
-        "service": spec.service.host.split(".")[0],
-        "subset": spec.canary.subset,
-        "version": spec.canary.version,
-        "interval": metric.interval,
-        **metric.template_variables,
-    }
-    stable = stable_subset or spec.stable.subset
-    # A subset promoted since spec.stable was written has no labels here: its name stands in
-    # for its version, as a Variant without a version label does.
-    stable_version = spec.stable.version if stable == spec.stable.subset else stable
-    stable_values = {**values, "subset": stable, "version": stable_version}
+    values, stable_values = variables(key, spec, metric, stable_subset=stable_subset)
     if metric.template_ref is None:
         builtin = builtins.QUERIES[query_set][metric.name]
         return ResolvedQuery(
@@ -75,9 +63,9 @@ def resolve(
             f"{namespace}/{metric.template_ref.name} not found"
         )
     requests = template.spec.requests_query
-    # Every template text is rendered now, whether or not its backend reads it this tick, so a
-    # variable nobody set makes the Canary Invalid before its first write.
-    for text in template.spec.templated():
+    # A backend's own texts (a trace check's operation, tags...) are rendered when it measures;
+    # rendering them now too makes a variable nobody set Invalid before the first write.
+    for text in template.spec.backend_templated():
         _render(metric, text, values)
     return ResolvedQuery(
         query=_render(metric, template.spec.query or "", values),
@@ -87,6 +75,26 @@ def resolve(
         stable_variables=stable_values,
         window=durations.seconds(metric.interval),
     )
+
+
+def variables(
+    key: CanaryKey, spec: CanarySpec, metric: MetricCheck, *, stable_subset: str = ""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The values a metric's templates are rendered with, for the canary and for the stable
+    version (`stable_subset`, default spec.stable's)."""
+    values = {
+        "namespace": key.namespace,
+        "service": spec.service.host.split(".")[0],
+        "subset": spec.canary.subset,
+        "version": spec.canary.version,
+        "interval": metric.interval,
+        **metric.template_variables,
+    }
+    stable = stable_subset or spec.stable.subset
+    # A subset promoted since spec.stable was written has no labels here: its name stands in
+    # for its version, as a Variant without a version label does.
+    stable_version = spec.stable.version if stable == spec.stable.subset else stable
+    return values, {**values, "subset": stable, "version": stable_version}
 
 
 def _render(metric: MetricCheck, text: str, values: dict[str, str]) -> str:

@@ -40,9 +40,9 @@ class SpanCheck:
 
     def measure(self, query: ResolvedQuery, now: datetime) -> Measurement:
         try:
-            canary_query = self._ask(query.variables, query.window, now)
+            canary_query = span_query(self.backend, query.variables, query.window, now)
             stable_query = (
-                self._ask(query.stable_variables, query.window, now)
+                span_query(self.backend, query.stable_variables, query.window, now)
                 if self.backend.compare is not None
                 else None
             )
@@ -77,19 +77,23 @@ class SpanCheck:
             computed.compared(value, stable_value, backend.compare), query=asked, spans=evidence
         )
 
-    def _ask(self, variables: Mapping[str, str], window: float, now: datetime) -> SpanQuery:
-        backend = self.backend
-        tags = {name: templating.render(value, variables) for name, value in backend.tags.items()}
-        tags[backend.version_tag] = templating.render(backend.version_value, variables)
-        return SpanQuery(
-            service=templating.render(backend.service, variables),
-            operation=templating.render(backend.operation, variables),
-            tags=tags,
-            start=now - timedelta(seconds=window),
-            end=now,
-            limit=backend.limit,
-            timeout=durations.seconds(backend.timeout),
-        )
+
+def span_query(
+    backend: JaegerProvider, variables: Mapping[str, str], window: float, now: datetime
+) -> SpanQuery:
+    """The template's question for one version (its `variables`), over `window` seconds to
+    `now`. Raises templating.TemplateError for a variable nobody set."""
+    tags = {name: templating.render(value, variables) for name, value in backend.tags.items()}
+    tags[backend.version_tag] = templating.render(backend.version_value, variables)
+    return SpanQuery(
+        service=templating.render(backend.service, variables),
+        operation=templating.render(backend.operation, variables),
+        tags=tags,
+        start=now - timedelta(seconds=window),
+        end=now,
+        limit=backend.limit,
+        timeout=durations.seconds(backend.timeout),
+    )
 
 
 def _described(query: SpanQuery, backend: JaegerProvider) -> str:

@@ -21,9 +21,11 @@ from canary.adapters.jaeger import JaegerTraces
 from canary.api import durations, templating
 from canary.api.resources import Canary
 from canary.api.traces import JaegerProvider, SpanCompute
+from canary.controller import queries
+from canary.controller.traces import span_query
 from canary.engine import spans as computed
 from canary.errors import CanaryError
-from canary.ports import SpanQuery, TraceSource
+from canary.ports import CanaryKey, SpanQuery, TraceSource
 
 log = structlog.get_logger("canary.demo")
 
@@ -99,6 +101,7 @@ def watch(
         if body.get("kind") == "MetricTemplate"
     }
     canary = next(Canary.model_validate(b) for b in bodies if b.get("kind") == "Canary")
+    key = CanaryKey(canary.metadata.namespace or namespace, canary.metadata.name)
     for metric in canary.spec.analysis.metrics:
         ref = metric.template_ref
         if ref is None:
@@ -108,33 +111,29 @@ def watch(
         if jaeger is None:
             continue
         backend = JaegerProvider.model_validate(jaeger)
-        service = canary.spec.service.host.split(".")[0]
-        tags: dict[str, dict[str, str]] = {}
-        for version, subset in versions.items():
-            values = {
-                "namespace": namespace,
-                "service": service,
-                "subset": subset,
-                "version": version,
-                "interval": metric.interval,
-                **metric.template_variables,
+        values, _ = queries.variables(key, canary.spec, metric)
+        window = durations.seconds(metric.interval)
+        now = datetime.now(UTC)
+        try:
+            # The check's own question (controller/traces.py), asked for each version.
+            asked = {
+                version: span_query(
+                    backend, {**values, "subset": subset, "version": version}, window, now
+                )
+                for version, subset in versions.items()
             }
-            try:
-                tags[version] = {
-                    **{k: templating.render(v, values) for k, v in backend.tags.items()},
-                    backend.version_tag: templating.render(backend.version_value, values),
-                }
-                operation = templating.render(backend.operation, values)
-                rendered_service = templating.render(backend.service, values)
-            except templating.TemplateError:
-                return None
+        except templating.TemplateError:
+            return None
+        if not asked:
+            return None
+        any_version = next(iter(asked.values()))
         return SpanWatch(
             check=metric.name,
-            service=rendered_service,
-            operation=operation,
+            service=any_version.service,
+            operation=any_version.operation,
             backend=backend,
-            tags=tags,
-            window_s=durations.seconds(metric.interval),
+            tags={version: query.tags for version, query in asked.items()},
+            window_s=window,
             threshold_max=metric.threshold_range.max,
         )
     return None
