@@ -20,6 +20,8 @@ from canary.api.people import Approvals, Links, Notification
 from canary.api.secrets import SecretHeader
 
 SUBSET_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A Kubernetes namespace name (RFC 1123 label).
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # Failed checks before a rollback: a check a second through a day-long step is 86400 checks, and
 # even a lenient rollout that tolerates flaky checks means to roll back at some point.
 MAX_THRESHOLD = 10_000
@@ -53,8 +55,20 @@ class ServiceRef(Model):
     virtual_service: str | None = Field(
         default=None, description="The VirtualService's name; default: the host."
     )
+    virtual_service_namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE_PATTERN,
+        description="The VirtualService's namespace, when it lives elsewhere (an ingress route "
+        "in the gateway's namespace); default: the Canary's. The controller needs RBAC there.",
+    )
     destination_rule: str | None = Field(
         default=None, description="The DestinationRule's name; default: the host."
+    )
+    destination_rule_namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE_PATTERN,
+        description="The DestinationRule's namespace, when it lives elsewhere (the mesh's root "
+        "namespace, or the service's own); default: the Canary's.",
     )
     route: str | None = Field(
         default=None,
@@ -72,6 +86,14 @@ class ServiceRef(Model):
     @property
     def destination_rule_name(self) -> str:
         return self.destination_rule or self.host
+
+    def virtual_service_key(self, namespace: str) -> tuple[str, str]:
+        """(namespace, name) of the VirtualService, for a Canary in `namespace`."""
+        return (self.virtual_service_namespace or namespace, self.virtual_service_name)
+
+    def destination_rule_key(self, namespace: str) -> tuple[str, str]:
+        """(namespace, name) of the DestinationRule, for a Canary in `namespace`."""
+        return (self.destination_rule_namespace or namespace, self.destination_rule_name)
 
 
 class TargetRef(Model):
