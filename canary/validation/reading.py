@@ -170,8 +170,9 @@ class TooBig(Exception):
 
 def _too_big(root: yaml.Node | None) -> str | None:
     """Why a composed document is refused, or None; without recursion, aliases counted once
-    per use (the size that building it would reach), a cycle of aliases refused outright."""
-    if root is None:
+    per use (the size that building it would reach), a cycle of aliases refused outright.
+    Depth counts sequences and mappings; scalars are counted inline, being most of the nodes."""
+    if root is None or isinstance(root, yaml.ScalarNode):
         return None
     sizes: dict[int, int] = {}
     heights: dict[int, int] = {}
@@ -180,34 +181,42 @@ def _too_big(root: yaml.Node | None) -> str | None:
     stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
     while stack:
         node, depth, done = stack.pop()
-        children = _children(node)
+        key = id(node)
         if done:
-            on_path.discard(id(node))
-            size = 1 + sum(sizes[id(child)] for child in children)
+            on_path.discard(key)
+            size, height = 1, 0
+            for child in _children(node):
+                if isinstance(child, yaml.ScalarNode):
+                    size += 1
+                else:
+                    size += sizes[id(child)]
+                    height = max(height, heights[id(child)])
             if size > MAX_VALUES:
                 return f"aliases expand this document beyond {MAX_VALUES:,} values; not read"
-            sizes[id(node)] = size
-            heights[id(node)] = 1 + max((heights[id(child)] for child in children), default=0)
+            sizes[key] = size
+            heights[key] = height + 1
             continue
-        if id(node) in on_path:
+        if key in on_path:
             return "an alias refers to a node that holds it (a cycle); not read"
         # A node seen before (an alias) counts its whole height again wherever it is used.
-        if depth + heights.get(id(node), 1) - 1 > MAX_DEPTH:
+        if depth + heights.get(key, 1) - 1 > MAX_DEPTH:
             return _deep()
-        if id(node) in sizes:
+        if key in sizes:
             continue
-        on_path.add(id(node))
+        on_path.add(key)
         stack.append((node, depth, True))
-        stack += ((child, depth + 1, False) for child in children)
+        stack += (
+            (child, depth + 1, False)
+            for child in _children(node)
+            if not isinstance(child, yaml.ScalarNode)
+        )
     return None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+    return [part for pair in node.value for part in pair]
 
 
 def _deep() -> str:
