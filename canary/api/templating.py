@@ -34,6 +34,11 @@ def variables(template: str) -> frozenset[str]:
     )
 
 
+def is_name(text: str) -> bool:
+    """Whether `text` can be a variable of ours (`{{ text }}`)."""
+    return _NAME.fullmatch(text) is not None
+
+
 def problems(template: str) -> list[str]:
     """One message per `{{ ... }}` that is not ours, and for a `{{` never closed; [] if none."""
     found = [
@@ -64,7 +69,7 @@ def _foreign(written: str, inner: str) -> str:
     dotted = _DOTTED.fullmatch(inner)
     if dotted:
         whose = "Flagger's" if dotted.group(1) == "variables" else "Argo Rollouts'"
-        ours = _our_name(dotted.group(2))
+        ours = our_name(dotted.group(2))
         return (
             f"{written} is {whose} spelling; ours is {{{{ {ours} }}}}, with {ours} in the "
             "metric's templateVariables"
@@ -79,13 +84,13 @@ def _foreign(written: str, inner: str) -> str:
     if _DASHED.fullmatch(inner):
         return (
             f"{written} is not a variable name (letters, digits and _ only); "
-            f"did you mean {{{{ {_our_name(inner)} }}}}?"
+            f"did you mean {{{{ {our_name(inner)} }}}}?"
         )
     return (
         f"{written} is not a variable of ours (we substitute {{{{ name }}}} only, no expressions)"
     )
 
 
-def _our_name(name: str) -> str:
+def our_name(name: str) -> str:
     """The closest name we accept: `service-name` → `service_name`."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)

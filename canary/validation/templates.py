@@ -17,6 +17,7 @@ rollout or an empty query (argo-rollouts#713, flagger#1365). Rules:
 
 from __future__ import annotations
 
+from canary.api import templating
 from canary.api.metric_template import QUERY_BACKENDS, STANDARD_VARIABLES
 from canary.api.resources import Canary
 from canary.validation.findings import About
@@ -29,6 +30,14 @@ def check(about: About, canary: Canary, index: Index) -> None:
         if ref is None:
             continue
         path = f"spec.analysis.metrics[{position}]"
+        for name in sorted(metric.template_variables):
+            if not templating.is_name(name):
+                # Argo's `args` allow dashes; a template could never use this one.
+                about.add(
+                    f"{path}.templateVariables.{name}",
+                    f"no template can use {{{{ {name} }}}}: a variable's name is letters, digits "
+                    f"and _ (e.g. {templating.our_name(name)})",
+                )
         key = (ref.namespace or model_key(canary)[0], ref.name)
         placed = index.templates.get(key)
         if placed is None:

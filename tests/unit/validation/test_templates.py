@@ -79,3 +79,15 @@ def test_flaggers_target_is_named_with_ours(tmp_path: Path) -> None:
     template = metric_template(query="errors{workload='{{ target }}'}")
     [line] = messages(tmp_path, _uses(), template)
     assert line.endswith("given: none (Flagger's {{ target }} is our {{ service }})"), line
+
+
+def test_a_template_variable_no_template_could_use_is_named(tmp_path: Path) -> None:
+    """Argo's `args` allow dashes; ours are names, so `service-name` could never be used."""
+    template = metric_template(query="x{s='{{ service_name }}'}")
+    found = messages(
+        tmp_path, _uses(templateVariables={"service-name": "web", "service_name": "web"}), template
+    )
+    assert found == [
+        "Canary shop/web spec.analysis.metrics[0].templateVariables.service-name: no template "
+        "can use {{ service-name }}: a variable's name is letters, digits and _ (e.g. service_name)"
+    ]
