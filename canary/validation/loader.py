@@ -98,8 +98,13 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         loaded.kinds[""] += 1
         loaded.findings.append(_not_an_object(where, body, api_version, kind))
         return
-    if _is_list(kind, body):
-        _add_items(where, body["items"], loaded)
+    if _is_list(kind) and "items" in body:
+        items = body["items"]
+        if isinstance(items, list):
+            _add_items(where, items, loaded)
+        else:
+            loaded.kinds[""] += 1
+            loaded.findings.append(Finding(where, "items", "expected a list of objects"))
         return
     hint = foreign.hint(api_version, kind)
     if hint is not None:
@@ -117,8 +122,9 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         loaded.ignored += 1
 
 
-def _is_list(kind: str, body: dict[str, Any]) -> bool:
-    return (kind == "List" or kind.endswith("List")) and isinstance(body.get("items"), list)
+def _is_list(kind: str) -> bool:
+    # `List`, and the typed lists an API server answers a list request with.
+    return kind.endswith("List")
 
 
 def _add_items(where: Where, items: list[Any], loaded: Loaded) -> None:

@@ -65,6 +65,15 @@ class Loader(StrictKeys, _BaseLoader):  # type: ignore[misc,valid-type]
     """The fast safe loader (libyaml's, where installed), strict about duplicate keys."""
 
 
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+# The API server reads YAML into JSON, where an unquoted 2020-02-03 is a string; PyYAML would make
+# it a date (and raise on 2020-02-30).
+StrictKeys.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
 def files(paths: Iterable[Path | str], findings: list[Finding]) -> Iterator[Path]:
     """The files to read, each once, in the order given; folders expanded and sorted.
 
@@ -155,10 +164,27 @@ def documents(text: str) -> Iterator[tuple[int, Any]]:
             problem = _too_big(node)
             if problem:
                 yield number, TooBig(number, problem)
-            else:
-                yield number, loader.construct_document(node)
+                continue
+            try:
+                body = loader.construct_document(node)
+            except yaml.YAMLError:
+                raise
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A constructor of PyYAML's own that raised: that document alone is lost.
+                _reset(loader)
+                yield number, TooBig(number, f"YAML value: {exc}")
+                continue
+            yield number, body
     finally:
         loader.dispose()
+
+
+def _reset(loader: Any) -> None:
+    """What `construct_document` clears when it succeeds, so the next document starts clean."""
+    loader.state_generators = []
+    loader.constructed_objects = {}
+    loader.recursive_objects = {}
+    loader.deep_construct = False
 
 
 class TooBig(Exception):

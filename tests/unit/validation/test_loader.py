@@ -134,7 +134,8 @@ def test_a_list_is_unwrapped_and_each_item_placed_by_its_index(tmp_path: Path) -
         "items": [virtual_service()],
     }
     nested = {"apiVersion": "v1", "kind": "List", "items": [{**listed, "items": []}]}
-    file = write(tmp_path / "lists.yaml", listed, typed, nested)
+    scalar = {"apiVersion": "v1", "kind": "List", "items": 3}
+    file = write(tmp_path / "lists.yaml", listed, typed, nested, scalar)
     loaded = loader.load([file])
     assert [p.where for p in loaded.inventory.canaries] == [Where(str(file), 1, 0)]
     assert [p.where for p in loaded.inventory.virtual_services] == [Where(str(file), 2, 0)]
@@ -143,8 +144,9 @@ def test_a_list_is_unwrapped_and_each_item_placed_by_its_index(tmp_path: Path) -
         f"{file}:1 items[2]: spec.analysis.stepWeights[1]: 10 does not increase on 50; "
         "weights must be strictly increasing",
         f"{file}:3 items[0]: a List inside a List's items; not unwrapped",
+        f"{file}:4: items: expected a list of objects",
     ]
-    assert loaded.kinds == {"Canary": 2, "VirtualService": 1, "": 2}
+    assert loaded.kinds == {"Canary": 2, "VirtualService": 1, "": 3}
 
 
 def test_flagger_and_argo_rollouts_objects_get_a_hint_and_are_not_counted(tmp_path: Path) -> None:

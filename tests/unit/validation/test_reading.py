@@ -168,3 +168,22 @@ def test_documents_after_a_refused_one_are_still_read(tmp_path: Path) -> None:
     loaded = loader.load([file])
     assert len(loaded.inventory.canaries) == 1
     assert [f.where for f in loaded.findings] == [Where(str(file), 1)]
+
+
+def test_a_value_pyyaml_cannot_build_loses_its_document_only(tmp_path: Path) -> None:
+    """`!!int "x"` makes PyYAML's own constructor raise ValueError: one finding, then on."""
+    body = write(tmp_path / "one.yaml", canary()).read_text()
+    file = tmp_path / "values.yaml"
+    file.write_text('a: !!int "x"\n---\n' + body)
+    loaded = loader.load([file])
+    assert len(loaded.inventory.canaries) == 1
+    assert [f.line() for f in loaded.findings] == [
+        f"{file}:1: YAML value: invalid literal for int() with base 10: 'x'"
+    ]
+
+
+def test_a_date_is_text_as_the_api_server_reads_it() -> None:
+    """Even one that is no date: 2020-02-30 made PyYAML raise, and a traceback follow."""
+    assert list(reading.documents("a: 2020-02-30\nb: 2020-02-03\n")) == [
+        (1, {"a": "2020-02-30", "b": "2020-02-03"})
+    ]
