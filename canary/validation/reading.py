@@ -15,6 +15,7 @@ adds, so nothing here trusts its input to be small, finite or well-formed:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -123,12 +124,16 @@ def read_text(file: Path) -> str | Finding:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
         descriptor = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
+        # A socket cannot be opened at all (ENXIO); name it as what it is.
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.stat(file).st_mode):
+                return _not_regular(where, "a socket")
         return Finding(where, "", f"cannot read: {_reason(exc)}")
     with os.fdopen(descriptor, "rb") as stream:
         mode = os.fstat(descriptor)
         for test, what in _NOT_REGULAR:
             if test(mode.st_mode):
-                return Finding(where, "", f"not a regular file ({what}); not read")
+                return _not_regular(where, what)
         if mode.st_size > MAX_FILE_BYTES:
             return _too_large(where, mode.st_size)
         try:
@@ -247,6 +252,10 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def _deep() -> str:
     return f"nested deeper than {MAX_DEPTH} levels; not read"
+
+
+def _not_regular(where: Where, what: str) -> Finding:
+    return Finding(where, "", f"not a regular file ({what}); not read")
 
 
 def _too_large(where: Where, size: int) -> Finding:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -187,3 +188,10 @@ def test_a_date_is_text_as_the_api_server_reads_it() -> None:
     assert list(reading.documents("a: 2020-02-30\nb: 2020-02-03\n")) == [
         (1, {"a": "2020-02-30", "b": "2020-02-03"})
     ]
+
+
+def test_a_socket_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        assert _lines([tmp_path]) == [f"{path}: not a regular file (a socket); not read"]
