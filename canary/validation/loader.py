@@ -58,7 +58,12 @@ class Loaded:
 def load(paths: Iterable[Path | str]) -> Loaded:
     loaded = Loaded()
     for file in files(paths, loaded.findings):
-        load_file(file, loaded)
+        try:
+            load_file(file, loaded)
+        except Exception as exc:
+            # A bug of ours in reading one file must not hide the findings of the others.
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            loaded.findings.append(Finding(Where(str(file)), "", message))
     return loaded
 
 

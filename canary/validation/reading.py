@@ -95,7 +95,8 @@ def files(paths: Iterable[Path | str], findings: list[Finding]) -> Iterator[Path
             findings.append(Finding(Where(str(path)), "", "no such file or folder"))
             continue
         for file in found:
-            real = file.resolve()
+            # realpath, unlike Path.resolve, does not raise on a loop of symbolic links.
+            real = Path(os.path.realpath(file))
             if real not in seen:
                 seen.add(real)
                 yield file

@@ -195,3 +195,17 @@ def test_a_socket_is_refused_by_name(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(path))
         assert _lines([tmp_path]) == [f"{path}: not a regular file (a socket); not read"]
+
+
+def test_links_in_a_loop_or_to_nowhere_are_named_and_a_link_to_a_folder_not_entered(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.yaml").symlink_to("b.yaml")
+    (tmp_path / "b.yaml").symlink_to("a.yaml")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "up").symlink_to("..")
+    assert _lines([tmp_path]) == [
+        f"{tmp_path / 'a.yaml'}: cannot read: too many levels of symbolic links",
+        f"{tmp_path / 'b.yaml'}: cannot read: too many levels of symbolic links",
+        f"{tmp_path / 'gone.yaml'}: cannot read: no such file or directory",
+    ]
