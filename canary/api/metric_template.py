@@ -194,6 +194,11 @@ class MetricTemplateSpec(Model):
         for text in (self.query or "", self.requests_query or ""):
             if text.count("{{") != text.count("}}"):
                 raise ValueError("unbalanced {{ }} in the query")
+        for field, given in (("query", self.query), ("requestsQuery", self.requests_query)):
+            refused = templating.problems(given or "")
+            if refused:
+                # Unrendered, it would reach the backend as text that matches nothing.
+                raise ValueError(f"{field}: {'; '.join(refused)}")
         return self
 
     def backend_templated(self) -> tuple[str, ...]:

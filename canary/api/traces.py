@@ -126,6 +126,10 @@ class JaegerProvider(Model):
         for text in self.templated():
             if text.count("{{") != text.count("}}"):
                 raise ValueError(f"unbalanced {{{{ }}}} in {text!r}")
+        for field, text in self._templated_fields():
+            refused = templating.problems(text)
+            if refused:
+                raise ValueError(f"{field}: {'; '.join(refused)}")
         if not templating.variables(self.version_value) & {"subset", "version"}:
             raise ValueError(
                 f"versionValue: {self.version_value!r} names no version: without {{{{ subset }}}} "
@@ -136,6 +140,14 @@ class JaegerProvider(Model):
     def templated(self) -> tuple[str, ...]:
         """Every field a rendering fills in."""
         return (self.service, self.operation, self.version_value, *self.tags.values())
+
+    def _templated_fields(self) -> list[tuple[str, str]]:
+        named = [
+            ("service", self.service),
+            ("operation", self.operation),
+            ("versionValue", self.version_value),
+        ]
+        return named + [(f"tags.{name}", value) for name, value in self.tags.items()]
 
     def variables(self) -> frozenset[str]:
         found: frozenset[str] = frozenset()

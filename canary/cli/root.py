@@ -22,6 +22,11 @@ def validate(paths: tuple[Path, ...]) -> None:
     """Check Canary, MetricTemplate, VirtualService and DestinationRule files together.
 
     Prints one line per problem, `file:document: field: message`, and exits 1 if there is any.
+    Folders are read recursively (*.yaml, *.yml). A file over 3 MiB (the API server refuses
+    larger requests), a FIFO or a device is refused by name, unread; so is a document nested
+    deeper than 100 levels or whose aliases expand beyond 1,000,000 values. Objects in a
+    `kind: List` are checked one by one; Flagger's and Argo Rollouts' objects are not checked
+    but named with what to translate them to (a problem, too).
     """
     from canary.validation import report
 

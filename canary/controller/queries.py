@@ -3,7 +3,9 @@
 A built-in metric takes its query from the query set the controller was started with (Istio's
 standard metrics in a cluster, plain Envoy stats on the local mesh); a template metric takes it
 from its MetricTemplate. Either way the variables are resolved here, strictly: a template naming
-a variable nobody set is an InvalidSpec, not a query that silently matches nothing.
+a variable nobody set, or spelling one another tool's way (`{{ variables.x }}`, `{{args.x}}`,
+`{{ .Values.x }}`: `canary.api.templating`), is an InvalidSpec, not a query that silently
+matches nothing.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ from canary.validation import crosscheck
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Inventory, Key, Placed, istio_key, model_key
 
+# The other Canaries a shared-route finding names before it counts the rest.
+_NAMED = 3
+
 
 def duplicates(inventory: Inventory) -> list[Finding]:
     """A finding on each later copy, pointing at the first (the one the other checks use)."""
@@ -38,6 +41,7 @@ def shared_routes(canaries: list[Placed[Canary]], index: Index) -> list[Finding]
     """A finding on each Canary that shares its route, naming the others and where they are.
 
     When the VirtualService is not in the paths, routes are compared as the Canaries name them.
+    Each line names at most `_NAMED` of the others, then counts the rest.
     A second copy of one Canary is left to `duplicates`: it is the same Canary, not a rival.
     """
     groups: dict[tuple[str, str, str], list[Placed[Canary]]] = collections.defaultdict(list)
@@ -54,15 +58,24 @@ def shared_routes(canaries: list[Placed[Canary]], index: Index) -> list[Finding]
         if len(group) < 2:
             continue
         for placed in group:
-            others = ", ".join(
-                f"Canary {'/'.join(model_key(other.obj))} ({other.where})"
-                for other in group
-                if other is not placed
-            )
             about = About(placed.where, f"Canary {'/'.join(model_key(placed.obj))}")
             about.add(
                 "spec.service.route",
-                f"VirtualService {namespace}/{name} route {label} is also managed by {others}",
+                f"VirtualService {namespace}/{name} route {label} is also managed by "
+                f"{_others(placed, group)}",
             )
             found += about.findings
     return found
+
+
+def _others(placed: Placed[Canary], group: list[Placed[Canary]]) -> str:
+    """The first few other Canaries of the group and how many more: a line per Canary stays
+    short, and the whole report linear, however many share the route."""
+    named: list[str] = []
+    for other in group:
+        if len(named) == _NAMED:
+            break
+        if other is not placed:
+            named.append(f"Canary {'/'.join(model_key(other.obj))} ({other.where})")
+    more = len(group) - 1 - len(named)
+    return ", ".join(named) + (f" and {more} more" if more else "")

@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, order=True)
 class Where:
-    """A file, and the 1-based number of a YAML document in it (None: the file as a whole)."""
+    """A file, and the 1-based number of a YAML document in it (None: the file as a whole),
+    and for an object inside a `kind: List` document, its 0-based place in `items`."""
 
     file: str
     document: int | None = None
+    item: int | None = None
 
     def __str__(self) -> str:
-        return self.file if self.document is None else f"{self.file}:{self.document}"
+        where = self.file if self.document is None else f"{self.file}:{self.document}"
+        return where if self.item is None else f"{where} items[{self.item}]"
 
-    def sort_key(self) -> tuple[str, int]:
-        return (self.file, self.document or 0)
+    def sort_key(self) -> tuple[str, int, int]:
+        return (self.file, self.document or 0, -1 if self.item is None else self.item)
 
 
 @dataclass(frozen=True, slots=True)

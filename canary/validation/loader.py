@@ -1,21 +1,25 @@
 """Read files and folders into an `Inventory`: every YAML document, by file and number.
 
 A folder is read recursively (`*.yaml`, `*.yml`, in sorted order, hidden folders skipped) so a
-repository's manifests folder can be checked as it is. Documents are numbered from 1 in the
-order of the file, empty ones included, so `file:3` is the third `---`-separated part whatever
-it holds. Nothing here raises for bad input: a YAML syntax error, an unreadable file or an object
-that fails its model all become findings, and the rest of the input is still checked.
+repository's manifests folder can be checked as it is; `reading` bounds what is read. Documents
+are numbered from 1 in the order of the file, empty ones included, so `file:3` is the third
+`---`-separated part whatever it holds. A `kind: List` (or `VirtualServiceList` and the like,
+as `kubectl get -o yaml` prints them) is unwrapped: each of its items is checked as an object
+of its own, placed as `file:3 items[0]`. Nothing here raises for bad input: a YAML syntax error,
+an unreadable file or an object that fails its model all become findings, and the rest of the
+input is still checked.
 
 Kinds: `canary.dev/*` is parsed by `canary.api.resources.parse`; VirtualService and
-DestinationRule of `networking.istio.io` are kept as plain dicts for the cross-checks; any other
+DestinationRule of `networking.istio.io` are kept as plain dicts for the cross-checks; Flagger's
+and Argo Rollouts' objects get a hint of what to translate them to (`foreign`); any other
 Kubernetes object (Gateway, ServiceEntry, Deployment, ...) is counted and otherwise ignored.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +30,18 @@ from canary.api import GROUP, problems, resources
 from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
+from canary.validation import foreign, reading
 from canary.validation.findings import Finding, Where
 from canary.validation.inventory import Inventory, Placed
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 ISTIO_KINDS = ("VirtualService", "DestinationRule")
-SUFFIXES = (".yaml", ".yml")
+# Kept for the callers that name them here.
+SUFFIXES = reading.SUFFIXES
+files = reading.files
 
 _SHAPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The fast safe loader, strict about duplicate keys as the API server is.
-
-    PyYAML keeps the last of two equal keys, so a second `analysis:` would silently replace the
-    first; `kubectl apply` refuses such a file, and so do we.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if key is not None and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
 
 
 @dataclass(slots=True)
@@ -66,57 +51,38 @@ class Loaded:
     # Non-empty documents by kind ("" for documents that are not Kubernetes objects).
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     ignored: int = 0
+    # Flagger's and Argo Rollouts' objects, each with its hint among the findings.
+    foreign: int = 0
 
 
 def load(paths: Iterable[Path | str]) -> Loaded:
     loaded = Loaded()
     for file in files(paths, loaded.findings):
-        load_file(file, loaded)
+        try:
+            load_file(file, loaded)
+        except Exception as exc:
+            # A bug of ours in reading one file must not hide the findings of the others.
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            loaded.findings.append(Finding(Where(str(file)), "", message))
     return loaded
-
-
-def files(paths: Iterable[Path | str], findings: list[Finding]) -> Iterator[Path]:
-    """The files to read, each once, in the order given; folders expanded and sorted."""
-    seen: set[Path] = set()
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                (
-                    candidate
-                    for candidate in path.rglob("*")
-                    if candidate.suffix in SUFFIXES
-                    and candidate.is_file()
-                    and not _hidden(candidate.relative_to(path))
-                ),
-                key=lambda candidate: candidate.as_posix(),
-            )
-            if not found:
-                findings.append(Finding(Where(str(path)), "", "no *.yaml or *.yml files here"))
-        elif path.exists():
-            found = [path]
-        else:
-            findings.append(Finding(Where(str(path)), "", "no such file or folder"))
-            continue
-        for file in found:
-            real = file.resolve()
-            if real not in seen:
-                seen.add(real)
-                yield file
 
 
 def load_file(file: Path, loaded: Loaded) -> None:
     name = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        loaded.findings.append(Finding(Where(name), "", f"cannot read: {exc}"))
+    text = reading.read_text(file)
+    if isinstance(text, Finding):
+        loaded.findings.append(text)
         return
     number = 0
     try:
-        for number, body in enumerate(yaml.load_all(text, Loader=_Loader), start=1):
-            if body is not None:
+        for number, body in reading.documents(text):
+            if isinstance(body, reading.TooBig):
+                loaded.findings.append(Finding(Where(name, number), "", body.problem))
+            elif body is not None:
                 _classify(Where(name, number), body, loaded)
+    except reading.TooBig as exc:
+        # The composer ran out of stack inside that document: the rest of the file is unread.
+        loaded.findings.append(Finding(Where(name, exc.number), "", exc.problem))
     except yaml.YAMLError as exc:
         # The stream cannot be resumed after a syntax error: the rest of the file is unread.
         loaded.findings.append(Finding(Where(name, number + 1), "", _syntax(exc)))
@@ -137,6 +103,20 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         loaded.kinds[""] += 1
         loaded.findings.append(_not_an_object(where, body, api_version, kind))
         return
+    if _is_list(kind) and "items" in body:
+        items = body["items"]
+        if isinstance(items, list):
+            _add_items(where, items, loaded)
+        else:
+            loaded.kinds[""] += 1
+            loaded.findings.append(Finding(where, "items", "expected a list of objects"))
+        return
+    hint = foreign.hint(api_version, kind)
+    if hint is not None:
+        # Not counted among the kinds: the summary's counts are of what was checked.
+        loaded.foreign += 1
+        loaded.findings.append(Finding(where, "", hint))
+        return
     loaded.kinds[kind] += 1
     group, _, version = api_version.rpartition("/")
     if group == GROUP:
@@ -145,6 +125,21 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         _add_istio(where, body, kind, version, loaded)
     else:
         loaded.ignored += 1
+
+
+def _is_list(kind: str) -> bool:
+    # `List`, and the typed lists an API server answers a list request with.
+    return kind.endswith("List")
+
+
+def _add_items(where: Where, items: list[Any], loaded: Loaded) -> None:
+    if where.item is not None:
+        # kubectl does not unwrap a List inside a List either.
+        loaded.kinds[""] += 1
+        loaded.findings.append(Finding(where, "", "a List inside a List's items; not unwrapped"))
+        return
+    for position, item in enumerate(items):
+        _classify(replace(where, item=position), item, loaded)
 
 
 def _add_canary_dev(where: Where, body: dict[str, Any], kind: str, loaded: Loaded) -> None:
@@ -206,7 +201,3 @@ def _syntax(exc: yaml.YAMLError) -> str:
             return f"YAML syntax: {what} (line {mark.line + 1}, column {mark.column + 1})"
         return f"YAML syntax: {what}"
     return f"YAML syntax: {exc}"
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)

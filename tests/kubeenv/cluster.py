@@ -1,9 +1,11 @@
 """A throwaway Kubernetes API server: etcd and kube-apiserver on loopback, and nothing else.
 
-No controller-manager, scheduler or kubelet runs (see `/work/shared/notes/kube-testenv.md` for
-what that changes). Each server binds 127.0.0.1 on a free port, runs in its own process group
-under a `procs.Supervisor` (so an atexit hook or SIGTERM still stops it) and writes its log into
-a temporary working directory that `stop()` removes once both are gone.
+No controller-manager, scheduler or kubelet runs, so Deployments get no ReplicaSets and no status
+(a test patches `deployments/status`), nothing is garbage-collected, and a deleted namespace
+never finishes terminating (hence a fresh namespace per test). Each server binds 127.0.0.1 on a
+free port, runs in its own process group under a `procs.Supervisor` (so an atexit hook or SIGTERM
+still stops it) and writes its log into a temporary working directory that `stop()` removes once
+both are gone.
 
 Four identities authenticate by bearer token. The admin is in `system:masters`, which bypasses
 RBAC. The controller carries exactly the user name and groups that the API server gives the

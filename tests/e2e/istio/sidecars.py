@@ -4,7 +4,9 @@ Each version's proxy is a stock Envoy with interception NONE: its one inbound li
 from a `Sidecar` resource's `ingress` and forwards to the version's app, and the service's
 WorkloadEntries point at those inbound listeners, as a pod's IP would. That puts the sidecar on
 every caller's path, so a fault istiod installs on it (SIDECAR_INBOUND) is what callers meet.
-See `/work/shared/notes/real-istio.md` §10 for why each piece is needed.
+Why each piece: no iptables, so interception NONE, and then a `Sidecar`'s `ingress` is the
+only way istiod writes an inbound listener; no kubelet, so WorkloadEntries stand in for Pod IPs;
+no SDS in a stock Envoy, so a PeerAuthentication turns mTLS off for the namespace.
 """
 
 from __future__ import annotations

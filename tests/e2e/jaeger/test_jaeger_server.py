@@ -3,7 +3,9 @@ come back from `/api/traces` and as span metrics, which a real Prometheus scrape
 
 Jaeger starts once for the module (the `jaeger` fixture of tests/jaeger/fixtures.py); every test
 sends spans of a service of its own, so the tests do not see each other's spans. What the
-answers look like is written down in /work/shared/notes/people-pipelines-traces.md ("Traces").
+answers look like is Jaeger's query API (`GET /api/traces`: service required, operation, tags,
+start/end in unix microseconds, limit) and the OpenTelemetry spanmetrics connector's series
+(`traces_span_metrics_calls_total`, `traces_span_metrics_duration_milliseconds_bucket`).
 """
 
 from __future__ import annotations

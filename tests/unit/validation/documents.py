@@ -9,18 +9,16 @@ from typing import Any
 import yaml
 
 from canary.validation import report
+from tests.istiod import samples
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data"
 POLICIES = REPO / "policies"
-# Istio's own Bookinfo samples, shared next to the repository and read as they are.
-BOOKINFO = REPO.parent / "shared" / "istio-samples" / "bookinfo"
 
 
 def bookinfo(name: str) -> Path:
-    path = BOOKINFO / name
-    assert path.is_file(), f"the Istio samples are missing: {path} (see ../shared/istio-samples)"
-    return path
+    """One of Istio's own Bookinfo samples, read as it is from the istio.io/istio module."""
+    return samples.bookinfo_file(name)
 
 
 def canary(**spec: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Istio's own Bookinfo samples, read unchanged from ../shared/istio-samples/bookinfo/.
+"""Istio's own Bookinfo samples, read unchanged from the istio.io/istio module's
+samples/bookinfo/networking/ (located by `tests/istiod/samples`).
 
 A Canary for `reviews` (stable v1, canary v2, in tests/data/bookinfo/) must fit the samples as
 they are, and each way of breaking the pair must give one precise finding. The broken variants

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -52,3 +53,24 @@ def test_any_input_gives_findings_and_never_a_traceback(tmp_path: Path) -> None:
     for name in ("binary.yaml", "scalar.yaml", "tabs.yaml", "spec.yaml", "vs.yaml", "missing"):
         assert name in stdout
     assert "empty.yaml" not in stdout
+
+
+def test_unbounded_and_hostile_input_is_refused_by_name_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """/dev/zero, a FIFO, a file over the cap, deep nesting, and a control character in a name."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "big.yaml").write_bytes(b"#" * (3 * 1024 * 1024 + 1))
+    (tmp_path / "deep.yaml").write_text("[" * 5000 + "]" * 5000)
+    (tmp_path / "esc\x1b[31m.yaml").write_text("[1]\n")
+    result = CliRunner().invoke(main, ["validate", "/dev/zero", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stdout.splitlines()
+    assert all(line.isprintable() for line in lines)
+    assert lines[0] == "/dev/zero: not a regular file (a character device); not read"
+    assert any("big.yaml: 3,145,729 bytes, over the 3 MiB limit" in line for line in lines)
+    assert any("pipe.yaml: not a regular file (a FIFO)" in line for line in lines)
+    assert any("deep.yaml:1: " in line for line in lines)
+    assert any("esc\\x1b[31m.yaml:1: a list" in line for line in lines)
+    assert len(lines) == 5

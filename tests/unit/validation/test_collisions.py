@@ -47,3 +47,25 @@ def test_an_object_defined_twice_is_reported_on_the_later_copy(tmp_path: Path) -
     assert lines == [
         f"{two}:1: metadata.name: VirtualService shop/web is defined again (first at {one}:1)"
     ]
+
+
+def test_many_canaries_on_one_route_get_one_short_line_each(tmp_path: Path) -> None:
+    """Each line names three of the others and counts the rest, so the report stays linear."""
+    canaries = []
+    for n in range(200):
+        each = canary()
+        each["metadata"]["name"] = f"web-{n}"
+        canaries.append(each)
+    file = write(tmp_path / "many.yaml", *canaries, virtual_service())
+    lines = list(report.validate_paths([file]).lines())
+    assert len(lines) == 200
+    assert lines[0] == (
+        f"{file}:1: Canary shop/web-0 spec.service.route: VirtualService shop/web route http[0] "
+        f"is also managed by Canary shop/web-1 ({file}:2), Canary shop/web-2 ({file}:3), "
+        f"Canary shop/web-3 ({file}:4) and 196 more"
+    )
+    assert lines[5].endswith(
+        f"Canary shop/web-0 ({file}:1), Canary shop/web-1 ({file}:2), "
+        f"Canary shop/web-2 ({file}:3) and 196 more"
+    )
+    assert all(line.endswith(" and 196 more") for line in lines)

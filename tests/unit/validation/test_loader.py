@@ -121,3 +121,45 @@ def test_an_istio_object_without_a_name_is_a_finding(tmp_path: Path) -> None:
     del vs["metadata"]["name"]
     file = write(tmp_path / "vs.yaml", vs)
     assert _lines(loader.load([file])) == [f"{file}:1: metadata.name: required (a string)"]
+
+
+def test_a_list_is_unwrapped_and_each_item_placed_by_its_index(tmp_path: Path) -> None:
+    """As `kubectl get -o yaml` prints them: `kind: List`, or `VirtualServiceList` and such."""
+    broken = canary(analysis={"stepWeights": [50, 10]})
+    listed = {"apiVersion": "v1", "kind": "List", "items": [canary(), "text", broken]}
+    typed = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualServiceList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [virtual_service()],
+    }
+    nested = {"apiVersion": "v1", "kind": "List", "items": [{**listed, "items": []}]}
+    scalar = {"apiVersion": "v1", "kind": "List", "items": 3}
+    file = write(tmp_path / "lists.yaml", listed, typed, nested, scalar)
+    loaded = loader.load([file])
+    assert [p.where for p in loaded.inventory.canaries] == [Where(str(file), 1, 0)]
+    assert [p.where for p in loaded.inventory.virtual_services] == [Where(str(file), 2, 0)]
+    assert _lines(loaded) == [
+        f"{file}:1 items[1]: a string, not a Kubernetes object",
+        f"{file}:1 items[2]: spec.analysis.stepWeights[1]: 10 does not increase on 50; "
+        "weights must be strictly increasing",
+        f"{file}:3 items[0]: a List inside a List's items; not unwrapped",
+        f"{file}:4: items: expected a list of objects",
+    ]
+    assert loaded.kinds == {"Canary": 2, "VirtualService": 1, "": 3}
+
+
+def test_flagger_and_argo_rollouts_objects_get_a_hint_and_are_not_counted(tmp_path: Path) -> None:
+    flagger = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "a"}}
+    argo = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate"}
+    argo_cd = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}
+    file = write(tmp_path / "foreign.yaml", flagger, argo, argo_cd)
+    loaded = loader.load([file])
+    lines = _lines(loaded)
+    assert [line.partition(";")[0] for line in lines] == [
+        f"{file}:1: flagger.app/v1beta1 Canary is Flagger's, not checked",
+        f"{file}:2: argoproj.io/v1alpha1 AnalysisTemplate is Argo Rollouts', not checked",
+    ]
+    assert "translate it to canary.dev/v1alpha1 Canary: " in lines[0]
+    assert "{{args.x}} -> {{ x }}" in lines[1]
+    assert (loaded.foreign, loaded.ignored, dict(loaded.kinds)) == (2, 1, {"Application": 1})

@@ -74,3 +74,35 @@ def test_an_unexpected_error_in_one_canary_is_a_finding_and_the_rest_are_checked
         f"{file}:2: Canary shop/api spec.service.host: DestinationRule shop/api not found "
         "(in shop: web)",
     ]
+
+
+def test_control_characters_are_escaped_in_every_printed_line(tmp_path: Path) -> None:
+    """A name or value from the input cannot move the cursor, forge a line or reorder text."""
+    hostile = canary()
+    hostile["metadata"]["name"] = "web\x1b[2J\nforged\u202e"
+    file = write(tmp_path / "a\x07b.yaml", hostile)
+    findings = report.validate_paths([file, tmp_path / "gone\r.yaml"])
+    lines = list(findings.lines())
+    assert len(lines) == 2
+    for line in [*lines, findings.summary()]:
+        assert line.isprintable(), line
+    assert "a\\x07b.yaml" in lines[0]
+    assert "forged" in lines[0]
+    assert lines[1].endswith("gone\\x0d.yaml: no such file or folder")
+
+
+def test_undecodable_bytes_of_a_file_name_are_printed_as_escapes() -> None:
+    name = b"bad\xff.yaml".decode("utf-8", "surrogateescape")
+    assert report.printable(f"{name}: no such file or folder") == (
+        "bad\\xff.yaml: no such file or folder"
+    )
+
+
+def test_the_summary_says_what_was_not_checked(tmp_path: Path) -> None:
+    flagger = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "a"}}
+    write(tmp_path / "all.yaml", canary(), flagger)
+    findings = report.validate_paths([tmp_path])
+    assert findings.summary() == (
+        "1 document checked: 1 Canary; 1 object of Flagger or Argo Rollouts not checked; 1 problem"
+    )
+    assert findings.failed

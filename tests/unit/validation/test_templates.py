@@ -61,3 +61,33 @@ def test_min_requests_needs_the_templates_requests_query(tmp_path: Path) -> None
         "no requestsQuery, so"
     )
     assert "could never pass" in found[0]
+
+
+def test_flagger_and_argo_spellings_are_one_line_naming_the_field(tmp_path: Path) -> None:
+    """They would reach Prometheus unrendered; the template's document gets the line."""
+    flagger = metric_template(query="errors{a='{{ variables.slo }}'}")
+    argo = metric_template("argo", requestsQuery="sum(x{s='{{args.service-name}}'})")
+    assert messages(tmp_path, flagger, argo) == [
+        "spec.query: {{ variables.slo }} is Flagger's spelling; ours is {{ slo }}, with slo in "
+        "the metric's templateVariables",
+        "spec.requestsQuery: {{args.service-name}} is Argo Rollouts' spelling; ours is "
+        "{{ service_name }}, with service_name in the metric's templateVariables",
+    ]
+
+
+def test_flaggers_target_is_named_with_ours(tmp_path: Path) -> None:
+    template = metric_template(query="errors{workload='{{ target }}'}")
+    [line] = messages(tmp_path, _uses(), template)
+    assert line.endswith("given: none (Flagger's {{ target }} is our {{ service }})"), line
+
+
+def test_a_template_variable_no_template_could_use_is_named(tmp_path: Path) -> None:
+    """Argo's `args` allow dashes; ours are names, so `service-name` could never be used."""
+    template = metric_template(query="x{s='{{ service_name }}'}")
+    found = messages(
+        tmp_path, _uses(templateVariables={"service-name": "web", "service_name": "web"}), template
+    )
+    assert found == [
+        "Canary shop/web spec.analysis.metrics[0].templateVariables.service-name: no template "
+        "can use {{ service-name }}: a variable's name is letters, digits and _ (e.g. service_name)"
+    ]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from canary.localmesh import pilot
+from tests.istiod import samples
 
 Json = dict[str, Any]
 
-# tests/unit/localmesh/pilot/objects.py -> the repository root is parents[4].
-SAMPLES = Path(__file__).resolve().parents[4] / ".." / "shared" / "istio-samples" / "bookinfo"
 
 DEMO = "demo.default.svc.cluster.local"
 
@@ -24,21 +22,18 @@ def cluster(subset: str = "", *, host: str = DEMO, port: int = 80) -> str:
 
 def sample(name: str) -> list[Json]:
     """The documents of one Bookinfo sample file, unchanged."""
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.fail(
-            f"the Istio samples are missing: {path.resolve()} (see ../shared/istio-samples)"
-        )
+    path = samples.bookinfo_file(name)
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def sample_names() -> list[str]:
     """Every sample file holding a VirtualService or a DestinationRule."""
-    if not SAMPLES.is_dir():
-        pytest.fail(f"the Istio samples are missing: {SAMPLES.resolve()}")
+    folder = samples.bookinfo()
+    if not folder.is_dir():
+        pytest.fail(f"Istio's Bookinfo samples are missing: {folder}")
     return sorted(
         path.name
-        for path in SAMPLES.glob("*.yaml")
+        for path in folder.glob("*.yaml")
         if any(
             doc.get("kind") in ("VirtualService", "DestinationRule")
             for doc in yaml.safe_load_all(path.read_text())

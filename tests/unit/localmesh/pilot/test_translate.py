@@ -1,9 +1,9 @@
 """Istio's Bookinfo samples through the Pilot: each translated as istiod would, or refused by field.
 
-The samples are read unchanged from ../shared/istio-samples/bookinfo/. A VirtualService sample is
-translated with the DestinationRules of its own file, or else with destination-rule-all.yaml (its
-subsets must exist). Every sample file is in exactly one of the two tables, so a new sample cannot
-slip through untested.
+The samples are read unchanged from the istio.io/istio module's samples/bookinfo/networking/
+(`tests/istiod/samples`). A VirtualService sample is translated with the DestinationRules of its
+own file, or else with destination-rule-all.yaml (its subsets must exist). Every sample file is in
+exactly one of the two tables, so a new sample cannot slip through untested.
 """
 
 from __future__ import annotations
