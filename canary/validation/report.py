@@ -21,6 +21,9 @@ _KINDS = (
     ("MetricTemplate", "MetricTemplates"),
     ("VirtualService", "VirtualServices"),
     ("DestinationRule", "DestinationRules"),
+    ("Gateway", "Gateways"),
+    ("Service", "Services"),
+    ("PeerAuthentication", "PeerAuthentications"),
 )
 
 

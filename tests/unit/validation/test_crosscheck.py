@@ -67,11 +67,11 @@ def test_short_and_fully_qualified_hosts_are_the_same_host_in_one_namespace(
 
 
 def test_a_partly_qualified_host_is_not_expanded(tmp_path: Path) -> None:
-    """`web.shop` is taken as written by Istio, so it is not `web`; the message shows both."""
-    vs = virtual_service(hosts=["web.shop"])
+    """`web.shop` is taken as written by Istio, so a route to it does not send to `web`."""
+    vs = virtual_service(http=[{"route": [destination("web.shop", "v1")]}])
     assert messages(tmp_path, canary(), vs) == [
-        f"{SERVICE}.host: VirtualService shop/web spec.hosts (web.shop) do not include web "
-        "(read as web.shop.svc.cluster.local in namespace shop)"
+        f"{SERVICE}.route: VirtualService shop/web has no http route whose destinations all "
+        "point at web (routes: http[0]); name the route to manage"
     ]
 
 
@@ -101,7 +101,10 @@ def test_the_default_route_is_the_first_that_sends_only_to_the_host(tmp_path: Pa
     """A route that also sends elsewhere is passed over, so its weights are never touched."""
     vs = virtual_service(
         http=[
-            {"route": [destination("web", "v1", 50), destination("legacy", None, 50)]},
+            {
+                "match": [{"uri": {"prefix": "/old"}}],
+                "route": [destination("web", "v1", 50), destination("legacy", None, 50)],
+            },
             {"route": [destination("web", "v1", 100), destination("web", "v3", 0)]},
         ]
     )
@@ -145,25 +148,31 @@ def test_a_named_route_with_a_match_is_taken_as_meant(tmp_path: Path) -> None:
     assert messages(tmp_path, canary(service={"host": "web", "route": "testers"}), vs) == []
 
 
-def test_weights_must_sum_to_100_with_more_than_one_destination(tmp_path: Path) -> None:
-    found = messages(
-        tmp_path,
-        canary(service={"host": "web", "route": "primary"}),
-        virtual_service(http=_split(90, 20)),
-    )
-    assert found == [
-        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 110, not 100 "
-        "(v1: 90, v2: 20)"
-    ]
+def test_weights_are_relative_and_any_total_but_0_is_accepted(tmp_path: Path) -> None:
+    """Istio reads weights as relative since 1.15: 90 and 20 is a split of 9 to 2."""
+    for weights in ((90, 20), (1, 0), (90,)):
+        found = messages(
+            tmp_path,
+            canary(service={"host": "web", "route": "primary"}),
+            virtual_service(http=_split(*weights)),
+        )
+        assert found == [], weights
 
 
-def test_a_missing_weight_counts_as_0_beside_others(tmp_path: Path) -> None:
-    http = _split(90)
+def test_weights_that_total_0_are_refused_as_istio_refuses_them(tmp_path: Path) -> None:
+    http = _split(0)
     http[0]["route"].append(destination("web", "v2"))  # type: ignore[attr-defined]
     found = messages(tmp_path, canary(), virtual_service(http=http))
     assert found == [
-        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 90, not 100 "
-        "(v1: 90, v2: 0)"
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: the weights total 0, which "
+        "Istio refuses (weights are relative: any total but 0)"
+    ]
+
+
+def test_a_negative_weight_is_refused(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), virtual_service(http=_split(110, -10)))
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights must be whole numbers >= 0"
     ]
 
 
@@ -199,13 +208,19 @@ def test_a_named_route_may_only_send_to_the_canarys_host(tmp_path: Path) -> None
 
 
 def test_a_missing_destination_rule_is_reported_when_others_are_given(tmp_path: Path) -> None:
-    found = messages(tmp_path, canary(), destination_rule("api"))
-    assert found == [f"{SERVICE}.host: DestinationRule shop/web not found (in shop: api)"]
+    found = messages(tmp_path, canary(), destination_rule("api", host="api"))
+    assert found == [
+        f"{SERVICE}.host: no DestinationRule applies to web.shop.svc.cluster.local for callers "
+        "in shop (looked in shop, istio-system)"
+    ]
 
 
 def test_the_destination_rule_host_must_be_the_canarys(tmp_path: Path) -> None:
     found = messages(tmp_path, canary(), destination_rule(host="api"))
-    assert found == [f"{SERVICE}.host: DestinationRule shop/web spec.host is api, not web"]
+    assert found == [
+        f"{SERVICE}.host: no DestinationRule applies to web.shop.svc.cluster.local for callers "
+        "in shop (looked in shop, istio-system); DestinationRule shop/web is for api"
+    ]
 
 
 def test_the_stable_subset_must_be_in_the_destination_rule(tmp_path: Path) -> None:
