@@ -61,7 +61,8 @@ def _check_conflicts(
     namespace, name = istio_key(placed)
     vs = f"VirtualService {namespace}/{name}"
     hosts = [mesh.fqdn(host, namespace) for host in mesh.hosts(placed.obj)]
-    for host in hosts:
+    on_mesh = mesh.MESH_GATEWAY in mesh.gateway_names(placed.obj)
+    for host in hosts if on_mesh else []:
         rivals = _mesh_rivals(index, placed, host)
         if rivals:
             about.add(
@@ -91,29 +92,41 @@ def _mesh_rivals(
 ) -> list[Placed[mesh.IstioObject]]:
     """The other mesh VirtualServices for `host` that Istio's IST0109 groups with this one.
 
-    A scoped VirtualService (exportTo a list) conflicts with those of its scope and with those
-    exported everywhere whose host matches (wildcards included); one exported everywhere with
-    every other for the host.
+    Istio groups by (scope, host): a scoped VirtualService (exportTo a list) with those of its
+    scope for the same host, and with every one exported everywhere whose host matches (a
+    wildcard on either side); one exported everywhere with the others everywhere for the same
+    host, and with every scoped one whose host matches. Worked out once per VirtualService.
     """
+    key = (f"mesh-rivals {host}", id(placed))
+    if key not in index.memo:
+        index.memo[key] = _rivals(index, placed, host)
+    rivals: list[Placed[mesh.IstioObject]] = index.memo[key]
+    return rivals
+
+
+def _rivals(
+    index: Index, placed: Placed[mesh.IstioObject], host: str
+) -> list[Placed[mesh.IstioObject]]:
     namespace = istio_key(placed)[0]
     targets = mesh.export_to(placed.obj)
     everywhere = not targets or "*" in targets
     scopes = {"*"} if everywhere else {namespace if t == "." else t for t in targets}
-    candidates = [host] + ([] if everywhere else _wildcards(host))
+    # Only a wildcard, here or there, can match a name other than its own.
+    others = index.mesh_all if host.startswith("*") else index.mesh_wildcards
     rivals: list[Placed[mesh.IstioObject]] = []
     seen = {id(placed)}
-    for candidate in candidates:
-        for scope, other in index.mesh_routes.get(candidate, []):
-            if id(other) not in seen and (everywhere or scope == "*" or scope in scopes):
-                seen.add(id(other))
-                rivals.append(other)
+    for scope, written, other in [*index.mesh_routes.get(host, []), *others]:
+        if id(other) in seen:
+            continue
+        if everywhere:
+            same = written == host if scope == "*" else mesh.names_match(written, host)
+        else:
+            same = written == host and scope in scopes
+            same = same or (scope == "*" and mesh.names_match(written, host))
+        if same:
+            seen.add(id(other))
+            rivals.append(other)
     return rivals
-
-
-def _wildcards(host: str) -> list[str]:
-    """The wildcard names that cover `host`: `*.b.c`, `*.c` and `*` for `a.b.c`."""
-    labels = host.split(".")
-    return [f"*.{'.'.join(labels[cut:])}" for cut in range(1, len(labels))] + ["*"]
 
 
 def _names(placed: list[Placed[mesh.IstioObject]]) -> str:

@@ -52,6 +52,8 @@ class Inventory:
 # (namespace, host as Istio resolves it in that namespace) and (gateway key, host).
 HostKey = tuple[str, str]
 GatewayHost = tuple[Key, str]
+# A VirtualService on the mesh for one host: (exportTo scope, "*" for everywhere; host; it).
+MeshRoute = tuple[str, str, Placed[IstioObject]]
 
 
 @dataclass(slots=True)
@@ -72,7 +74,12 @@ class Index:
     services_by_host: dict[str, Placed[IstioObject]] = field(default_factory=dict)
     # VirtualServices bound to the mesh by host, each with its exportTo scope ("*": everywhere),
     # which decides with whom Istio's IST0109 groups it.
-    mesh_routes: dict[str, list[tuple[str, Placed[IstioObject]]]] = field(default_factory=dict)
+    mesh_routes: dict[str, list[MeshRoute]] = field(default_factory=dict)
+    # The same entries with a wildcard host, and all of them: a wildcard matches other names.
+    mesh_wildcards: list[MeshRoute] = field(default_factory=list)
+    mesh_all: list[MeshRoute] = field(default_factory=list)
+    # What a check works out once per object and reuses for every Canary that shares it.
+    memo: dict[tuple[str, int], Any] = field(default_factory=dict)
     gateway_routes: dict[GatewayHost, list[Placed[IstioObject]]] = field(default_factory=dict)
 
     @classmethod
@@ -113,7 +120,11 @@ def _add_routes(index: Index, namespace: str, placed: Placed[IstioObject]) -> No
             )
             for scope in scopes:
                 for host in hosts:
-                    index.mesh_routes.setdefault(host, []).append((scope, placed))
+                    entry = (scope, host, placed)
+                    index.mesh_routes.setdefault(host, []).append(entry)
+                    index.mesh_all.append(entry)
+                    if host.startswith("*"):
+                        index.mesh_wildcards.append(entry)
         else:
             gateway = mesh.gateway_key(reference, namespace)
             for host in hosts:
