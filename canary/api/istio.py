@@ -281,7 +281,20 @@ def export_to(obj: IstioObject) -> list[str]:
 
 def visible_in(obj: IstioObject, owner: str, namespace: str) -> bool:
     """Whether an object of namespace `owner` is exported to `namespace` (none written: all)."""
-    targets = export_to(obj)
+    return exported(export_to(obj), owner, namespace)
+
+
+def service_export_to(service: IstioObject) -> list[str]:
+    """A Kubernetes Service's `networking.istio.io/exportTo` annotation, split at commas."""
+    meta = service.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, dict) else None
+    written = notes.get("networking.istio.io/exportTo") if isinstance(notes, dict) else None
+    if not isinstance(written, str):
+        return []
+    return [part.strip() for part in written.split(",") if part.strip()]
+
+
+def exported(targets: list[str], owner: str, namespace: str) -> bool:
     if not targets or "*" in targets:
         return True
     return namespace in targets or (namespace == owner and "." in targets)

@@ -12,8 +12,9 @@ Istio's rules, asked of the VirtualService a Canary manages (and reported on the
   `host.Name.Matches` does.
 - Two VirtualServices bound to the mesh for one host (within one exportTo scope) are IST0109:
   sidecars take one of them only. Two on one Gateway for one host are merged by istiod in
-  creation order, which files cannot tell, so the other's routes may take the canary's traffic;
-  that is a finding with no Istio code.
+  creation order, which files cannot tell: when the other one has a route without a match, it
+  may take every request before the canary's route is reached. That is a finding with no Istio
+  code (Istio's analyzers accept the merge).
 """
 
 from __future__ import annotations
@@ -76,15 +77,24 @@ def _check_conflicts(
             continue
         gateway = mesh.gateway_key(reference, namespace)
         for host in hosts:
-            others = [p for p in index.gateway_routes.get((gateway, host), []) if p is not placed]
-            if others:
-                about.add(
-                    path,
-                    f"{vs} and {_names(others)} all route {host} on Gateway "
-                    f"{gateway[0]}/{gateway[1]}; istiod merges them in creation order, so the "
-                    "other's routes may take the canary's traffic first; route one host from "
-                    "one VirtualService",
-                )
+            for other in index.gateway_routes.get((gateway, host), []):
+                catch_all = _catch_all(other) if other is not placed else None
+                if catch_all is not None:
+                    about.add(
+                        path,
+                        f"{vs} and {_names([other])} both route {host} on Gateway "
+                        f"{gateway[0]}/{gateway[1]}; istiod merges their routes in creation "
+                        f"order, and the other's {catch_all} has no match, so if it is older it "
+                        "takes every request; route one host from one VirtualService",
+                    )
+
+
+def _catch_all(placed: Placed[mesh.IstioObject]) -> str | None:
+    """The first http route of a VirtualService that takes every request, if any."""
+    for route in mesh.http_routes(placed.obj):
+        if not mesh.http_matches(placed.obj, route.index):
+            return route.label
+    return None
 
 
 def _mesh_rivals(

@@ -3,7 +3,8 @@
 Istio's rules (the `DestinationHostAnalyzer` and `DestinationRuleAnalyzer`), asked of the
 managed route's destinations and its mirrors (`mirror`, `mirrors[].destination`):
 - A cluster host (`name.ns.svc.cluster.local`, a short name read in the VirtualService's
-  namespace) must be a Kubernetes Service in the paths: IST0101. Only when the paths hold
+  namespace) must be a Kubernetes Service in the paths, exported (annotation
+  `networking.istio.io/exportTo`) to the VirtualService's namespace: IST0101. Only when the paths hold
   Services at all (else they live in the cluster), and only cluster hosts: any other name may be
   a ServiceEntry's.
 - A destination without a port, to a Service with several, is IST0112: Envoy cannot tell which
@@ -63,6 +64,16 @@ def _check_service(
                 "paths",
                 code=NOT_FOUND,
             )
+        return
+    owner = istio_key(service)[0]
+    if not mesh.exported(mesh.service_export_to(service.obj), owner, namespace):
+        about.add(
+            "spec.service.route",
+            f"{where} {target.path} sends to {target.host}, but Service "
+            f"{'/'.join(istio_key(service))} is not exported to {namespace} (its "
+            f"networking.istio.io/exportTo: {', '.join(mesh.service_export_to(service.obj))})",
+            code=NOT_FOUND,
+        )
         return
     ports = mesh.service_ports(service.obj)
     listed = ", ".join(str(port) for port in ports) or "none"

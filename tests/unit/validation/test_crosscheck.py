@@ -595,3 +595,19 @@ def test_a_delegate_root_cannot_be_managed(tmp_path: Path) -> None:
         "(spec.http[0] delegates to VirtualService team/web-routes); name the delegate "
         "VirtualService, whose routes hold the weights, in spec.service.virtualService"
     ]
+
+
+def test_another_route_without_a_match_for_the_host_on_the_gateway_is_reported(
+    tmp_path: Path,
+) -> None:
+    """istiod merges both VirtualServices' routes in creation order; a catch-all may come first."""
+    other = _ingress()
+    other["metadata"]["name"] = "web-old"
+    other["spec"]["http"] = [{"route": [destination("legacy.shop.svc.cluster.local", None)]}]
+    gateway = _gateway("ingress", "istio-system", "*")
+    found = messages(tmp_path, canary(service=EDGE), _ingress(), other, gateway)
+    assert len(found) == 1
+    assert found[0].startswith(
+        f"{SERVICE}.virtualService: VirtualService shop/web-edge and VirtualService shop/web-old "
+    )
+    assert "the other's http[0] has no match, so if it is older it takes every request" in found[0]

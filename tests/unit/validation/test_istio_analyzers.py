@@ -43,6 +43,9 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "wild-wrong": [("IST0132", "VirtualService default/wild-wrong")],
         "two-wrong": [("IST0132", "Gateway istio-system/home-gw")],
     },
+    "virtualservice-host-not-found-gateway-with-ns-prefix.yaml": {
+        "own-away": [("IST0132", "Gateway istio-system/own-ns")],
+    },
     "virtualservice-conflicting-mesh-gateway-hosts.yaml": {
         "catalog": [("IST0109", "VirtualService store/catalog-shadow")],
         "shadow": [("IST0109", "VirtualService store/catalog ")],
@@ -54,6 +57,23 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "menu-south": [("IST0109", "VirtualService north/menu")],
         "b-north": [("IST0109", "VirtualService south/menu-b")],
         "b-south": [("IST0109", "VirtualService north/menu-b")],
+    },
+    "virtualservice-destinationhosts.yaml": {
+        "bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
+        "mirror-bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
+        "bogusport": [("IST0101", "web:999")],
+        "two-port-missing": [("IST0112", "Service default/web-2port")],
+        "api-cross": [("IST0101", "Service default/api is not exported to istio-system")],
+    },
+    "virtualservice-destinationrules.yaml": {
+        "bogus": [("IST0101", "DestinationRule default/web has no subset bogus")],
+        "mirror-bogus": [("IST0101", "VirtualService default/web-mirror-bogussubset")],
+    },
+    "virtualservice-dupmatches.yaml": {
+        "slow-first": [("IST0130", "VirtualService default/slow-first spec.http[1]")],
+        "twice": [("IST0130", "VirtualService default/twice spec.http[1]")],
+        "stream": [("", "cannot be managed: VirtualService default/stream")],
+        "sni": [("", "cannot be managed: VirtualService default/sni")],
     },
 }
 
