@@ -4,9 +4,9 @@ Istio's rules (the `DestinationHostAnalyzer` and `DestinationRuleAnalyzer`), ask
 managed route's destinations and its mirrors (`mirror`, `mirrors[].destination`):
 - A cluster host (`name.ns.svc.cluster.local`, a short name read in the VirtualService's
   namespace) must be a Kubernetes Service in the paths, exported (annotation
-  `networking.istio.io/exportTo`) to the VirtualService's namespace: IST0101. Only when the paths hold
-  Services at all (else they live in the cluster), and only cluster hosts: any other name may be
-  a ServiceEntry's.
+  `networking.istio.io/exportTo`) to the VirtualService's namespace: IST0101. Only when the
+  paths hold Services at all (else they live in the cluster), and only cluster hosts: any other
+  name may be a ServiceEntry's.
 - A destination without a port, to a Service with several, is IST0112: Envoy cannot tell which
   port is meant. A port the Service does not have is IST0101 (`host:port`).
 - A mirror to a subset no applying DestinationRule defines is IST0101: the mirrored copies go
