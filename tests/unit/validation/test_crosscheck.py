@@ -611,3 +611,51 @@ def test_another_route_without_a_match_for_the_host_on_the_gateway_is_reported(
         f"{SERVICE}.virtualService: VirtualService shop/web-edge and VirtualService shop/web-old "
     )
     assert "the other's http[0] has no match, so if it is older it takes every request" in found[0]
+
+
+def test_malformed_gateways_services_mirrors_and_exports_are_no_traceback(tmp_path: Path) -> None:
+    """Every new field read is read defensively: a wrong type reads as absent."""
+    vs = _ingress(
+        gateways=["istio-system/ingress", 7, "mesh"],
+        exportTo="shop",
+        http=[
+            {"match": "x", "route": [{"destination": {"host": "web", "subset": "v1", "port": 80}}]},
+            {
+                "route": [
+                    {"destination": {"host": "web", "subset": "v1", "port": {"number": "x"}}}
+                ],
+                "mirror": "web",
+                "mirrors": [3, {"destination": None}, {"destination": {"host": 5}}],
+                "delegate": {"name": 4},
+            },
+        ],
+        tcp=[3, {"route": "x"}, {"route": [{"destination": {"host": None}}]}],
+    )
+    gateway = _gateway()
+    gateway["spec"]["servers"] = [3, {"hosts": "*"}, {"hosts": [None, "./x", "*/*"]}]
+    service = _service()
+    service["spec"] = {"ports": [{"port": "80"}, 3, None]}
+    service["metadata"]["annotations"] = {"networking.istio.io/exportTo": 5}
+    rule = destination_rule()
+    rule["spec"]["exportTo"] = "shop"
+    rule["spec"]["workloadSelector"] = []
+    found = messages(tmp_path, canary(service={**EDGE, "route": None}), vs, gateway, service, rule)
+    assert not any("internal error" in line for line in found), found
+
+
+def test_a_rule_in_the_services_namespace_applies_to_callers_it_is_exported_to(
+    tmp_path: Path,
+) -> None:
+    """A Canary in `front` for web.shop: shop's rule applies unless kept to shop by `.`."""
+    document = canary(service={"host": "web.shop.svc.cluster.local", "virtualService": "web"})
+    document["metadata"]["namespace"] = "front"
+    vs = virtual_service(
+        namespace="front", http=[{"route": [destination("web.shop.svc.cluster.local", "v1")]}]
+    )
+    rule = destination_rule()
+    assert messages(tmp_path, document, vs, rule) == []
+    rule["spec"]["exportTo"] = ["."]
+    assert messages(tmp_path, document, vs, rule) == [
+        "Canary front/web spec.service.host: no DestinationRule applies to "
+        "web.shop.svc.cluster.local for callers in front (looked in front, shop, istio-system)"
+    ]
