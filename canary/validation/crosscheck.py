@@ -47,6 +47,7 @@ def check_canary(placed: Placed[Canary], index: Index) -> list[Finding]:
         if managed.route is not None:
             targets.check(about, index, managed.placed, managed.route, namespace)
     _check_destination_rule(about, placed.obj, index, managed)
+    _check_port(about, placed.obj, index, managed.service)
     templates.check(about, placed.obj, index)
     people.check(about, placed.obj, index)
     return about.findings
@@ -112,6 +113,22 @@ def _check_destination_rule(
             "spec.canary.subset",
             f"{dr} subsets {spec.stable.subset} and {spec.canary.subset} have the same labels, "
             "so both select the same pods",
+        )
+
+
+def _check_port(about: About, canary: Canary, index: Index, service: str) -> None:
+    port = canary.spec.service.port
+    found = index.services_by_host.get(service)
+    if port is None or found is None:
+        return
+    ports = mesh.service_ports(found.obj)
+    if port not in ports:
+        listed = ", ".join(str(number) for number in ports) or "none"
+        about.add(
+            "spec.service.port",
+            f"is {port}, but Service {'/'.join(istio_key(found))} has no such port "
+            f"(ports: {listed})",
+            code=NOT_FOUND,
         )
 
 

@@ -144,6 +144,11 @@ def _no_route(about: About, canary: Canary, managed: Managed) -> None:
             f"{canary.spec.service.host} (routes: {mesh.route_labels(routes)}); name the route "
             "to manage"
         )
+        if managed.key[0] != model_key(canary)[0]:
+            message += (
+                f" (the service is {managed.service}; a short destination host is read in "
+                f"{managed.key[0]}, so write it in full)"
+            )
     about.add("spec.service.route", message)
 
 

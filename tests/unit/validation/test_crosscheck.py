@@ -659,3 +659,22 @@ def test_a_rule_in_the_services_namespace_applies_to_callers_it_is_exported_to(
         "Canary front/web spec.service.host: no DestinationRule applies to "
         "web.shop.svc.cluster.local for callers in front (looked in front, shop, istio-system)"
     ]
+
+
+def test_the_canarys_port_must_be_one_of_the_services(tmp_path: Path) -> None:
+    document = canary(service={"host": "web", "port": 8080})
+    assert messages(tmp_path, document, _service("web", "shop", 80)) == [
+        f"{SERVICE}.port: IST0101 is 8080, but Service shop/web has no such port (ports: 80)"
+    ]
+
+
+def test_a_short_destination_in_another_namespace_is_explained(tmp_path: Path) -> None:
+    """`web` in an istio-system VirtualService is web.istio-system, not the Canary's web.shop."""
+    service = {**EDGE, "virtualServiceNamespace": "istio-system"}
+    vs = _ingress("istio-system", http=[{"route": [destination("web", "v1")]}])
+    assert messages(tmp_path, canary(service=service), vs) == [
+        f"{SERVICE}.route: VirtualService istio-system/web-edge has no http route whose "
+        "destinations all point at web (routes: http[0]); name the route to manage (the service "
+        "is web.shop.svc.cluster.local; a short destination host is read in istio-system, so "
+        "write it in full)"
+    ]
