@@ -30,7 +30,7 @@ from typing import Any
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import gateways, people, routes, rules, targets, templates
+from canary.validation import fields, gateways, people, routes, rules, targets, templates
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, istio_key, model_key, not_found
 
@@ -121,7 +121,7 @@ def _check_port(about: About, canary: Canary, index: Index, service: str) -> Non
     found = index.services_by_host.get(service)
     if port is None or found is None:
         return
-    ports = mesh.service_ports(found.obj)
+    ports = fields.service_ports(found.obj)
     if port not in ports:
         listed = ", ".join(str(number) for number in ports) or "none"
         about.add(

@@ -20,6 +20,7 @@ Istio's rules, asked of the VirtualService a Canary manages (and reported on the
 from __future__ import annotations
 
 from canary.api import istio as mesh
+from canary.validation import fields
 from canary.validation.findings import About
 from canary.validation.inventory import Index, Placed, istio_key, not_found
 
@@ -32,10 +33,10 @@ def check(about: About, path: str, index: Index, placed: Placed[mesh.IstioObject
     namespace, name = istio_key(placed)
     vs = f"VirtualService {namespace}/{name}"
     written = mesh.hosts(placed.obj)
-    for reference in mesh.gateway_names(placed.obj):
+    for reference in fields.gateway_names(placed.obj):
         if reference == mesh.MESH_GATEWAY:
             continue
-        key = mesh.gateway_key(reference, namespace)
+        key = fields.gateway_key(reference, namespace)
         gateway = index.gateways.get(key)
         if gateway is None:
             if index.gateways:
@@ -45,8 +46,8 @@ def check(about: About, path: str, index: Index, placed: Placed[mesh.IstioObject
                     code=NOT_FOUND,
                 )
             continue
-        served = mesh.server_hosts(gateway.obj, key[0])
-        if not mesh.gateway_serves(served, written, namespace):
+        served = fields.server_hosts(gateway.obj, key[0])
+        if not fields.gateway_serves(served, written, namespace):
             about.add(
                 path,
                 f"{vs} spec.hosts ({', '.join(written) or 'none'}) are not served by Gateway "
@@ -62,7 +63,7 @@ def _check_conflicts(
     namespace, name = istio_key(placed)
     vs = f"VirtualService {namespace}/{name}"
     hosts = [mesh.fqdn(host, namespace) for host in mesh.hosts(placed.obj)]
-    on_mesh = mesh.MESH_GATEWAY in mesh.gateway_names(placed.obj)
+    on_mesh = mesh.MESH_GATEWAY in fields.gateway_names(placed.obj)
     for host in hosts if on_mesh else []:
         rivals = _mesh_rivals(index, placed, host)
         if rivals:
@@ -72,10 +73,10 @@ def _check_conflicts(
                 "of them, so the canary's split may never be served",
                 code=CONFLICT,
             )
-    for reference in mesh.gateway_names(placed.obj):
+    for reference in fields.gateway_names(placed.obj):
         if reference == mesh.MESH_GATEWAY:
             continue
-        gateway = mesh.gateway_key(reference, namespace)
+        gateway = fields.gateway_key(reference, namespace)
         for host in hosts:
             for other in index.gateway_routes.get((gateway, host), []):
                 catch_all = _catch_all(other) if other is not placed else None
@@ -92,7 +93,7 @@ def _check_conflicts(
 def _catch_all(placed: Placed[mesh.IstioObject]) -> str | None:
     """The first http route of a VirtualService that takes every request, if any."""
     for route in mesh.http_routes(placed.obj):
-        if not mesh.http_matches(placed.obj, route.index):
+        if not fields.http_matches(placed.obj, route.index):
             return route.label
     return None
 

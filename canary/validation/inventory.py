@@ -21,6 +21,7 @@ from canary.api.chat_provider import ChatProvider
 from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.resources import Canary
+from canary.validation import fields
 from canary.validation.findings import Where
 
 T = TypeVar("T")
@@ -110,7 +111,7 @@ class Index:
 
 def _add_routes(index: Index, namespace: str, placed: Placed[IstioObject]) -> None:
     hosts = [mesh.fqdn(host, namespace) for host in mesh.hosts(placed.obj)]
-    for reference in mesh.gateway_names(placed.obj):
+    for reference in fields.gateway_names(placed.obj):
         if reference == mesh.MESH_GATEWAY:
             targets = mesh.export_to(placed.obj)
             scopes = (
@@ -126,7 +127,7 @@ def _add_routes(index: Index, namespace: str, placed: Placed[IstioObject]) -> No
                     if host.startswith("*"):
                         index.mesh_wildcards.append(entry)
         else:
-            gateway = mesh.gateway_key(reference, namespace)
+            gateway = fields.gateway_key(reference, namespace)
             for host in hosts:
                 index.gateway_routes.setdefault((gateway, host), []).append(placed)
 

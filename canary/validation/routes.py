@@ -29,6 +29,7 @@ from typing import Any
 
 from canary.api import istio as mesh
 from canary.api.resources import Canary
+from canary.validation import fields
 from canary.validation.findings import About
 from canary.validation.inventory import Index, Key, Placed, model_key, not_found
 
@@ -91,7 +92,7 @@ def check(about: About, canary: Canary, index: Index, managed: Managed) -> None:
         _no_route(about, canary, managed)
         return
     where = f"{managed.name} {route.path}"
-    target = mesh.delegate(vs, route.index)
+    target = fields.delegate(vs, route.index)
     if target is not None:
         about.add(
             "spec.service.route",
@@ -114,16 +115,16 @@ def _no_route(about: About, canary: Canary, managed: Managed) -> None:
     assert managed.placed is not None
     vs = managed.placed.obj
     routes = mesh.http_routes(vs)
-    delegates = [r for r in routes if mesh.delegate(vs, r.index) is not None]
+    delegates = [r for r in routes if fields.delegate(vs, r.index) is not None]
     streams = [
         section
-        for section, hosts in mesh.stream_hosts(vs).items()
+        for section, hosts in fields.stream_hosts(vs).items()
         if any(mesh.fqdn(host, managed.key[0]) == managed.service for host in hosts)
     ]
     name = canary.spec.service.route
     if name is None and delegates:
         first = delegates[0]
-        target = mesh.delegate(vs, first.index)
+        target = fields.delegate(vs, first.index)
         assert target is not None
         message = (
             f"cannot be managed: {managed.name} is a delegate root ({first.path} delegates to "
@@ -196,14 +197,14 @@ def _check_reachable(about: About, managed: Managed, where: str, route: mesh.Rou
     vs = managed.placed.obj
     earlier: dict[str, str] = {}
     for before in mesh.http_routes(vs)[: route.index]:
-        matches = mesh.http_matches(vs, before.index)
+        matches = fields.http_matches(vs, before.index)
         if not matches:
             reason = f"{before.label} before it has no match, so it takes every request"
             about.add("spec.service.route", f"{where} is unreachable: {reason}", code=UNREACHABLE)
             return
         for match in matches:
             earlier.setdefault(_match_key(match), before.label)
-    mine = mesh.http_matches(vs, route.index)
+    mine = fields.http_matches(vs, route.index)
     if mine and all(_match_key(match) in earlier for match in mine):
         taken = sorted({earlier[_match_key(match)] for match in mine})
         about.add(

@@ -16,7 +16,7 @@ managed route's destinations and its mirrors (`mirror`, `mirrors[].destination`)
 from __future__ import annotations
 
 from canary.api import istio as mesh
-from canary.validation import rules
+from canary.validation import fields, rules
 from canary.validation.findings import About
 from canary.validation.inventory import Index, Placed, istio_key
 
@@ -29,8 +29,8 @@ def check(
 ) -> None:
     namespace, name = istio_key(placed)
     where = f"VirtualService {namespace}/{name}"
-    destinations = mesh.route_targets(placed.obj, route.index)
-    mirrors = mesh.mirror_targets(placed.obj, route.index)
+    destinations = fields.route_targets(placed.obj, route.index)
+    mirrors = fields.mirror_targets(placed.obj, route.index)
     for target in [*destinations, *mirrors]:
         if target.host is not None:
             _check_service(about, index, where, namespace, target)
@@ -51,7 +51,7 @@ def check(
 
 
 def _check_service(
-    about: About, index: Index, where: str, namespace: str, target: mesh.Target
+    about: About, index: Index, where: str, namespace: str, target: fields.Target
 ) -> None:
     assert target.host is not None
     host = mesh.fqdn(target.host, namespace)
@@ -66,16 +66,16 @@ def _check_service(
             )
         return
     owner = istio_key(service)[0]
-    if not mesh.exported(mesh.service_export_to(service.obj), owner, namespace):
+    if not mesh.exported(fields.service_export_to(service.obj), owner, namespace):
         about.add(
             "spec.service.route",
             f"{where} {target.path} sends to {target.host}, but Service "
             f"{'/'.join(istio_key(service))} is not exported to {namespace} (its "
-            f"networking.istio.io/exportTo: {', '.join(mesh.service_export_to(service.obj))})",
+            f"networking.istio.io/exportTo: {', '.join(fields.service_export_to(service.obj))})",
             code=NOT_FOUND,
         )
         return
-    ports = mesh.service_ports(service.obj)
+    ports = fields.service_ports(service.obj)
     listed = ", ".join(str(port) for port in ports) or "none"
     if target.port is None and len(ports) > 1:
         about.add(
