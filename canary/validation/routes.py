@@ -2,10 +2,12 @@
 
 Istio routes by destination, so the route is found by where it sends, never by the
 VirtualService's own hosts (an ingress route's hosts are the names callers type, its
-destinations the service):
+destinations the service); the hosts matter only to say which requests reach the routes:
 - The VirtualService is `spec.service.virtualService` (default: the host) in
   `virtualServiceNamespace` (default: the Canary's). The service is `spec.service.host` read in
   the Canary's namespace; each destination's host is read in the VirtualService's.
+- A VirtualService bound to the mesh alone (no `gateways`, or only `mesh`) applies to requests
+  for its own hosts only, so those must include the service (a wildcard may).
 - The route is `spec.service.route` by name, else the first http route whose destinations (one
   at least) all go to the service. A default route with a `match` is a finding: only matching
   requests would move; naming the route says that is meant.
@@ -87,6 +89,7 @@ def check(about: About, canary: Canary, index: Index, managed: Managed) -> None:
             )
         return
     vs = managed.placed.obj
+    _check_mesh_hosts(about, managed)
     route = managed.route
     if route is None:
         _no_route(about, canary, managed)
@@ -109,6 +112,23 @@ def check(about: About, canary: Canary, index: Index, managed: Managed) -> None:
         )
     _check_destinations(about, canary, managed, where, route)
     _check_reachable(about, managed, where, route)
+
+
+def _check_mesh_hosts(about: About, managed: Managed) -> None:
+    """A VirtualService for sidecars alone applies only to requests for its own hosts."""
+    assert managed.placed is not None
+    if fields.gateway_names(managed.placed.obj) != [mesh.MESH_GATEWAY]:
+        return
+    written = mesh.hosts(managed.placed.obj)
+    namespace = managed.key[0]
+    if any(mesh.names_match(mesh.fqdn(host, namespace), managed.service) for host in written):
+        return
+    about.add(
+        "spec.service.host",
+        f"{managed.name} is bound to the mesh alone, and its spec.hosts "
+        f"({', '.join(written) or 'none'}) do not include {managed.service}, so no request for "
+        "the service reaches its routes",
+    )
 
 
 def _no_route(about: About, canary: Canary, managed: Managed) -> None:

@@ -649,8 +649,9 @@ def test_a_rule_in_the_services_namespace_applies_to_callers_it_is_exported_to(
     """A Canary in `front` for web.shop: shop's rule applies unless kept to shop by `.`."""
     document = canary(service={"host": "web.shop.svc.cluster.local", "virtualService": "web"})
     document["metadata"]["namespace"] = "front"
+    full = "web.shop.svc.cluster.local"
     vs = virtual_service(
-        namespace="front", http=[{"route": [destination("web.shop.svc.cluster.local", "v1")]}]
+        namespace="front", hosts=[full], http=[{"route": [destination(full, "v1")]}]
     )
     rule = destination_rule()
     assert messages(tmp_path, document, vs, rule) == []
@@ -678,3 +679,16 @@ def test_a_short_destination_in_another_namespace_is_explained(tmp_path: Path) -
         "is web.shop.svc.cluster.local; a short destination host is read in istio-system, so "
         "write it in full)"
     ]
+
+
+def test_a_mesh_route_whose_hosts_leave_out_the_service_is_reported(tmp_path: Path) -> None:
+    """Sidecars apply a VirtualService to requests for its hosts; `web.shop` is not web.shop's
+    full name, so calls to web never meet this route."""
+    vs = virtual_service(hosts=["web.shop"])
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.host: VirtualService shop/web is bound to the mesh alone, and its spec.hosts "
+        "(web.shop) do not include web.shop.svc.cluster.local, so no request for the service "
+        "reaches its routes"
+    ]
+    vs["spec"]["gateways"] = ["mesh", "istio-system/ingress"]
+    assert messages(tmp_path, canary(), vs) == []
