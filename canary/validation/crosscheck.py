@@ -82,6 +82,7 @@ def _check_destination_rule(
     if not joined.rules:
         return
     rules.check_duplicates(about, path, managed.service, joined)
+    _check_gateway_callers(about, path, index, managed, joined)
     dr = joined.names
     route = managed.route
     sent = {d.subset for d in route.destinations} if route else set()
@@ -114,6 +115,35 @@ def _check_destination_rule(
             f"{dr} subsets {spec.stable.subset} and {spec.canary.subset} have the same labels, "
             "so both select the same pods",
         )
+
+
+def _check_gateway_callers(
+    about: About, path: str, index: Index, managed: routes.Managed, joined: rules.Joined
+) -> None:
+    """Through a Gateway the caller is its proxy, which joins rules from its own namespace (taken
+    to be the Gateway's): a rule kept to the service's namespace gives it no subsets."""
+    if managed.placed is None or managed.route is None:
+        return
+    sent = [d.subset for d in managed.route.destinations if d.subset in joined.subsets]
+    seen: set[str] = set()
+    for reference in fields.gateway_names(managed.placed.obj):
+        if reference == mesh.MESH_GATEWAY:
+            continue
+        namespace, name = fields.gateway_key(reference, managed.key[0])
+        if namespace in seen:
+            continue
+        seen.add(namespace)
+        there = rules.applying(index, managed.service, namespace)
+        missing = [subset for subset in dict.fromkeys(sent) if subset not in there.subsets]
+        if missing:
+            about.add(
+                path,
+                f"Gateway {namespace}/{name}'s proxies (taken to run in {namespace}) see "
+                f"{there.names or 'no DestinationRule'} for {managed.service}, without "
+                f"{'subsets' if len(missing) > 1 else 'subset'} {', '.join(missing)}: requests "
+                f"through the gateway to {'them' if len(missing) > 1 else 'it'} fail; export "
+                f"{joined.names} to {namespace} (exportTo)",
+            )
 
 
 def _check_port(about: About, canary: Canary, index: Index, service: str) -> None:

@@ -692,3 +692,18 @@ def test_a_mesh_route_whose_hosts_leave_out_the_service_is_reported(tmp_path: Pa
     ]
     vs["spec"]["gateways"] = ["mesh", "istio-system/ingress"]
     assert messages(tmp_path, canary(), vs) == []
+
+
+def test_a_rule_kept_to_its_namespace_gives_the_gateway_no_subsets(tmp_path: Path) -> None:
+    """The ingress gateway's proxies join rules from their own namespace: `exportTo: [.]` in
+    shop leaves them without the subsets the route sends to."""
+    rule = destination_rule()
+    gateway = _gateway("ingress", "istio-system", "*")
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway, rule) == []
+    rule["spec"]["exportTo"] = ["."]
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway, rule) == [
+        f"{SERVICE}.host: Gateway istio-system/ingress's proxies (taken to run in istio-system) "
+        "see no DestinationRule for web.shop.svc.cluster.local, without subsets v1, v2: "
+        "requests through the gateway to them fail; export DestinationRule shop/web to "
+        "istio-system (exportTo)"
+    ]
