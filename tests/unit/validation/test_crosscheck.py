@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from canary.validation import loader
+from canary.validation.inventory import Index
 from tests.unit.validation.documents import (
     analysis,
     canary,
@@ -12,6 +14,7 @@ from tests.unit.validation.documents import (
     destination_rule,
     messages,
     virtual_service,
+    write,
 )
 
 SERVICE = "Canary shop/web spec.service"
@@ -707,3 +710,20 @@ def test_a_rule_kept_to_its_namespace_gives_the_gateway_no_subsets(tmp_path: Pat
         "requests through the gateway to them fail; export DestinationRule shop/web to "
         "istio-system (exportTo)"
     ]
+
+
+def test_gateways_services_and_peer_authentications_are_indexed(tmp_path: Path) -> None:
+    policy = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    }
+    file = write(tmp_path / "all.yaml", _gateway(), _service(), policy)
+    loaded = loader.load([file])
+    assert loaded.findings == []
+    index = Index.of(loaded.inventory)
+    assert list(index.gateways) == [("istio-system", "ingress")]
+    assert list(index.services) == [("shop", "web")]
+    assert list(index.services_by_host) == ["web.shop.svc.cluster.local"]
+    assert list(index.peer_authentications) == [("istio-system", "default")]
