@@ -1,4 +1,4 @@
-"""`canary.validation.crosscheck`: a Canary against its VirtualService and DestinationRule."""
+"""`canary.validation.crosscheck` and its parts: a Canary against everything it touches in Istio."""
 
 from __future__ import annotations
 
