@@ -233,3 +233,79 @@ def json_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [json_copy(item) for item in value]
     return value
+
+
+# What Istio joins objects by (hosts, exportTo, merged DestinationRules), shared by the analysis
+# and whatever else must agree with it; the functions above stay as they were.
+
+MESH_GATEWAY = "mesh"
+ROOT_NAMESPACE = "istio-system"
+
+
+def names_match(one: str, other: str) -> bool:
+    """Istio's `host.Name.Matches`: equal names, or a wildcard on either side covering the other."""
+    if one.startswith("*") and other.startswith("*"):
+        shorter, longer = sorted((one, other), key=len)
+        return longer[1:].endswith(shorter[1:])
+    if one.startswith("*"):
+        return other.endswith(one[1:])
+    if other.startswith("*"):
+        return one.endswith(other[1:])
+    return one == other
+
+
+def export_to(obj: IstioObject) -> list[str]:
+    return _strings(_spec(obj).get("exportTo"))
+
+
+def visible_in(obj: IstioObject, owner: str, namespace: str) -> bool:
+    """Whether an object of namespace `owner` is exported to `namespace` (none written: all)."""
+    return exported(export_to(obj), owner, namespace)
+
+
+def exported(targets: list[str], owner: str, namespace: str) -> bool:
+    if not targets or "*" in targets:
+        return True
+    return namespace in targets or (namespace == owner and "." in targets)
+
+
+def workload_selector(obj: IstioObject) -> bool:
+    return isinstance(_spec(obj).get("workloadSelector"), dict)
+
+
+def service_namespace(host: str) -> str | None:
+    """The namespace in a cluster service's full name (`name.ns.svc.cluster.local`), if any."""
+    name, _, rest = host.partition(".")
+    namespace, _, suffix = rest.partition(".")
+    return namespace if name and namespace and suffix == DOMAIN_SUFFIX else None
+
+
+def select_service_route(
+    routes: list[Route], *, name: str | None, service: str, namespace: str
+) -> Route | None:
+    """Like `select_route`, but by the service's full name: the route named `name`; without a
+    name, the first whose destinations, read in the VirtualService's `namespace`, all go to
+    `service`. The VirtualService's own hosts play no part: an ingress route's hosts are the
+    names callers use (`shop.example.com`), its destinations the service."""
+    if name is not None:
+        return next((route for route in routes if route.name == name), None)
+    for route in routes:
+        if route.destinations and all(
+            d.host is not None and fqdn(d.host, namespace) == service for d in route.destinations
+        ):
+            return route
+    return None
+
+
+def subset_entries(destination_rule: IstioObject) -> list[dict[str, Any]]:
+    """The subsets as written, every named one kept (duplicates too), in order."""
+    entries = _spec(destination_rule).get("subsets")
+    return [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
+
+
+def traffic_policy(destination_rule: IstioObject) -> Any:
+    return _spec(destination_rule).get("trafficPolicy")

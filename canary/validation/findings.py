@@ -1,7 +1,9 @@
 """A finding: one problem, pinned to the file and document (1-based) that a user has to edit.
 
 Every part of `canary validate` reports through this one value, so the CLI's lines all read
-`file:document: field: message` and sort by where they point, whichever check found them.
+`file:document: field: message` and sort by where they point, whichever check found them. A
+finding that matches one of `istioctl analyze`'s messages carries its code (`IST0101`), printed
+before the message, so a reader can look the rule up in Istio's documentation.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ class Finding:
     where: Where
     field: str
     message: str
+    # The Istio analyzer message this finding matches (`IST0109`), or "" for a canary-only one.
+    code: str = ""
 
     def line(self) -> str:
         field = f"{self.field}: " if self.field else ""
-        return f"{self.where}: {field}{self.message}"
+        code = f"{self.code} " if self.code else ""
+        return f"{self.where}: {field}{code}{self.message}"
 
 
 class About:
@@ -49,5 +54,5 @@ class About:
         self.subject = subject
         self.findings: list[Finding] = []
 
-    def add(self, path: str, message: str) -> None:
-        self.findings.append(Finding(self.where, f"{self.subject} {path}", message))
+    def add(self, path: str, message: str, *, code: str = "") -> None:
+        self.findings.append(Finding(self.where, f"{self.subject} {path}", message, code))

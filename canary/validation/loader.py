@@ -36,7 +36,9 @@ from canary.validation.inventory import Inventory, Placed
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
-ISTIO_KINDS = ("VirtualService", "DestinationRule")
+ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+# Other kinds the analysis joins by host or name: Kubernetes Services (ports), and mTLS policy.
+INDEXED = {("", "Service"), ("security.istio.io", "PeerAuthentication")}
 # Kept for the callers that name them here.
 SUFFIXES = reading.SUFFIXES
 files = reading.files
@@ -121,7 +123,7 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
     group, _, version = api_version.rpartition("/")
     if group == GROUP:
         _add_canary_dev(where, body, kind, loaded)
-    elif group == ISTIO_GROUP and kind in ISTIO_KINDS:
+    elif (group == ISTIO_GROUP and kind in ISTIO_KINDS) or (group, kind) in INDEXED:
         _add_istio(where, body, kind, version, loaded)
     else:
         loaded.ignored += 1
@@ -174,14 +176,20 @@ def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded:
     if "namespace" in metadata and not isinstance(metadata["namespace"], str):
         loaded.findings.append(Finding(where, "metadata.namespace", "expected a string"))
         return
-    if not isinstance(body.get("spec"), dict):
+    # Gateways, Services and policies are only read for the analysis, which reads a missing spec
+    # as empty; the objects canary writes to must have one.
+    if kind in ("VirtualService", "DestinationRule") and not isinstance(body.get("spec"), dict):
         message = "expected a mapping" if "spec" in body else "required (a mapping)"
         loaded.findings.append(Finding(where, "spec", message))
         return
-    if kind == "VirtualService":
-        loaded.inventory.virtual_services.append(Placed(where, body))
-    else:
-        loaded.inventory.destination_rules.append(Placed(where, body))
+    inventory = loaded.inventory
+    {
+        "VirtualService": inventory.virtual_services,
+        "DestinationRule": inventory.destination_rules,
+        "Gateway": inventory.gateways,
+        "Service": inventory.services,
+        "PeerAuthentication": inventory.peer_authentications,
+    }[kind].append(Placed(where, body))
 
 
 def _not_an_object(where: Where, body: Any, api_version: Any, kind: Any) -> Finding:

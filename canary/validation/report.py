@@ -25,6 +25,9 @@ _KINDS = (
     ("MetricTemplate", "MetricTemplates"),
     ("VirtualService", "VirtualServices"),
     ("DestinationRule", "DestinationRules"),
+    ("Gateway", "Gateways"),
+    ("Service", "Services"),
+    ("PeerAuthentication", "PeerAuthentications"),
 )
 
 # C0 and C1 controls, DEL, the bidirectional overrides and isolates (which reorder what a reader

@@ -66,16 +66,18 @@ def _host_ratings(documents: Documents) -> None:
     _named(documents[RULES], "reviews")["spec"]["host"] = "ratings"
 
 
-def _hosts_prod(documents: Documents) -> None:
-    documents[SPLIT][0]["spec"]["hosts"] = ["reviews.prod"]
+def _destinations_prod(documents: Documents) -> None:
+    for entry in documents[SPLIT][0]["spec"]["http"][0]["route"]:
+        entry["destination"]["host"] = "reviews.prod"
 
 
 def _route_primary(documents: Documents) -> None:
     documents["canary.yaml"][0]["spec"]["service"]["route"] = "primary"
 
 
-def _weights_110(documents: Documents) -> None:
-    documents[SPLIT][0]["spec"]["http"][0]["route"][1]["weight"] = 20
+def _weights_0(documents: Documents) -> None:
+    for entry in documents[SPLIT][0]["spec"]["http"][0]["route"]:
+        entry["weight"] = 0
 
 
 def _third_subset(documents: Documents) -> None:
@@ -91,22 +93,22 @@ def _labels_v9(documents: Documents) -> None:
     [
         pytest.param(
             _drop_subset_v2,
-            f"{SUBJECT} spec.canary.subset: DestinationRule default/reviews has no subset v2 "
-            "(subsets: v1, v3); http[0] sends to it",
+            f"{SUBJECT} spec.canary.subset: IST0101 DestinationRule default/reviews has no "
+            "subset v2 (subsets: v1, v3); http[0] sends to it",
             id="subset-v2-missing-from-the-rule",
         ),
         pytest.param(
             _host_ratings,
-            f"{SUBJECT} spec.service.host: DestinationRule default/reviews spec.host is ratings, "
-            "not reviews",
+            f"{SUBJECT} spec.service.host: no DestinationRule applies to "
+            "reviews.default.svc.cluster.local for callers in default (looked in default, "
+            "istio-system); DestinationRule default/reviews is for ratings",
             id="rule-host-ratings",
         ),
         pytest.param(
-            _hosts_prod,
-            f"{SUBJECT} spec.service.host: VirtualService default/reviews spec.hosts "
-            "(reviews.prod) do not include reviews (read as reviews.default.svc.cluster.local "
-            "in namespace default)",
-            id="virtual-service-host-mismatch",
+            _destinations_prod,
+            f"{SUBJECT} spec.service.route: VirtualService default/reviews has no http route "
+            "whose destinations all point at reviews (routes: http[0]); name the route to manage",
+            id="route-to-another-host",
         ),
         pytest.param(
             _route_primary,
@@ -115,10 +117,10 @@ def _labels_v9(documents: Documents) -> None:
             id="route-name-that-does-not-exist",
         ),
         pytest.param(
-            _weights_110,
-            f"{SUBJECT} spec.service.route: VirtualService default/reviews spec.http[0]: weights "
-            "sum to 110, not 100 (v1: 90, v2: 20)",
-            id="weights-sum-to-110",
+            _weights_0,
+            f"{SUBJECT} spec.service.route: VirtualService default/reviews spec.http[0]: the "
+            "weights total 0, which Istio refuses (weights are relative: any total but 0)",
+            id="weights-total-0",
         ),
         pytest.param(
             _third_subset,

@@ -1,9 +1,12 @@
-"""`canary.validation.crosscheck`: a Canary against its VirtualService and DestinationRule."""
+"""`canary.validation.crosscheck` and its parts: a Canary against everything it touches in Istio."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from canary.validation import loader
+from canary.validation.inventory import Index
 from tests.unit.validation.documents import (
     analysis,
     canary,
@@ -11,6 +14,7 @@ from tests.unit.validation.documents import (
     destination_rule,
     messages,
     virtual_service,
+    write,
 )
 
 SERVICE = "Canary shop/web spec.service"
@@ -67,11 +71,11 @@ def test_short_and_fully_qualified_hosts_are_the_same_host_in_one_namespace(
 
 
 def test_a_partly_qualified_host_is_not_expanded(tmp_path: Path) -> None:
-    """`web.shop` is taken as written by Istio, so it is not `web`; the message shows both."""
-    vs = virtual_service(hosts=["web.shop"])
+    """`web.shop` is taken as written by Istio, so a route to it does not send to `web`."""
+    vs = virtual_service(http=[{"route": [destination("web.shop", "v1")]}])
     assert messages(tmp_path, canary(), vs) == [
-        f"{SERVICE}.host: VirtualService shop/web spec.hosts (web.shop) do not include web "
-        "(read as web.shop.svc.cluster.local in namespace shop)"
+        f"{SERVICE}.route: VirtualService shop/web has no http route whose destinations all "
+        "point at web (routes: http[0]); name the route to manage"
     ]
 
 
@@ -101,7 +105,10 @@ def test_the_default_route_is_the_first_that_sends_only_to_the_host(tmp_path: Pa
     """A route that also sends elsewhere is passed over, so its weights are never touched."""
     vs = virtual_service(
         http=[
-            {"route": [destination("web", "v1", 50), destination("legacy", None, 50)]},
+            {
+                "match": [{"uri": {"prefix": "/old"}}],
+                "route": [destination("web", "v1", 50), destination("legacy", None, 50)],
+            },
             {"route": [destination("web", "v1", 100), destination("web", "v3", 0)]},
         ]
     )
@@ -145,25 +152,31 @@ def test_a_named_route_with_a_match_is_taken_as_meant(tmp_path: Path) -> None:
     assert messages(tmp_path, canary(service={"host": "web", "route": "testers"}), vs) == []
 
 
-def test_weights_must_sum_to_100_with_more_than_one_destination(tmp_path: Path) -> None:
-    found = messages(
-        tmp_path,
-        canary(service={"host": "web", "route": "primary"}),
-        virtual_service(http=_split(90, 20)),
-    )
-    assert found == [
-        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 110, not 100 "
-        "(v1: 90, v2: 20)"
-    ]
+def test_weights_are_relative_and_any_total_but_0_is_accepted(tmp_path: Path) -> None:
+    """Istio reads weights as relative since 1.15: 90 and 20 is a split of 9 to 2."""
+    for weights in ((90, 20), (1, 0), (90,)):
+        found = messages(
+            tmp_path,
+            canary(service={"host": "web", "route": "primary"}),
+            virtual_service(http=_split(*weights)),
+        )
+        assert found == [], weights
 
 
-def test_a_missing_weight_counts_as_0_beside_others(tmp_path: Path) -> None:
-    http = _split(90)
+def test_weights_that_total_0_are_refused_as_istio_refuses_them(tmp_path: Path) -> None:
+    http = _split(0)
     http[0]["route"].append(destination("web", "v2"))  # type: ignore[attr-defined]
     found = messages(tmp_path, canary(), virtual_service(http=http))
     assert found == [
-        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights sum to 90, not 100 "
-        "(v1: 90, v2: 0)"
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: the weights total 0, which "
+        "Istio refuses (weights are relative: any total but 0)"
+    ]
+
+
+def test_a_negative_weight_is_refused(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), virtual_service(http=_split(110, -10)))
+    assert found == [
+        f"{SERVICE}.route: VirtualService shop/web spec.http[0]: weights must be whole numbers >= 0"
     ]
 
 
@@ -199,13 +212,19 @@ def test_a_named_route_may_only_send_to_the_canarys_host(tmp_path: Path) -> None
 
 
 def test_a_missing_destination_rule_is_reported_when_others_are_given(tmp_path: Path) -> None:
-    found = messages(tmp_path, canary(), destination_rule("api"))
-    assert found == [f"{SERVICE}.host: DestinationRule shop/web not found (in shop: api)"]
+    found = messages(tmp_path, canary(), destination_rule("api", host="api"))
+    assert found == [
+        f"{SERVICE}.host: no DestinationRule applies to web.shop.svc.cluster.local for callers "
+        "in shop (looked in shop, istio-system)"
+    ]
 
 
 def test_the_destination_rule_host_must_be_the_canarys(tmp_path: Path) -> None:
     found = messages(tmp_path, canary(), destination_rule(host="api"))
-    assert found == [f"{SERVICE}.host: DestinationRule shop/web spec.host is api, not web"]
+    assert found == [
+        f"{SERVICE}.host: no DestinationRule applies to web.shop.svc.cluster.local for callers "
+        "in shop (looked in shop, istio-system); DestinationRule shop/web is for api"
+    ]
 
 
 def test_the_stable_subset_must_be_in_the_destination_rule(tmp_path: Path) -> None:
@@ -305,3 +324,406 @@ def test_resilience_on_the_canary_subset_alone_is_enough(tmp_path: Path) -> None
         "connectionPool": {"http": {"http1MaxPendingRequests": 1}},
     }
     assert messages(tmp_path, canary(analysis=analysis(interval="30s"), chaos=CHAOS), rule) == []
+
+
+# Istio's joins: the route by its destinations, gateways, rules by host across namespaces.
+
+
+def _gateway(name: str = "ingress", namespace: str = "istio-system", *hosts: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [
+                {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts)}
+            ],
+        },
+    }
+
+
+def _service(name: str = "web", namespace: str = "shop", *ports: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"ports": [{"name": f"p{port}", "port": port} for port in ports or (80,)]},
+    }
+
+
+def _ingress(namespace: str = "shop", **spec: Any) -> dict[str, Any]:
+    """The tutorials' edge route: external hosts, bound to the ingress Gateway, to web's subsets."""
+    vs = virtual_service(
+        "web-edge",
+        namespace=namespace,
+        hosts=["shop.example.com"],
+        http=[
+            {
+                "route": [
+                    destination("web.shop.svc.cluster.local", "v1", 90),
+                    destination("web.shop.svc.cluster.local", "v2", 10),
+                ]
+            }
+        ],
+    )
+    vs["spec"]["gateways"] = ["istio-system/ingress"]
+    vs["spec"].update(spec)
+    return vs
+
+
+EDGE = {"host": "web", "virtualService": "web-edge"}
+
+
+def test_the_ingress_pattern_passes_whatever_the_virtual_services_hosts(tmp_path: Path) -> None:
+    """The route is found by its destinations; the VS's hosts are the names callers type."""
+    found = messages(
+        tmp_path,
+        canary(service=EDGE),
+        _ingress(),
+        _gateway("ingress", "istio-system", "*.example.com"),
+        destination_rule(),
+    )
+    assert found == []
+
+
+def test_an_ingress_route_in_the_gateways_namespace_is_found_by_its_namespace(
+    tmp_path: Path,
+) -> None:
+    service = {**EDGE, "virtualServiceNamespace": "istio-system"}
+    vs = _ingress("istio-system", gateways=["ingress"])
+    gateway = _gateway("ingress", "istio-system", "shop.example.com")
+    assert messages(tmp_path, canary(service=service), vs, gateway, destination_rule()) == []
+
+
+def test_a_gateway_that_is_not_in_the_paths_is_ist0101(tmp_path: Path) -> None:
+    found = messages(
+        tmp_path, canary(service=EDGE), _ingress(), _gateway("egress", "istio-system", "*")
+    )
+    assert found == [
+        f"{SERVICE}.virtualService: IST0101 VirtualService shop/web-edge spec.gateways names "
+        "Gateway istio-system/ingress not found (in istio-system: egress)"
+    ]
+
+
+def test_a_gateway_that_does_not_serve_the_hosts_is_ist0132(tmp_path: Path) -> None:
+    gateway = _gateway("ingress", "istio-system", "shop/*.example.org", "other/shop.example.com")
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway) == [
+        f"{SERVICE}.virtualService: IST0132 VirtualService shop/web-edge spec.hosts "
+        "(shop.example.com) are not served by Gateway istio-system/ingress (its servers' hosts: "
+        "shop/*.example.org, other/shop.example.com)"
+    ]
+
+
+def test_a_gateway_host_for_the_virtual_services_namespace_serves_it(tmp_path: Path) -> None:
+    gateway = _gateway("ingress", "istio-system", "shop/*.example.com")
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway) == []
+
+
+def test_two_mesh_virtual_services_for_one_host_are_ist0109(tmp_path: Path) -> None:
+    rival = virtual_service("web-too")
+    rival["spec"]["hosts"] = ["web.shop.svc.cluster.local"]
+    found = messages(tmp_path, canary(), virtual_service(), rival)
+    assert len(found) == 1
+    assert found[0].startswith(
+        f"{SERVICE}.host: IST0109 VirtualService shop/web and VirtualService shop/web-too "
+    )
+    assert "all route web.shop.svc.cluster.local on the mesh" in found[0]
+
+
+def test_mesh_virtual_services_exported_to_different_namespaces_do_not_conflict(
+    tmp_path: Path,
+) -> None:
+    mine, rival = virtual_service(), virtual_service("web-too", namespace="other")
+    mine["spec"]["exportTo"] = ["."]
+    rival["spec"]["exportTo"] = ["."]
+    rival["spec"]["hosts"] = ["web.shop.svc.cluster.local"]
+    assert messages(tmp_path, canary(), mine, rival) == []
+
+
+def test_a_rule_in_the_root_namespace_applies_when_none_is_nearer(tmp_path: Path) -> None:
+    rule = destination_rule("web-mesh", namespace="istio-system", host="web.shop.svc.cluster.local")
+    assert messages(tmp_path, canary(), virtual_service(), rule) == []
+
+
+def test_a_short_host_in_a_rule_means_a_service_of_the_rules_namespace(tmp_path: Path) -> None:
+    """`web` in istio-system is web.istio-system, not the Canary's web.shop."""
+    rule = destination_rule("web", namespace="istio-system")
+    assert messages(tmp_path, canary(), virtual_service(), rule) == [
+        f"{SERVICE}.host: no DestinationRule applies to web.shop.svc.cluster.local for callers "
+        "in shop (looked in shop, istio-system)"
+    ]
+
+
+def test_a_rule_exported_to_its_own_namespace_only_does_not_reach_others(tmp_path: Path) -> None:
+    rule = destination_rule("web-mesh", namespace="istio-system", host="web.shop.svc.cluster.local")
+    rule["spec"]["exportTo"] = ["."]
+    service = {
+        "host": "web",
+        "destinationRuleNamespace": "istio-system",
+        "destinationRule": "web-mesh",
+    }
+    assert messages(tmp_path, canary(service=service), virtual_service(), rule) == [
+        f"{SERVICE}.destinationRule: DestinationRule istio-system/web-mesh is not a rule istiod "
+        "applies to web.shop.svc.cluster.local for callers in shop: its exportTo (.) leaves out "
+        "shop"
+    ]
+
+
+def test_the_canarys_namespace_rule_takes_precedence_over_the_root_one(tmp_path: Path) -> None:
+    """istiod stops at the first namespace with a rule: the root rule's subsets are not merged."""
+    near = destination_rule(v1={"version": "v1"})
+    root = destination_rule("web-mesh", namespace="istio-system", host="web.shop.svc.cluster.local")
+    found = messages(tmp_path, canary(), virtual_service(), near, root)
+    assert found == [
+        "Canary shop/web spec.canary.subset: DestinationRule shop/web has no subset v2 "
+        "(subsets: v1)"
+    ]
+
+
+def test_rules_for_one_host_are_merged_and_a_subset_defined_twice_is_reported(
+    tmp_path: Path,
+) -> None:
+    first = destination_rule(v1={"version": "v1"})
+    second = destination_rule("web-canary", host="web", v1={"version": "v0"}, v2={"version": "v2"})
+    found = messages(tmp_path, canary(), virtual_service(), first, second)
+    assert found == [
+        f"{SERVICE}.host: DestinationRule shop/web-canary defines subset v1 for "
+        "web.shop.svc.cluster.local as DestinationRule shop/web does, and the definitions "
+        "disagree; istiod keeps the older definition only, so give each subset one definition"
+    ]
+
+
+def test_a_subset_name_twice_in_one_rule_is_reported(tmp_path: Path) -> None:
+    rule = destination_rule()
+    rule["spec"]["subsets"].append({"name": "v2", "labels": {"version": "v2"}})
+    assert messages(tmp_path, canary(), virtual_service(), rule) == [
+        f"{SERVICE}.host: DestinationRule shop/web defines subset v2 for "
+        "web.shop.svc.cluster.local twice; istiod keeps the older definition only, so give each "
+        "subset one definition"
+    ]
+
+
+def test_the_stable_subset_in_two_destinations_one_per_port_is_accepted(tmp_path: Path) -> None:
+    def to(subset: str, port: int, weight: int) -> dict[str, Any]:
+        entry = destination("web", subset, weight)
+        entry["destination"]["port"] = {"number": port}
+        return entry
+
+    vs = virtual_service(http=[{"route": [to("v1", 80, 45), to("v1", 8080, 45), to("v2", 80, 10)]}])
+    found = messages(tmp_path, canary(), vs, destination_rule(), _service("web", "shop", 80, 8080))
+    assert found == []
+
+
+def test_a_destination_without_a_port_to_a_two_port_service_is_ist0112(tmp_path: Path) -> None:
+    found = messages(tmp_path, canary(), virtual_service(), _service("web", "shop", 80, 8080))
+    assert found == [
+        f"{SERVICE}.route: IST0112 VirtualService shop/web spec.http[0].route[0].destination "
+        "names no port, but Service shop/web has several (80, 8080); add destination.port.number"
+    ]
+
+
+def test_a_port_the_service_does_not_have_is_ist0101(tmp_path: Path) -> None:
+    vs = virtual_service()
+    vs["spec"]["http"][0]["route"][0]["destination"]["port"] = {"number": 9090}
+    assert messages(tmp_path, canary(), vs, _service("web", "shop", 80)) == [
+        f"{SERVICE}.route: IST0101 VirtualService shop/web spec.http[0].route[0].destination "
+        "sends to web:9090, a port Service shop/web does not have (ports: 80)"
+    ]
+
+
+def test_mirrors_to_a_missing_subset_or_host_are_ist0101(tmp_path: Path) -> None:
+    vs = virtual_service()
+    vs["spec"]["http"][0]["mirror"] = {"host": "web", "subset": "v9"}
+    vs["spec"]["http"][0]["mirrors"] = [{"destination": {"host": "shadow"}}]
+    found = messages(tmp_path, canary(), vs, destination_rule(), _service())
+    assert found == [
+        f"{SERVICE}.route: IST0101 VirtualService shop/web spec.http[0].mirrors[0].destination "
+        "sends to shadow, but no Service shadow.shop.svc.cluster.local is in the paths",
+        f"{SERVICE}.route: IST0101 VirtualService shop/web spec.http[0].mirror mirrors to "
+        "web/v9, a subset no DestinationRule for web.shop.svc.cluster.local defines (subsets: "
+        "v1, v2)",
+    ]
+
+
+def test_a_route_behind_one_without_a_match_is_unreachable_ist0130(tmp_path: Path) -> None:
+    vs = virtual_service(
+        http=[
+            {"route": [destination("legacy", None)]},
+            {"name": "primary", "route": [destination("web", "v1")]},
+        ]
+    )
+    found = messages(tmp_path, canary(service={"host": "web", "route": "primary"}), vs)
+    assert found == [
+        f"{SERVICE}.route: IST0130 VirtualService shop/web spec.http[1] is unreachable: http[0] "
+        "before it has no match, so it takes every request"
+    ]
+
+
+def test_a_route_whose_matches_are_all_taken_earlier_is_unreachable_ist0130(
+    tmp_path: Path,
+) -> None:
+    match = [{"name": "a", "uri": {"prefix": "/api"}}]
+    vs = virtual_service(
+        http=[
+            {"name": "old", "match": match, "route": [destination("legacy", None)]},
+            {
+                "name": "primary",
+                "match": [{"uri": {"prefix": "/api"}}],
+                "route": [destination("web", "v1")],
+            },
+        ]
+    )
+    found = messages(tmp_path, canary(service={"host": "web", "route": "primary"}), vs)
+    assert found == [
+        f"{SERVICE}.route: IST0130 VirtualService shop/web spec.http[1] is unreachable: every "
+        "one of its matches is used by an earlier route (old)"
+    ]
+
+
+def test_a_host_reached_only_by_tcp_routes_cannot_be_managed(tmp_path: Path) -> None:
+    vs = virtual_service(http=[])
+    vs["spec"]["tcp"] = [{"route": [destination("web", "v1")]}]
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.route: cannot be managed: VirtualService shop/web reaches "
+        "web.shop.svc.cluster.local only by tcp routes; a canary moves the weights of an http "
+        "route"
+    ]
+
+
+def test_a_delegate_root_cannot_be_managed(tmp_path: Path) -> None:
+    vs = virtual_service(http=[{"delegate": {"name": "web-routes", "namespace": "team"}}])
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.route: cannot be managed: VirtualService shop/web is a delegate root "
+        "(spec.http[0] delegates to VirtualService team/web-routes); name the delegate "
+        "VirtualService, whose routes hold the weights, in spec.service.virtualService"
+    ]
+
+
+def test_another_route_without_a_match_for_the_host_on_the_gateway_is_reported(
+    tmp_path: Path,
+) -> None:
+    """istiod merges both VirtualServices' routes in creation order; a catch-all may come first."""
+    other = _ingress()
+    other["metadata"]["name"] = "web-old"
+    other["spec"]["http"] = [{"route": [destination("legacy.shop.svc.cluster.local", None)]}]
+    gateway = _gateway("ingress", "istio-system", "*")
+    found = messages(tmp_path, canary(service=EDGE), _ingress(), other, gateway)
+    assert len(found) == 1
+    assert found[0].startswith(
+        f"{SERVICE}.virtualService: VirtualService shop/web-edge and VirtualService shop/web-old "
+    )
+    assert "the other's http[0] has no match, so if it is older it takes every request" in found[0]
+
+
+def test_malformed_gateways_services_mirrors_and_exports_are_no_traceback(tmp_path: Path) -> None:
+    """Every new field read is read defensively: a wrong type reads as absent."""
+    vs = _ingress(
+        gateways=["istio-system/ingress", 7, "mesh"],
+        exportTo="shop",
+        http=[
+            {"match": "x", "route": [{"destination": {"host": "web", "subset": "v1", "port": 80}}]},
+            {
+                "route": [
+                    {"destination": {"host": "web", "subset": "v1", "port": {"number": "x"}}}
+                ],
+                "mirror": "web",
+                "mirrors": [3, {"destination": None}, {"destination": {"host": 5}}],
+                "delegate": {"name": 4},
+            },
+        ],
+        tcp=[3, {"route": "x"}, {"route": [{"destination": {"host": None}}]}],
+    )
+    gateway = _gateway()
+    gateway["spec"]["servers"] = [3, {"hosts": "*"}, {"hosts": [None, "./x", "*/*"]}]
+    service = _service()
+    service["spec"] = {"ports": [{"port": "80"}, 3, None]}
+    service["metadata"]["annotations"] = {"networking.istio.io/exportTo": 5}
+    rule = destination_rule()
+    rule["spec"]["exportTo"] = "shop"
+    rule["spec"]["workloadSelector"] = []
+    found = messages(tmp_path, canary(service={**EDGE, "route": None}), vs, gateway, service, rule)
+    assert not any("internal error" in line for line in found), found
+
+
+def test_a_rule_in_the_services_namespace_applies_to_callers_it_is_exported_to(
+    tmp_path: Path,
+) -> None:
+    """A Canary in `front` for web.shop: shop's rule applies unless kept to shop by `.`."""
+    document = canary(service={"host": "web.shop.svc.cluster.local", "virtualService": "web"})
+    document["metadata"]["namespace"] = "front"
+    full = "web.shop.svc.cluster.local"
+    vs = virtual_service(
+        namespace="front", hosts=[full], http=[{"route": [destination(full, "v1")]}]
+    )
+    rule = destination_rule()
+    assert messages(tmp_path, document, vs, rule) == []
+    rule["spec"]["exportTo"] = ["."]
+    assert messages(tmp_path, document, vs, rule) == [
+        "Canary front/web spec.service.host: no DestinationRule applies to "
+        "web.shop.svc.cluster.local for callers in front (looked in front, shop, istio-system)"
+    ]
+
+
+def test_the_canarys_port_must_be_one_of_the_services(tmp_path: Path) -> None:
+    document = canary(service={"host": "web", "port": 8080})
+    assert messages(tmp_path, document, _service("web", "shop", 80)) == [
+        f"{SERVICE}.port: IST0101 is 8080, but Service shop/web has no such port (ports: 80)"
+    ]
+
+
+def test_a_short_destination_in_another_namespace_is_explained(tmp_path: Path) -> None:
+    """`web` in an istio-system VirtualService is web.istio-system, not the Canary's web.shop."""
+    service = {**EDGE, "virtualServiceNamespace": "istio-system"}
+    vs = _ingress("istio-system", http=[{"route": [destination("web", "v1")]}])
+    assert messages(tmp_path, canary(service=service), vs) == [
+        f"{SERVICE}.route: VirtualService istio-system/web-edge has no http route whose "
+        "destinations all point at web (routes: http[0]); name the route to manage (the service "
+        "is web.shop.svc.cluster.local; a short destination host is read in istio-system, so "
+        "write it in full)"
+    ]
+
+
+def test_a_mesh_route_whose_hosts_leave_out_the_service_is_reported(tmp_path: Path) -> None:
+    """Sidecars apply a VirtualService to requests for its hosts; `web.shop` is not web.shop's
+    full name, so calls to web never meet this route."""
+    vs = virtual_service(hosts=["web.shop"])
+    assert messages(tmp_path, canary(), vs) == [
+        f"{SERVICE}.host: VirtualService shop/web is bound to the mesh alone, and its spec.hosts "
+        "(web.shop) do not include web.shop.svc.cluster.local, so no request for the service "
+        "reaches its routes"
+    ]
+    vs["spec"]["gateways"] = ["mesh", "istio-system/ingress"]
+    assert messages(tmp_path, canary(), vs) == []
+
+
+def test_a_rule_kept_to_its_namespace_gives_the_gateway_no_subsets(tmp_path: Path) -> None:
+    """The ingress gateway's proxies join rules from their own namespace: `exportTo: [.]` in
+    shop leaves them without the subsets the route sends to."""
+    rule = destination_rule()
+    gateway = _gateway("ingress", "istio-system", "*")
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway, rule) == []
+    rule["spec"]["exportTo"] = ["."]
+    assert messages(tmp_path, canary(service=EDGE), _ingress(), gateway, rule) == [
+        f"{SERVICE}.host: Gateway istio-system/ingress's proxies (taken to run in istio-system) "
+        "see no DestinationRule for web.shop.svc.cluster.local, without subsets v1, v2: "
+        "requests through the gateway to them fail; export DestinationRule shop/web to "
+        "istio-system (exportTo)"
+    ]
+
+
+def test_gateways_services_and_peer_authentications_are_indexed(tmp_path: Path) -> None:
+    policy = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    }
+    file = write(tmp_path / "all.yaml", _gateway(), _service(), policy)
+    loaded = loader.load([file])
+    assert loaded.findings == []
+    index = Index.of(loaded.inventory)
+    assert list(index.gateways) == [("istio-system", "ingress")]
+    assert list(index.services) == [("shop", "web")]
+    assert list(index.services_by_host) == ["web.shop.svc.cluster.local"]
+    assert list(index.peer_authentications) == [("istio-system", "default")]

@@ -33,7 +33,7 @@ def test_the_summary_counts_documents_by_kind_and_the_problems(tmp_path: Path) -
     findings = report.validate_paths([tmp_path])
     assert findings.summary() == (
         "6 documents checked: 2 Canaries, 1 MetricTemplate, 1 VirtualService, "
-        "1 DestinationRule, 1 other (ignored); 2 problems"
+        "1 DestinationRule, 1 Gateway; 2 problems"
     )
     assert findings.failed
 
@@ -71,8 +71,8 @@ def test_an_unexpected_error_in_one_canary_is_a_finding_and_the_rest_are_checked
     lines = list(report.validate_paths([file]).lines())
     assert lines == [
         f"{file}:1: internal error: RuntimeError: boom (please report this)",
-        f"{file}:2: Canary shop/api spec.service.host: DestinationRule shop/api not found "
-        "(in shop: web)",
+        f"{file}:2: Canary shop/api spec.service.host: no DestinationRule applies to "
+        "api.shop.svc.cluster.local for callers in shop (looked in shop, istio-system)",
     ]
 
 
