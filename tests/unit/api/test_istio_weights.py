@@ -152,7 +152,7 @@ def test_weights_istio_would_refuse_count_as_zero() -> None:
 
 
 def test_a_step_outside_0_100_is_refused() -> None:
-    with pytest.raises(ValueError, match="outside 0..100"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.100"):
         weights.split(101, [1], [1])
 
 
