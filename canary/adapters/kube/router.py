@@ -45,7 +45,8 @@ class Propagation(Protocol):
     def serves(
         self, namespace: str, host: str, route: str | None, weights: Mapping[str, int]
     ) -> bool:
-        """Whether the data plane serves this split on the managed route."""
+        """Whether the data plane serves this split on the managed route; `weights` are the
+        subsets' relative weights as written (istio.relative_weights), a share of their total."""
         ...
 
 
