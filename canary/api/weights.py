@@ -76,10 +76,10 @@ def split(canary_weight: int, stable: Sequence[int], canary: Sequence[int]) -> l
 def percent(weight: int, total: int) -> int:
     """`weight` of `total` in percent; a share strictly between none and all is rounded to the
     nearest whole percent but kept within 1..99, so it never reads as none or all."""
-    share = Fraction(weight * 100, total)
-    if share.denominator == 1:
-        return int(share)
-    return min(99, max(1, round(share)))
+    whole, rest = divmod(weight * 100, total)
+    if rest == 0:
+        return whole
+    return min(99, max(1, round(Fraction(weight * 100, total))))
 
 
 def _reduced(weights: Sequence[int]) -> list[int]:
