@@ -15,10 +15,11 @@ The shape (one rollout covers it all, to keep CI time small):
 
 What decides is the requests counted at the gateway Envoy, by the version each answer names
 (tests/e2e/answers.py): while each step's clock runs, the canary's share of them must be the
-step's share within 3.5 standard deviations of the binomial (no extra slack), which at 100
-requests a second tells 20% from the 11.1% and 50% from the 33.3% the old 90/90/10 writing
-gave. The gateway's own weights, as istiod programmed them, must give the canary exactly its
-step (whole numbers, no rounding), a secondary check.
+step's share within 3.5 standard deviations of the binomial (no extra slack; 400 answers at
+least, 100 requests a second over 8 s steps), which tells 20% from the 11.1% and 50% from the
+33.3% that writing 80/80/20 and 50/50/50 would give. The gateway's own weights, as istiod
+programmed them, must give the canary exactly its step (whole numbers, no rounding), a
+secondary check.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ STEPS = (20, 50)
 # from the old, diluted one.
 RATE = 100
 SIGMAS = 3.5
+# Answers a step's window must hold: at 400, 3.5 sigma is 7 points at 20% and 8.75 at 50%,
+# below the 8.9 and 16.7 points the old writing would have missed them by.
+MIN_ANSWERS = 400
 VERSIONS = {"v1", "v2"}
 
 
@@ -85,7 +89,7 @@ def _objects(app: str, edge: str, fqdn: str, gateway_port: int) -> list[dict[str
             ],
         },
     }
-    [canary] = [b for b in harness.objects(app, step_seconds=6) if b["kind"] == "Canary"]
+    [canary] = [b for b in harness.objects(app, step_seconds=8) if b["kind"] == "Canary"]
     canary["spec"]["service"] = {
         "host": SERVICE,
         "virtualService": "storefront",
@@ -134,7 +138,7 @@ def _exact_in_envoy(proxy: run.Proxy, fqdn: str, canary_weight: int) -> str:
 
 def _check(counts: Counter[str], canary_weight: int) -> str:
     total = counts["v1"] + counts["v2"]
-    if set(counts) - VERSIONS or total < RATE * 3:
+    if set(counts) - VERSIONS or total < MIN_ANSWERS:
         return f"too few or unknown answers: {counts}"
     p = canary_weight / 100
     bound = SIGMAS * math.sqrt(p * (1 - p) / total)
