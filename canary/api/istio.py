@@ -242,6 +242,9 @@ def weighted_destinations(
     is kept as written; the canary destination is added (a copy of the first stable one with
     the canary subset) if missing."""
     written = _spec(virtual_service)["http"][route.index].get("route") or []
+    for position, entry in enumerate(written):
+        if not isinstance(entry, dict):
+            raise RouteProblem(f"spec.http[{route.index}].route[{position}]: not an object")
     entries: list[dict[str, Any]] = [json_copy(entry) for entry in written]
     subsets_seen = {_subset_of(entry) for entry in entries}
     if canary not in subsets_seen:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from canary.api import istio, weights
 
 
-def _dest(subset: str | None, weight: int | None = None, **extra: Any) -> dict[str, Any]:
+def _dest(subset: str | None, weight: Any = None, **extra: Any) -> dict[str, Any]:
     target: dict[str, Any] = {"host": "reviews", **extra}
     if subset is not None:
         target["subset"] = subset
@@ -206,3 +206,12 @@ def test_the_ingress_route_is_found_by_its_destinations_host() -> None:
     # A short `reviews` in that VirtualService would be reviews.edge, another service.
     with pytest.raises(istio.RouteProblem, match="all go to 'reviews'"):
         istio.managed_route(vs, name=None, host="reviews", namespace="edge", host_namespace="other")
+
+
+def test_a_destination_that_is_not_an_object_is_named_not_raised() -> None:
+    """Chosen by name (a default route needs every destination to name the host)."""
+    vs = _vs([_dest("v1", 100), "v2"])  # type: ignore[list-item]
+    vs["spec"]["http"][0]["name"] = "primary"
+    route = istio.managed_route(vs, name="primary", host="reviews", namespace="bookinfo")
+    with pytest.raises(istio.RouteProblem, match=r"spec.http\[0\].route\[1\]: not an object"):
+        istio.weighted_destinations(vs, route, stable="v1", canary="v2", canary_weight=10)

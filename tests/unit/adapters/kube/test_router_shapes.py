@@ -7,6 +7,7 @@ which objects are read and patched, and the exact weights sent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -134,8 +135,6 @@ def test_a_rule_in_another_namespace_must_name_the_service_fully() -> None:
 
 def test_a_missing_object_is_named_with_its_own_namespace() -> None:
     router, _, _ = _router(_ingress_vs([_dest("v1", 100)]), _dr(LABELLED))
-    elsewhere = RouteRef(
-        **{**{n: getattr(REF, n) for n in RouteRef.__slots__}, "virtual_service_namespace": "x"}  # type: ignore[attr-defined]
-    )
+    elsewhere = dataclasses.replace(REF, virtual_service_namespace="x")
     with pytest.raises(InvalidSpec, match="VirtualService x/storefront not found"):
         router.read(elsewhere)
