@@ -58,6 +58,7 @@ class Owner:
 class RouteRef:
     """The one http route of one VirtualService that a Canary manages."""
 
+    # The Canary's namespace: the service's, where a short `host` resolves and faults go.
     namespace: str
     virtual_service: str
     host: str
@@ -69,6 +70,18 @@ class RouteRef:
     subsets: tuple[SubsetRef, ...] = ()
     # The Canary whose route this is: a fault injected for it names it as its owner.
     owner: Owner | None = None
+    # Where the VirtualService and the DestinationRule live when not in `namespace` (an
+    # ingress route in the gateway's namespace, a rule in the mesh's root namespace).
+    virtual_service_namespace: str | None = None
+    destination_rule_namespace: str | None = None
+
+    @property
+    def virtual_service_key(self) -> tuple[str, str]:
+        return (self.virtual_service_namespace or self.namespace, self.virtual_service)
+
+    @property
+    def destination_rule_key(self) -> tuple[str, str | None]:
+        return (self.destination_rule_namespace or self.namespace, self.destination_rule)
 
 
 @dataclass(frozen=True, slots=True)

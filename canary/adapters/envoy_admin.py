@@ -7,7 +7,9 @@ server reached the data plane, it looks. Istio names a subset's cluster
 managed route's split can be found without knowing anything else about the config: an http
 route `primary` becomes the Envoy route `primary`, or `primary.<match>` for each named match
 block. A weight of 0 means no traffic (istiod and the local Pilot leave it out), a lone
-destination is a plain `cluster`, and weights are read as written, not scaled to 100.
+destination is a plain `cluster`, and weights are relative: a split is served when each subset's
+share of the route's total is the wanted share of the wanted total (Envoy's 180/20 serves 90/10),
+the weights of several clusters of one subset (the stable subset on two ports) added up.
 
 A named route is served only when every Envoy route of that name to the service holds the split:
 a gateway with two servers has it in two route configurations, which Envoy updates one at a
@@ -56,13 +58,21 @@ class EnvoyPropagation:
 
 
 def served_by(dump: Json, fqdn: str, route_name: str | None, weights: Mapping[str, int]) -> bool:
-    """Whether the dump serves `weights` (zero weights left out) on the managed route: on every
-    Envoy route of its name to `fqdn`, or, with no name, on some route to `fqdn`."""
+    """Whether the dump serves `weights` (relative; zero weights left out) on the managed route:
+    on every Envoy route of its name to `fqdn`, or, with no name, on some route to `fqdn`."""
     wanted = {subset: weight for subset, weight in weights.items() if weight > 0}
     found = list(_route_splits(dump, fqdn, route_name))
     if route_name is None:
-        return wanted in found
-    return bool(found) and all(split == wanted for split in found)
+        return any(_same_shares(split, wanted) for split in found)
+    return bool(found) and all(_same_shares(split, wanted) for split in found)
+
+
+def _same_shares(split: dict[str, int] | None, wanted: Mapping[str, int]) -> bool:
+    """Whether both give each subset the same share of their total; exact, in whole numbers."""
+    if split is None or split.keys() != wanted.keys() or not wanted:
+        return False
+    split_total, wanted_total = sum(split.values()), sum(wanted.values())
+    return all(split[subset] * wanted_total == wanted[subset] * split_total for subset in wanted)
 
 
 def served_splits(dump: Json, fqdn: str, route_name: str | None) -> Iterator[dict[str, int]]:

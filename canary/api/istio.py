@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from canary.api import weights as shares
+
 # Istio objects stay the dicts they were read as: canary passes them through and patches only
 # weights, so modelling their specs would only invent a second, stale idea of what Istio accepts.
 IstioObject = dict[str, Any]
@@ -78,18 +80,29 @@ def http_routes(virtual_service: IstioObject) -> list[Route]:
 
 
 def select_route(
-    routes: list[Route], *, name: str | None, host: str, namespace: str
+    routes: list[Route],
+    *,
+    name: str | None,
+    host: str,
+    namespace: str,
+    host_namespace: str | None = None,
 ) -> Route | None:
     """The route named `name`; without a name, the first whose destinations all go to `host`.
 
+    `namespace` is the VirtualService's (its short destination hosts resolve there),
+    `host_namespace` the service's (the Canary's; default: the same): a route of a
+    VirtualService in a gateway's namespace names the service by a longer name. The
+    VirtualService's own hosts play no part, as in Istio: an ingress route for
+    `shop.example.com` that sends to `reviews` subsets is the route of `reviews`.
     A route without destinations (a redirect, a delegate) sends nothing to `host`, so it is
     never the default.
     """
     if name is not None:
         return next((route for route in routes if route.name == name), None)
+    service_namespace = host_namespace or namespace
     for route in routes:
         if route.destinations and all(
-            d.host is not None and host_matches(d.host, namespace, host, namespace)
+            d.host is not None and host_matches(d.host, namespace, host, service_namespace)
             for d in route.destinations
         ):
             return route
@@ -163,10 +176,19 @@ class RouteProblem(ValueError):
 
 
 def managed_route(
-    virtual_service: IstioObject, *, name: str | None, host: str, namespace: str
+    virtual_service: IstioObject,
+    *,
+    name: str | None,
+    host: str,
+    namespace: str,
+    host_namespace: str | None = None,
 ) -> Route:
+    """The route a Canary manages; `namespace` is the VirtualService's, `host_namespace` the
+    service's (default: the same)."""
     routes = http_routes(virtual_service)
-    route = select_route(routes, name=name, host=host, namespace=namespace)
+    route = select_route(
+        routes, name=name, host=host, namespace=namespace, host_namespace=host_namespace
+    )
     if route is not None:
         return route
     meta = virtual_service.get("metadata") or {}
@@ -181,16 +203,29 @@ def managed_route(
     )
 
 
-def live_weights(route: Route) -> dict[str, int]:
-    """The weight of each subset in the route; a lone destination without a weight holds 100."""
+def relative_weights(route: Route) -> dict[str, int]:
+    """The weight of each subset as Istio reads the route: the sum of its destinations'
+    written weights (absent or not a whole number: 0), a lone destination holding 100 whatever
+    it says. Relative: Envoy gets these numbers as written, each a share of their total."""
     weights: dict[str, int] = {}
     lone = len(route.destinations) == 1
     for destination in route.destinations:
-        written = destination.weight
-        weight = written if isinstance(written, int) else (100 if lone else 0)
         key = destination.subset or ""
-        weights[key] = weights.get(key, 0) + weight
+        weights[key] = weights.get(key, 0) + (100 if lone else shares.written(destination.weight))
     return weights
+
+
+def live_weights(route: Route) -> dict[str, int]:
+    """Each subset's share of the route's traffic in percent, whatever total was written
+    (180/20 is 90/10). A share that is not a whole percentage (2/1) is rounded to the nearest,
+    yet never to 0 or 100: a subset that gets some traffic, or misses some, is never read as
+    one that gets none, or all. A route whose weights total 0 (refused by Istio) reads 0 for
+    every subset, so it matches no split and is written over."""
+    weights = relative_weights(route)
+    total = sum(weights.values())
+    if total == 0:
+        return weights
+    return {subset: shares.percent(weight, total) for subset, weight in weights.items()}
 
 
 def weighted_destinations(
@@ -201,29 +236,45 @@ def weighted_destinations(
     canary: str,
     canary_weight: int,
 ) -> list[dict[str, Any]]:
-    """The route's `route` list with only weights changed: stable and canary get their share,
-    any other destination 0. Every other field of every destination is kept as written; the
-    canary destination is added (a copy of the stable one with the canary subset) if missing."""
+    """The route's `route` list with only weights changed (the rule: api/weights.py): the
+    canary gets exactly `canary_weight` percent, the stable subset the rest, spread over its
+    destinations as written, any other destination 0. Every other field of every destination
+    is kept as written; the canary destination is added (a copy of the first stable one with
+    the canary subset) if missing."""
     written = _spec(virtual_service)["http"][route.index].get("route") or []
+    for position, entry in enumerate(written):
+        if not isinstance(entry, dict):
+            raise RouteProblem(f"spec.http[{route.index}].route[{position}]: not an object")
     entries: list[dict[str, Any]] = [json_copy(entry) for entry in written]
-    subsets_seen = {(entry.get("destination") or {}).get("subset") for entry in entries}
+    subsets_seen = {_subset_of(entry) for entry in entries}
     if canary not in subsets_seen:
-        template = next(
-            (e for e in entries if (e.get("destination") or {}).get("subset") == stable), None
-        )
+        template = next((e for e in entries if _subset_of(e) == stable), None)
         if template is None:
             raise RouteProblem(
                 f"spec.http[{route.index}].route: no destination for the stable subset {stable!r}"
             )
         added = json_copy(template)
         added["destination"]["subset"] = canary
+        added["weight"] = 0
         entries.append(added)
+    roles = [_subset_of(entry) for entry in entries]
+    stable_at = [index for index, subset in enumerate(roles) if subset == stable]
+    canary_at = [index for index, subset in enumerate(roles) if subset == canary]
+    new = shares.split(
+        canary_weight,
+        [shares.written(entries[index].get("weight")) for index in stable_at],
+        [shares.written(entries[index].get("weight")) for index in canary_at],
+    )
     for entry in entries:
-        subset = (entry.get("destination") or {}).get("subset")
-        entry["weight"] = (
-            canary_weight if subset == canary else 100 - canary_weight if subset == stable else 0
-        )
+        entry["weight"] = 0
+    for index, weight in zip([*stable_at, *canary_at], new, strict=True):
+        entries[index]["weight"] = weight
     return entries
+
+
+def _subset_of(entry: dict[str, Any]) -> Any:
+    target = entry.get("destination")
+    return target.get("subset") if isinstance(target, dict) else None
 
 
 def json_copy(value: Any) -> Any:

@@ -59,6 +59,8 @@ def route_of(
         destination_rule=spec.service.destination_rule_name,
         subsets=(stable, canary),
         owner=Owner(key.name, uid) if uid else None,
+        virtual_service_namespace=spec.service.virtual_service_namespace,
+        destination_rule_namespace=spec.service.destination_rule_namespace,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from canary.api import istio
 from canary.api.people import Decision
 from canary.api.resources import Canary
 from canary.api.status import CanaryStatus
@@ -333,20 +334,25 @@ def complete(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     spec = next(Canary.model_validate(b) for b in bodies if b.get("kind") == "Canary").spec
     kinds = {b.get("kind") for b in bodies}
     added: list[dict[str, Any]] = []
-    names = {"namespace": found.key.namespace}
+    namespace = found.key.namespace
+    # Named from another namespace (spec.service.*Namespace), the host is written in full.
+    full_host = istio.fqdn(spec.service.host, namespace)
     if "VirtualService" not in kinds:
         vs = virtual_service()
-        vs["metadata"] = {"name": spec.service.virtual_service_name, **names}
-        vs["spec"]["hosts"] = [spec.service.host]
+        vs_namespace, vs_name = spec.service.virtual_service_key(namespace)
+        host = spec.service.host if vs_namespace == namespace else full_host
+        vs["metadata"] = {"name": vs_name, "namespace": vs_namespace}
+        vs["spec"]["hosts"] = [host]
         route = vs["spec"]["http"][0]
         route["name"] = spec.service.route or ROUTE
         for destination, variant in zip(route["route"], (spec.stable, spec.canary), strict=True):
-            destination["destination"] = {"host": spec.service.host, "subset": variant.subset}
+            destination["destination"] = {"host": host, "subset": variant.subset}
         added.append(vs)
     if "DestinationRule" not in kinds:
         dr = destination_rule()
-        dr["metadata"] = {"name": spec.service.destination_rule_name, **names}
-        dr["spec"]["host"] = spec.service.host
+        dr_namespace, dr_name = spec.service.destination_rule_key(namespace)
+        dr["metadata"] = {"name": dr_name, "namespace": dr_namespace}
+        dr["spec"]["host"] = spec.service.host if dr_namespace == namespace else full_host
         dr["spec"]["subsets"] = [
             {"name": variant.subset, "labels": {"version": variant.version}}
             for variant in (spec.stable, spec.canary)

@@ -20,7 +20,8 @@ from canary.api.traces import SpanEvidence
 
 @dataclass(frozen=True, slots=True)
 class Traffic:
-    """The live split of the managed route, as the router read it back: subset -> weight."""
+    """The live split of the managed route, as the router read it back: subset -> its share
+    of the route's traffic in percent, whatever total the weights were written in."""
 
     weights: Mapping[str, int]
     # True once the data plane serves this split (Envoy acknowledged the config), not merely

@@ -81,7 +81,7 @@ class LocalRouter:
         others = [
             vs
             for vs in self.store.objects("VirtualService")
-            if _name(vs) != (ref.namespace, ref.virtual_service)
+            if _name(vs) != ref.virtual_service_key
         ]
         self._push([*others, updated])
         self.store.put(updated)
@@ -155,28 +155,33 @@ class LocalRouter:
                 f"chaos: {subset} is the stable subset; a fault only goes to the canary"
             )
         name = ref.destination_rule or ref.host
-        rule = self.store.get("DestinationRule", ref.namespace, name)
+        namespace = ref.destination_rule_key[0]
+        rule = self.store.get("DestinationRule", namespace, name)
         for entry in ((rule or {}).get("spec") or {}).get("subsets") or []:
             if entry.get("name") == subset and entry.get("labels"):
                 return {str(k): str(v) for k, v in entry["labels"].items()}
         raise InvalidSpec(
-            f"chaos: DestinationRule {ref.namespace}/{name} has no subset {subset} with labels, "
+            f"chaos: DestinationRule {namespace}/{name} has no subset {subset} with labels, "
             "so the canary's workloads cannot be told apart"
         )
 
     def _virtual_service(self, ref: RouteRef) -> dict[str, Any]:
-        found = self.store.get("VirtualService", ref.namespace, ref.virtual_service)
+        namespace, name = ref.virtual_service_key
+        found = self.store.get("VirtualService", namespace, name)
         if found is None:
             raise InvalidSpec(
-                f"spec.service.virtualService: VirtualService "
-                f"{ref.namespace}/{ref.virtual_service} not found"
+                f"spec.service.virtualService: VirtualService {namespace}/{name} not found"
             )
         return found
 
     def _route(self, virtual_service: dict[str, Any], ref: RouteRef) -> istio.Route:
         try:
             return istio.managed_route(
-                virtual_service, name=ref.route, host=ref.host, namespace=ref.namespace
+                virtual_service,
+                name=ref.route,
+                host=ref.host,
+                namespace=ref.virtual_service_key[0],
+                host_namespace=ref.namespace,
             )
         except istio.RouteProblem as exc:
             raise InvalidSpec(str(exc)) from exc

@@ -206,18 +206,19 @@ def cached_destination_rule(cache: ClusterCache, ref: RouteRef) -> Body | None:
     the one it names does not exist (the weights' router and the faults read it alike)."""
     if ref.destination_rule is None:
         return None
-    found = cache.of(DESTINATION_RULE).get(ref.namespace, ref.destination_rule)
+    namespace = ref.destination_rule_key[0]
+    found = cache.of(DESTINATION_RULE).get(namespace, ref.destination_rule)
     if found is None:
         raise InvalidSpec(
             f"spec.service.destinationRule: DestinationRule "
-            f"{ref.namespace}/{ref.destination_rule} not found"
+            f"{namespace}/{ref.destination_rule} not found"
         )
     return found
 
 
 def selector_labels(ref: RouteRef, subset: str, rule: Body) -> dict[str, str]:
     """The labels of `subset`'s workloads, or InvalidSpec if a fault may not go there."""
-    who = f"DestinationRule {ref.namespace}/{ref.destination_rule}"
+    who = f"DestinationRule {ref.destination_rule_key[0]}/{ref.destination_rule}"
     named = [entry.name for entry in ref.subsets]
     # RouteRef.subsets is (stable, canary), as the controller builds it.
     if named and subset == named[0]:

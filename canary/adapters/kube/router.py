@@ -45,7 +45,8 @@ class Propagation(Protocol):
     def serves(
         self, namespace: str, host: str, route: str | None, weights: Mapping[str, int]
     ) -> bool:
-        """Whether the data plane serves this split on the managed route."""
+        """Whether the data plane serves this split on the managed route; `weights` are the
+        subsets' relative weights as written (istio.relative_weights), a share of their total."""
         ...
 
 
@@ -68,8 +69,10 @@ class KubeRouter:
             # The weights are still known: the Canary is Invalid, yet can go back to stable.
             problems = exc.problems
         weights = istio.live_weights(route)
+        # Envoy is asked for the split as written (relative weights, exact), not the rounded
+        # percentages the engine reads.
         applied = self.propagation is None or self.propagation.serves(
-            ref.namespace, ref.host, route.name, weights
+            ref.namespace, ref.host, route.name, istio.relative_weights(route)
         )
         writer = weights_writer(virtual_service)
         return Traffic(
@@ -112,7 +115,7 @@ class KubeRouter:
                 )
         if len(operations) == 1:
             return
-        self._patch(VIRTUAL_SERVICE, ref.namespace, ref.virtual_service, operations)
+        self._patch(VIRTUAL_SERVICE, *ref.virtual_service_key, operations)
 
     # Faults go in EnvoyFilters of their own (faults.py), never in the user's objects.
 
@@ -153,11 +156,11 @@ class KubeRouter:
         log.debug("patched", kind=kind.kind, version=written["metadata"].get("resourceVersion"))
 
     def _virtual_service(self, ref: RouteRef) -> Body:
-        found = self.cache.of(VIRTUAL_SERVICE).get(ref.namespace, ref.virtual_service)
+        namespace, name = ref.virtual_service_key
+        found = self.cache.of(VIRTUAL_SERVICE).get(namespace, name)
         if found is None:
             raise InvalidSpec(
-                f"spec.service.virtualService: VirtualService "
-                f"{ref.namespace}/{ref.virtual_service} not found"
+                f"spec.service.virtualService: VirtualService {namespace}/{name} not found"
             )
         return found
 
@@ -169,11 +172,12 @@ class KubeRouter:
         rule = self._destination_rule(ref)
         if rule is None:
             return []
-        who = f"DestinationRule {ref.namespace}/{ref.destination_rule}"
+        rule_namespace, _ = ref.destination_rule_key
+        who = f"DestinationRule {rule_namespace}/{ref.destination_rule}"
         problems: list[str] = []
         rule_host = istio.destination_host(rule)
         if rule_host is None or not istio.host_matches(
-            rule_host, ref.namespace, ref.host, ref.namespace
+            rule_host, rule_namespace, ref.host, ref.namespace
         ):
             problems.append(
                 f"spec.service.destinationRule: {who} is for host {rule_host!r}, not {ref.host!r}"
@@ -214,7 +218,7 @@ class KubeRouter:
             operations += [{"op": "add", "path": "/spec/subsets/-", "value": e} for e in entries]
         else:
             operations.append({"op": "add", "path": "/spec/subsets", "value": entries})
-        self._patch(DESTINATION_RULE, ref.namespace, ref.destination_rule, operations)
+        self._patch(DESTINATION_RULE, ref.destination_rule_key[0], ref.destination_rule, operations)
         log.info("subsets.added", subsets=[subset.name for subset in missing])
 
 
@@ -235,7 +239,11 @@ def weights_writer(virtual_service: Body) -> str | None:
 def _route(virtual_service: Body, ref: RouteRef) -> istio.Route:
     try:
         return istio.managed_route(
-            virtual_service, name=ref.route, host=ref.host, namespace=ref.namespace
+            virtual_service,
+            name=ref.route,
+            host=ref.host,
+            namespace=ref.virtual_service_key[0],
+            host_namespace=ref.namespace,
         )
     except istio.RouteProblem as exc:
         raise InvalidSpec(str(exc)) from exc

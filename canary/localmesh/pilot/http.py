@@ -130,7 +130,8 @@ def _action(
         if found is None:
             continue
         fields.check_keys(report, found, here, supported={"destination", "weight", "headers"})
-        weight = fields.get_int(report, found, "weight", here, maximum=100)
+        # Relative weights, Istio's int32: any total but 0 (the controller writes 90/90/20).
+        weight = fields.get_int(report, found, "weight", here, maximum=2**31 - 1)
         target = fields.get_map(report, found, "destination", here)
         if target is None:
             report.invalid(f"{here}.destination", "missing")

@@ -129,14 +129,34 @@ def test_a_split_with_a_cluster_not_of_this_service_is_not_read(cluster: str) ->
     assert not envoy_admin.served_by(found, FQDN, "primary", {"v1": 90, "v2": 10})
 
 
-def test_weights_that_do_not_sum_to_100_are_read_as_they_are() -> None:
-    """Envoy splits by each weight's share of the total; the reader does not scale them, so a
-    split it cannot read as percentages never matches a wanted one."""
+def test_weights_are_relative_as_in_envoy() -> None:
+    """Envoy splits by each weight's share of the total: 45/5 serves what the VirtualService's
+    180/20 or 90/10 says, and nothing else."""
     found = dump("local-pilot-90-10")
     clusters = primary(found)["route"]["weighted_clusters"]["clusters"]
     clusters[0]["weight"], clusters[1]["weight"] = 45, 5
     assert splits(found) == [{"v1": 45, "v2": 5}]
-    assert not envoy_admin.served_by(found, FQDN, "primary", {"v1": 90, "v2": 10})
+    assert envoy_admin.served_by(found, FQDN, "primary", {"v1": 90, "v2": 10})
+    assert envoy_admin.served_by(found, FQDN, "primary", {"v1": 180, "v2": 20})
+    assert not envoy_admin.served_by(found, FQDN, "primary", {"v1": 89, "v2": 11})
+    assert not envoy_admin.served_by(found, FQDN, "primary", {"v1": 180, "v2": 19})
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_stable_subset_on_two_clusters_is_one_share(source: str) -> None:
+    """The stable subset in two destinations (two ports) is two clusters of one subset: their
+    weights add up, 90/90/20 is 90% stable."""
+    found = dump(f"{source}-90-10")
+    clusters = primary(found)["route"]["weighted_clusters"]["clusters"]
+    stable = next(cluster for cluster in clusters if "|v1|" in cluster["name"])
+    _, _, subset, host = stable["name"].split("|")
+    clusters.append({**stable, "name": f"outbound|9081|{subset}|{host}"})
+    for cluster in clusters:
+        cluster["weight"] = 20 if "|v2|" in cluster["name"] else 90
+    assert splits(found) == [{"v1": 180, "v2": 20}]
+    assert envoy_admin.served_by(found, FQDN, "primary", {"v1": 180, "v2": 20})
+    assert envoy_admin.served_by(found, FQDN, "primary", {"v1": 90, "v2": 10})
+    assert not envoy_admin.served_by(found, FQDN, "primary", {"v1": 90, "v2": 20})
 
 
 def test_a_zero_weight_left_in_a_split_is_no_traffic() -> None:

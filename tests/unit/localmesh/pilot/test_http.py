@@ -32,6 +32,13 @@ def test_weights_become_weighted_clusters_without_the_zero_weight_ones() -> None
     assert all_stable["weighted_clusters"] == {"clusters": [{"name": cluster("v1"), "weight": 100}]}
 
 
+def test_weights_are_relative_and_may_total_more_than_100() -> None:
+    """As in Istio since 1.15: the controller writes 90/90/20 for a stable subset on two
+    destinations; Envoy gets the numbers as written."""
+    split = _one_route({"route": to(("v1", 180), ("v2", 20))})["route"]["weighted_clusters"]
+    assert [entry["weight"] for entry in split["clusters"]] == [180, 20]
+
+
 def test_a_lone_destination_is_a_cluster_without_weights() -> None:
     action = _one_route({"route": to(("v2", None))})["route"]
     assert action["cluster"] == cluster("v2")
