@@ -331,23 +331,6 @@ def service_namespace(host: str) -> str | None:
     return namespace if name and namespace and suffix == DOMAIN_SUFFIX else None
 
 
-def select_service_route(
-    routes: list[Route], *, name: str | None, service: str, namespace: str
-) -> Route | None:
-    """Like `select_route`, but by the service's full name: the route named `name`; without a
-    name, the first whose destinations, read in the VirtualService's `namespace`, all go to
-    `service`. The VirtualService's own hosts play no part: an ingress route's hosts are the
-    names callers use (`shop.example.com`), its destinations the service."""
-    if name is not None:
-        return next((route for route in routes if route.name == name), None)
-    for route in routes:
-        if route.destinations and all(
-            d.host is not None and fqdn(d.host, namespace) == service for d in route.destinations
-        ):
-            return route
-    return None
-
-
 def subset_entries(destination_rule: IstioObject) -> list[dict[str, Any]]:
     """The subsets as written, every named one kept (duplicates too), in order."""
     entries = _spec(destination_rule).get("subsets")

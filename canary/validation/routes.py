@@ -63,11 +63,12 @@ def find(canary: Canary, index: Index) -> Managed:
     service = service_host(canary)
     route = None
     if placed is not None:
-        route = mesh.select_service_route(
+        route = mesh.select_route(
             mesh.http_routes(placed.obj),
             name=canary.spec.service.route,
-            service=service,
+            host=canary.spec.service.host,
             namespace=key[0],
+            host_namespace=model_key(canary)[0],
         )
     return Managed(key, service, placed, route)
 
