@@ -38,6 +38,7 @@ class Inventory:
     chat_providers: list[Placed[ChatProvider]] = field(default_factory=list)
     virtual_services: list[Placed[IstioObject]] = field(default_factory=list)
     destination_rules: list[Placed[IstioObject]] = field(default_factory=list)
+    peer_authentications: list[Placed[IstioObject]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -48,6 +49,7 @@ class Index:
     destination_rules: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     templates: dict[Key, Placed[MetricTemplate]] = field(default_factory=dict)
     chat_providers: dict[Key, Placed[ChatProvider]] = field(default_factory=dict)
+    peer_authentications: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, inventory: Inventory) -> Index:
@@ -56,6 +58,7 @@ class Index:
             destination_rules=_first(inventory.destination_rules, istio_key),
             templates=_first(inventory.templates, lambda placed: model_key(placed.obj)),
             chat_providers=_first(inventory.chat_providers, lambda placed: model_key(placed.obj)),
+            peer_authentications=_first(inventory.peer_authentications, istio_key),
         )
 
 

@@ -7,7 +7,8 @@ it holds. Nothing here raises for bad input: a YAML syntax error, an unreadable 
 that fails its model all become findings, and the rest of the input is still checked.
 
 Kinds: `canary.dev/*` is parsed by `canary.api.resources.parse`; VirtualService and
-DestinationRule of `networking.istio.io` are kept as plain dicts for the cross-checks; any other
+DestinationRule of `networking.istio.io`, and PeerAuthentication of `security.istio.io`, are
+kept as plain dicts for the cross-checks; any other
 Kubernetes object (Gateway, ServiceEntry, Deployment, ...) is counted and otherwise ignored.
 """
 
@@ -32,6 +33,8 @@ from canary.validation.inventory import Inventory, Placed
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 ISTIO_KINDS = ("VirtualService", "DestinationRule")
+SECURITY_GROUP = "security.istio.io"
+SECURITY_VERSIONS = ("v1", "v1beta1")
 SUFFIXES = (".yaml", ".yml")
 
 _SHAPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -143,6 +146,10 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         _add_canary_dev(where, body, kind, loaded)
     elif group == ISTIO_GROUP and kind in ISTIO_KINDS:
         _add_istio(where, body, kind, version, loaded)
+    elif group == SECURITY_GROUP and kind == "PeerAuthentication":
+        _add_istio(
+            where, body, kind, version, loaded, group=SECURITY_GROUP, versions=SECURITY_VERSIONS
+        )
     else:
         loaded.ignored += 1
 
@@ -165,9 +172,18 @@ def _add_canary_dev(where: Where, body: dict[str, Any], kind: str, loaded: Loade
         loaded.inventory.chat_providers.append(Placed(where, parsed))
 
 
-def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded: Loaded) -> None:
-    if version not in ISTIO_VERSIONS:
-        served = ", ".join(f"{ISTIO_GROUP}/{each}" for each in ISTIO_VERSIONS)
+def _add_istio(
+    where: Where,
+    body: IstioObject,
+    kind: str,
+    version: str,
+    loaded: Loaded,
+    *,
+    group: str = ISTIO_GROUP,
+    versions: tuple[str, ...] = ISTIO_VERSIONS,
+) -> None:
+    if version not in versions:
+        served = ", ".join(f"{group}/{each}" for each in versions)
         loaded.findings.append(
             Finding(where, "apiVersion", f"{body['apiVersion']!r} is not served (use {served})")
         )
@@ -185,6 +201,8 @@ def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded:
         return
     if kind == "VirtualService":
         loaded.inventory.virtual_services.append(Placed(where, body))
+    elif kind == "PeerAuthentication":
+        loaded.inventory.peer_authentications.append(Placed(where, body))
     else:
         loaded.inventory.destination_rules.append(Placed(where, body))
 
