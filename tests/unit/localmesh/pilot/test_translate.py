@@ -201,8 +201,8 @@ def test_mtls_refusal_says_why() -> None:
     with pytest.raises(pilot.TranslationError) as raised:
         _translate_sample("destination-rule-all-mtls.yaml")
     assert raised.value.problems[0] == (
-        "DestinationRule default/productpage spec.trafficPolicy.tls: not supported by the local"
-        " mesh (the local mesh has no mTLS and originates no TLS)"
+        "DestinationRule default/productpage spec.trafficPolicy.tls.mode: not supported by the"
+        " local mesh (this local mesh was started without workload certificates)"
     )
 
 
