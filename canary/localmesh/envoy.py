@@ -31,6 +31,8 @@ from typing import Any
 
 from canary.localmesh import procs
 from canary.localmesh.app import OPERATIONS
+from canary.localmesh.certs import Issued
+from canary.localmesh.pilot.mtls import inbound_chains
 from canary.localmesh.pilot.tracing import Tracing, collector_cluster, http_tracing
 
 JSON = dict[str, Any]
@@ -233,9 +235,12 @@ def inbound_bootstrap(
     name: str,
     workdir: Path,
     tracing: Tracing | None = None,
+    mtls_mode: str | None = None,
+    identity: Issued | None = None,
 ) -> JSON:
     """The bootstrap of an inbound Envoy; writes the initial route file into `workdir`. With
-    `tracing`, every request is traced as a server span of `tracing`'s service and tags."""
+    `tracing`, every request is traced as a server span of `tracing`'s service and tags; with
+    `mtls_mode` (a PeerAuthentication's), it accepts what that mode accepts, as `identity`."""
     workdir.mkdir(parents=True, exist_ok=True)
     route_file = workdir / ROUTE_FILE
     app_cluster = f"app_{name}"
@@ -260,19 +265,16 @@ def inbound_bootstrap(
     if tracing is not None:
         hcm["tracing"] = http_tracing(tracing)
         clusters.append(collector_cluster(tracing))
+    filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     listener = {
         "name": "inbound",
         "address": _address(listen_port),
         # Inbound: the tracer makes server spans, as a sidecar's inbound listener does.
         "traffic_direction": "INBOUND",
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
+        "filter_chains": [{"filters": filters}],
     }
+    if mtls_mode is not None:
+        listener.update(inbound_chains(mtls_mode, filters, identity))
     endpoint = {"endpoint": {"address": _address(app_port)}}
     cluster = {
         "name": app_cluster,
