@@ -306,17 +306,23 @@ def _meet(
 
 
 def _unknown_modes(subset: str, accepts: list[Accepts]) -> list[MtlsProblem]:
-    return [
-        MtlsProblem(
-            subset,
-            f"PeerAuthentication {a.source}",
-            a.path,
-            f"{a.mode!r} is not a mode ({', '.join(sorted(SERVER_MODES))}), so what subset "
-            f"{subset} accepts is unknown",
+    found = []
+    for a in accepts:
+        if a.mode not in SERVER_MODES:
+            why = f"{a.mode!r} is not a mode ({', '.join(sorted(SERVER_MODES))})"
+        elif a.port is None and a.path.startswith("spec.portLevelMtls"):
+            why = "the key is not a port number"
+        else:
+            continue
+        found.append(
+            MtlsProblem(
+                subset,
+                f"PeerAuthentication {a.source}",
+                a.path,
+                f"{why}, so what subset {subset} accepts is unknown",
+            )
         )
-        for a in accepts
-        if a.mode not in SERVER_MODES
-    ]
+    return found
 
 
 def _port_words(sends: Sends, accepts: Accepts) -> str:

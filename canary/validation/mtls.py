@@ -71,8 +71,7 @@ def _check_outside_callers(
     short = spec.service.host.split(".")[0]
     for position, hook in enumerate(spec.analysis.webhooks):
         for path, url, by in _urls(position, hook.url, hook.metadata):
-            host = urlsplit(url).hostname or ""
-            if not _names_service(host, short, workload_namespace):
+            if not _names_service(_hostname(url), short, workload_namespace):
                 continue
             for subset, labels in subsets.items():
                 strict = [
@@ -100,6 +99,14 @@ def _urls(position: int, url: str, metadata: dict[str, str]) -> Iterator[tuple[s
     for key, value in sorted(metadata.items()):
         for found in _URL.findall(value):
             yield f"{base}.metadata.{key}", found, "a load tester run without a sidecar"
+
+
+def _hostname(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        # A URL in free text (a load tester's command) may be cut or malformed: not a host.
+        return ""
 
 
 def _names_service(host: str, short: str, namespace: str) -> bool:

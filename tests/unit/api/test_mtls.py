@@ -296,6 +296,19 @@ def test_message_names_the_server_policy_and_the_fix() -> None:
     [
         ([pa("odd", "prod", "STRICTLY")], [], "spec.mtls.mode"),
         ([], [dr("ISTIO")], DR_PATH),
+        (
+            [
+                pa(
+                    "p",
+                    "prod",
+                    "STRICT",
+                    selector={"version": "v1"},
+                    ports={"http": {"mode": "DISABLE"}},
+                )
+            ],
+            [],
+            "spec.portLevelMtls[http].mode",
+        ),
     ],
 )
 def test_an_unknown_mode_is_a_problem_never_a_pass(

@@ -124,3 +124,19 @@ def test_service_namespace_reads_a_full_host() -> None:
     assert mtls.service_namespace("web.other.svc.cluster.local", "shop") == "other"
     assert mtls.service_namespace("web", "shop") == "shop"
     assert mtls.service_namespace("web.other", "shop") == "shop"
+
+
+def test_a_malformed_url_in_a_command_is_not_a_host(tmp_path: Path) -> None:
+    hooks = [
+        {
+            "name": "load",
+            "type": "rollout",
+            "url": "http://loadtester.test/",
+            "metadata": {"cmd": "hey http://[::1/ http://web:9080/"},
+        }
+    ]
+    document = canary(analysis={"stepWeights": [10], "webhooks": hooks})
+    (line,) = findings(tmp_path, document, peer_authentication())
+    assert line.startswith(
+        "Canary shop/web spec.analysis.webhooks[0].metadata.cmd: http://web:9080/"
+    )
