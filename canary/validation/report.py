@@ -21,6 +21,7 @@ _KINDS = (
     ("MetricTemplate", "MetricTemplates"),
     ("VirtualService", "VirtualServices"),
     ("DestinationRule", "DestinationRules"),
+    ("PeerAuthentication", "PeerAuthentications"),
 )
 
 
