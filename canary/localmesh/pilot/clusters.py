@@ -120,7 +120,7 @@ def _apply_tls(
 ) -> None:
     if mesh_tls is None or mode == "DISABLE":
         return
-    socket = mtls.upstream_socket(mesh_tls.identity, sans=sans, sni=cluster["name"])
+    socket = mtls.upstream_socket(mesh_tls.identity, sans=sans, sni=mtls.sni(cluster["name"]))
     if mode == mtls.ISTIO_MUTUAL:
         cluster["transport_socket"] = socket
         return

@@ -2,12 +2,13 @@
 
 Client side (`core/cluster_tls.go`): a cluster whose DestinationRule says `ISTIO_MUTUAL` gets a
 TLS transport socket with the caller's workload certificate, the mesh root as its trust, the
-server's SPIFFE identities (the service's service accounts) as the only names it accepts, the
-cluster's name as SNI and Istio's in-mesh ALPN; `DISABLE` gets none. A cluster with no `tls` is
-auto mTLS: istiod adds the same socket as a transport socket match for endpoints labelled
-`tlsMode: istio` (a sidecar's) and plaintext for the rest, unless the service namespace's
-PeerAuthentication is DISABLE. istiod hands the certificates over SDS from the agent; the local
-mesh has no agent, so they are files, which is the one difference in the config.
+server's SPIFFE identities (the service's service accounts) as the only names it accepts, SNI
+`outbound_.<port>_.<subset>_.<host>` and Istio's in-mesh ALPN; `DISABLE` gets none. A cluster
+with no `tls` is auto mTLS: istiod adds the same socket as a transport socket match for
+endpoints labelled `tlsMode: istio` (a sidecar's) and plaintext for the rest, unless the
+service namespace's PeerAuthentication is DISABLE. istiod hands the certificates over SDS from
+the agent; the local mesh has no agent, so they are files, which is the one difference in the
+config (and why no parity case can run ISTIO_MUTUAL through a stock Envoy fed by istiod).
 
 Server side (`core/filterchain_options.go`, the HTTP port's options): STRICT is one filter chain
 for TLS that requires a client certificate signed by the mesh root; PERMISSIVE adds a plaintext
@@ -31,6 +32,16 @@ _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
 IN_MESH_ALPN = ("istio-http/1.0", "istio-http/1.1", "istio-h2")
 ISTIO_MTLS_ALPNS = ("istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2")
 ISTIO_MUTUAL = "ISTIO_MUTUAL"
+# istiod's inbound cipher suites (authn/utils SupportedCiphers) and TLS versions (1.2 to 1.3).
+INBOUND_CIPHERS = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "AES128-GCM-SHA256",
+)
+_VERSIONS = {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"}
 TLS_INSPECTOR: Json = {
     "name": "envoy.filters.listener.tls_inspector",
     "typed_config": {
@@ -52,8 +63,13 @@ class MeshTls:
     root_namespace: str = "istio-system"
 
 
+def sni(cluster_name: str) -> str:
+    """istiod's SNI for a cluster `outbound|80|v1|host`: `outbound_.80_.v1_.host`."""
+    return "_.".join(cluster_name.split("|"))
+
+
 def upstream_socket(identity: Issued, *, sans: Sequence[str], sni: str) -> Json:
-    """The ISTIO_MUTUAL transport socket of a cluster named `sni`."""
+    """The ISTIO_MUTUAL transport socket that names the server `sni`."""
     validation: Json = {"trusted_ca": {"filename": str(identity.root)}}
     if sans:
         validation["match_typed_subject_alt_names"] = [
@@ -62,6 +78,7 @@ def upstream_socket(identity: Issued, *, sans: Sequence[str], sni: str) -> Json:
     context = {
         "@type": f"{_TLS}.UpstreamTlsContext",
         "common_tls_context": {
+            "tls_params": dict(_VERSIONS),
             "tls_certificates": [_certificate(identity)],
             "validation_context": validation,
             "alpn_protocols": list(IN_MESH_ALPN),
@@ -129,6 +146,7 @@ def _downstream_socket(identity: Issued) -> Json:
         "@type": f"{_TLS}.DownstreamTlsContext",
         "require_client_certificate": True,
         "common_tls_context": {
+            "tls_params": {**_VERSIONS, "cipher_suites": list(INBOUND_CIPHERS)},
             "tls_certificates": [_certificate(identity)],
             # Any identity from the mesh root: istiod checks none on the inbound side either
             # (authorization, not authentication, says who may call).

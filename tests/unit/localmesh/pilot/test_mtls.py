@@ -39,7 +39,7 @@ def _context(found: Json) -> Json:
 def test_istio_mutual_sends_the_workload_cert_and_checks_the_spiffe_identity() -> None:
     found = _clusters(destination_rule(trafficPolicy={"tls": {"mode": "ISTIO_MUTUAL"}}))
     context = _context(found[cluster("v2")])
-    assert context["sni"] == cluster("v2")
+    assert context["sni"] == f"outbound_.80_.v2_.{DEMO}"
     common = context["common_tls_context"]
     assert common["alpn_protocols"] == ["istio-http/1.0", "istio-http/1.1", "istio-h2"]
     assert common["tls_certificates"] == [
