@@ -28,8 +28,9 @@ from canary.localmesh.certs import Issued
 Json = dict[str, Any]
 
 _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
-# istiod's ALPNInMesh (no metadata exchange, as a vanilla Envoy runs it) and allIstioMtlsALPNs.
-IN_MESH_ALPN = ("istio-http/1.0", "istio-http/1.1", "istio-h2")
+# istiod's ALPNInMesh (no metadata exchange and no istio.alpn filter, as a vanilla Envoy runs
+# it: that filter would put istio-http/1.1 on the wire) and allIstioMtlsALPNs.
+IN_MESH_ALPN = ("istio",)
 ISTIO_MTLS_ALPNS = ("istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2")
 ISTIO_MUTUAL = "ISTIO_MUTUAL"
 # istiod's inbound cipher suites (authn/utils SupportedCiphers) and TLS versions (1.2 to 1.3).

@@ -41,7 +41,7 @@ def test_istio_mutual_sends_the_workload_cert_and_checks_the_spiffe_identity() -
     context = _context(found[cluster("v2")])
     assert context["sni"] == f"outbound_.80_.v2_.{DEMO}"
     common = context["common_tls_context"]
-    assert common["alpn_protocols"] == ["istio-http/1.0", "istio-http/1.1", "istio-h2"]
+    assert common["alpn_protocols"] == ["istio"]
     assert common["tls_certificates"] == [
         {
             "certificate_chain": {"filename": "/x/chain.pem"},
