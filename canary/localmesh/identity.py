@@ -4,15 +4,18 @@ Every instance of the service runs as the service's account (`spiffe://cluster.l
 <service>`, a Deployment's pods sharing one ServiceAccount), and the client-side Envoy, which
 stands for the callers' sidecars, as the load generator's own account. All are signed by one
 fresh root in the mesh's work directory (`certs.LocalCA`), so a certificate from any other CA is
-refused by every Envoy of the mesh.
+refused by every Envoy of the mesh. `accepts` says what an instance's inbound Envoy takes, by
+the PeerAuthentications, as istiod would program its sidecar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from canary.api import mtls_settings
 from canary.localmesh.certs import Issued, LocalCA, spiffe_id
 
 CLIENT_ACCOUNT = "loadgen"
@@ -40,3 +43,18 @@ def issue(directory: Path, *, namespace: str, service: str, instances: Sequence[
         instances={name: ca.issue(name, uris=(service_id,)) for name in instances},
         service_id=service_id,
     )
+
+
+def accepts(
+    namespace: str,
+    labels: Mapping[str, str],
+    peer_authentications: Sequence[dict[str, Any]],
+    *,
+    port: int,
+) -> str:
+    """What an instance with `labels` accepts on `port`, by the PeerAuthentications.
+
+    `portLevelMtls` is keyed by the workload's port, which is the service port in the mesh.
+    """
+    modes = mtls_settings.server_modes(namespace, labels, peer_authentications)
+    return next((m for m in modes if m.port == port), modes[0]).mode

@@ -34,7 +34,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from canary.api import mtls
 from canary.localmesh import envoy, identity, jaeger, loadgen, pilot, procs, prometheus
 from canary.localmesh.router import TranslationRefused
 
@@ -391,11 +390,11 @@ class LocalMesh:
         if self.identities is None:
             return {}
         labels = {"app": self.service, "version": spec.name}
-        modes = mtls.server_modes(self.namespace, labels, self.peer_authentications)
-        # portLevelMtls is keyed by the workload's port, which is the service port here.
-        chosen = next((m for m in modes if m.port == self.service_port), modes[0])
-        self.inbound_modes[name] = chosen.mode
-        return {"mtls_mode": chosen.mode, "identity": self.identities.instances[name]}
+        mode = identity.accepts(
+            self.namespace, labels, self.peer_authentications, port=self.service_port
+        )
+        self.inbound_modes[name] = mode
+        return {"mtls_mode": mode, "identity": self.identities.instances[name]}
 
     def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [
