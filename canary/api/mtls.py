@@ -86,19 +86,16 @@ def problems(
     """
     found: list[MtlsProblem] = []
     service_mode = namespace_mode(namespace, peer_authentications, root_namespace)
+    rules = rules_for(host, namespace, destination_rules, root_namespace)
+    # No rule at all: every caller is on auto mTLS.
+    unruled = [Sends(None, None, "spec.trafficPolicy.tls")]
     for subset, labels in subsets.items():
         accepts = server_modes(namespace, labels, peer_authentications, root_namespace)
         found.extend(_unknown_modes(subset, accepts))
-        for rule in rules_for(host, namespace, destination_rules, root_namespace):
-            for sends in client_modes(rule, subset, port):
-                for accepted in accepts:
-                    problem = _meet(subset, sends, accepted, service_mode, auto_mtls)
-                    if problem is not None and problem not in found:
-                        found.append(problem)
-        if not rules_for(host, namespace, destination_rules, root_namespace):
-            auto = Sends(None, None, "spec.trafficPolicy.tls")
+        senders = [s for rule in rules for s in client_modes(rule, subset, port)] or unruled
+        for sends in senders:
             for accepted in accepts:
-                problem = _meet(subset, auto, accepted, service_mode, auto_mtls)
+                problem = _meet(subset, sends, accepted, service_mode, auto_mtls)
                 if problem is not None and problem not in found:
                     found.append(problem)
     return found
