@@ -164,10 +164,11 @@ def _tls_at(policy: Mapping[str, Any], base: str, port: int | None, name: str) -
 
 
 def _sends(tls: Any, name: str, path: str) -> Sends:
-    mode = _dict(tls).get("mode")
-    if mode is None or mode == "":
+    if not isinstance(tls, dict):
         return Sends(None, name, path)
-    return Sends(str(mode), name, path)
+    # A `tls` without a mode is DISABLE, the enum's zero, as istiod reads it: not auto mTLS.
+    mode = tls.get("mode")
+    return Sends(str(mode) if mode else DISABLE, name, path)
 
 
 def _port_entry(policy: Mapping[str, Any], port: int | None) -> int | None:

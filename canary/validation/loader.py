@@ -8,8 +8,8 @@ that fails its model all become findings, and the rest of the input is still che
 
 Kinds: `canary.dev/*` is parsed by `canary.api.resources.parse`; VirtualService and
 DestinationRule of `networking.istio.io`, and PeerAuthentication of `security.istio.io`, are
-kept as plain dicts for the cross-checks; any other
-Kubernetes object (Gateway, ServiceEntry, Deployment, ...) is counted and otherwise ignored.
+kept as plain dicts for the cross-checks; any other Kubernetes object (Gateway, ServiceEntry,
+Deployment, ...) is counted and otherwise ignored.
 """
 
 from __future__ import annotations

@@ -235,6 +235,16 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[tuple[st
         ],
     ),
     (
+        # istiod reads a `tls` without a mode as DISABLE (the enum's zero), not as auto mTLS.
+        "tls without a mode is DISABLE",
+        [NS_STRICT],
+        [{**dr(None), "spec": {**dr(None)["spec"], "trafficPolicy": {"tls": {}}}}],
+        [
+            ("v1", "DestinationRule prod/reviews", DR_PATH),
+            ("v2", "DestinationRule prod/reviews", DR_PATH),
+        ],
+    ),
+    (
         "a rule for another host does not apply",
         [NS_STRICT],
         [dr("DISABLE", host="ratings")],
