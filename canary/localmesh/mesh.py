@@ -18,8 +18,9 @@ operation (`GET /browse`, `POST /checkout`); the client-side Envoy as the caller
 `otlp_collector` sends the spans to another OTLP/gRPC receiver instead.
 
 With `mtls=True` every Envoy gets a workload certificate from a fresh local CA (`identity.py`);
-each inbound Envoy accepts what the PeerAuthentications given say for its instance's labels
-(fixed at start), and the client side sends what the DestinationRules and auto mTLS say.
+each inbound Envoy accepts what the PeerAuthentications say for its instance's labels (those
+given at start, then those each push brings), and the client side sends what the
+DestinationRules and auto mTLS say.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class LocalMesh:
         # What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE), with mTLS.
         self.inbound_modes: dict[str, str] = {}
         self.identities: identity.Identities | None = None
+        self._listener_versions: dict[str, int] = {}
         self.host = f"{service}.{namespace}.svc.cluster.local"
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="canary-mesh-"))
@@ -166,8 +168,10 @@ class LocalMesh:
         peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int:
         """Publishes the objects to the client-side Envoy; returns the config version.
-        PeerAuthentications, when given, are what auto mTLS reads from now on (the inbound
-        Envoys keep the modes they started with)."""
+        PeerAuthentications, when given, are what auto mTLS reads from now on, and each
+        inbound Envoy whose mode they change is given its new mode."""
+        if peer_authentications is not None and self.identities is not None:
+            self._set_inbound_modes(list(peer_authentications))
         try:
             return self._started(self._pilot).push(
                 virtual_services, destination_rules, peer_authentications
@@ -395,6 +399,27 @@ class LocalMesh:
         )
         self.inbound_modes[name] = mode
         return {"mtls_mode": mode, "identity": self.identities.instances[name]}
+
+    def _set_inbound_modes(self, peer_authentications: list[dict[str, Any]]) -> None:
+        assert self.identities is not None
+        self.peer_authentications = peer_authentications
+        for instance in self.instances:
+            labels = {"app": self.service, "version": instance.version}
+            mode = identity.accepts(
+                self.namespace, labels, peer_authentications, port=self.service_port
+            )
+            if mode == self.inbound_modes.get(instance.name):
+                continue
+            self._listener_versions[instance.name] = (
+                self._listener_versions.get(instance.name, 1) + 1
+            )
+            envoy.set_inbound_mode(
+                instance.inbound.workdir,
+                mode,
+                self.identities.instances[instance.name],
+                version=self._listener_versions[instance.name],
+            )
+            self.inbound_modes[instance.name] = mode
 
     def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [

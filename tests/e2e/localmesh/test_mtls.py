@@ -239,3 +239,28 @@ def test_auto_mtls_sends_mtls_to_every_sidecar(world: World) -> None:
     assert world.through_client("strict") == 200
     assert world.through_client("permissive") == 200
     assert world.through_client("disable") == 503
+
+
+def test_a_changed_mode_reaches_the_running_inbound_envoy(world: World) -> None:
+    """A PeerAuthentication turned STRICT and back: the listener file changes, Envoy follows."""
+    port, _ = world.inbound["PERMISSIVE"]
+    name = "demo-permissive"
+    workdir, issued = world.workdir / name, world.ids.instances[name]
+    try:
+        envoy.set_inbound_mode(workdir, "STRICT", issued, version=2)
+        assert _eventually(lambda: plaintext(port) != 200)
+        assert mutual(port, world.ids.client) == 200
+    finally:
+        envoy.set_inbound_mode(workdir, "PERMISSIVE", issued, version=3)
+    assert _eventually(lambda: plaintext(port) == 200)
+
+
+def _eventually(check: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    for _ in range(200):
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return False
