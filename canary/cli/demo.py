@@ -16,7 +16,15 @@ from canary.cli.root import main
 @click.option(
     "--scenario",
     type=click.Choice(
-        ["good", "bad", "chaos", "chaos-unprotected", "slow-traces", "slow-traces-metrics"]
+        [
+            "good",
+            "bad",
+            "chaos",
+            "chaos-unprotected",
+            "slow-traces",
+            "slow-traces-metrics",
+            "mtls-strict",
+        ]
     ),
     default="good",
     show_default=True,
@@ -27,7 +35,9 @@ from canary.cli.root import main
     "and check out; v2 makes --slow-rate of its checkouts --slow-ms slower, the p99 over all "
     "requests passes, a trace SLO on POST /checkout's spans in a local Jaeger fails, and v2 is "
     "rolled back (needs Jaeger: tests/jaeger/build). slow-traces-metrics: the same, judged by "
-    "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API.",
+    "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API. "
+    "mtls-strict: the good rollout in a STRICT namespace with ISTIO_MUTUAL, while a plaintext "
+    "caller outside the mesh is refused by a v2 sidecar; Envoy's handshake counters close it.",
 )
 @click.option(
     "--error-rate",
@@ -232,4 +242,5 @@ def _policy_objects(policy: Path) -> list[dict[str, Any]]:
         *(placed.obj.to_wire() for placed in inventory.templates),
         *(placed.obj for placed in inventory.virtual_services),
         *(placed.obj for placed in inventory.destination_rules),
+        *(placed.obj for placed in inventory.peer_authentications),
     ]

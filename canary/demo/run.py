@@ -39,6 +39,7 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.sources import Sources, promql
 from canary.controller.traces import spans_of
+from canary.demo import mtls as demo_mtls
 from canary.demo import report, scenario, slack, timeline, trace_summary, traces, view
 from canary.demo.chat import DemoChat
 from canary.demo.scenario import SLOW_MS, SLOW_RATE
@@ -112,8 +113,10 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             duration=options.timeout + 30,
             mix=_mix(options),
             traces=traced,
+            **demo_mtls.mesh_options(objects(scenario.LOCAL_JAEGER)),
         ) as mesh:
             console.print(mesh.describe())
+            outsider = demo_mtls.caller_for(mesh, plan.canary_version)
             began = datetime.now(UTC)
             # The built-in trace template names the Jaeger that now runs; a policy's keeps its
             # own address, and the mesh's Jaeger answers for it (traces.MeshJaeger).
@@ -144,6 +147,8 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             try:
                 if chat is not None:
                     chat.start()
+                if outsider is not None:
+                    outsider.start()
                 controller.start()
                 samples = _watch(
                     store,
@@ -159,6 +164,9 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 controller.stop()
                 if chat is not None:
                     chat.stop()
+                if outsider is not None:
+                    outsider.stop()
+            handshakes = demo_mtls.stats_lines(mesh, outsider) if mesh.mtls else []
             # Before the mesh stops its Jaeger, which holds the spans in memory only.
             found = trace_summary.found_in_jaeger(
                 store.status(plan.key),
@@ -187,6 +195,8 @@ def run(options: DemoOptions, console: Console) -> Outcome:
     )
     if chat is not None:
         console.print(chat.summary(), markup=False, highlight=False)
+    for line in handshakes:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     return outcome
 
 

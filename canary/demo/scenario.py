@@ -20,6 +20,7 @@ from canary.api import istio
 from canary.api.people import Decision
 from canary.api.resources import Canary
 from canary.api.status import CanaryStatus
+from canary.demo import mtls
 from canary.ports import CanaryKey
 
 NAMESPACE = "default"
@@ -43,6 +44,9 @@ class Scenario(StrEnum):
     # The same v2 and the same SLO judged from span metrics in Prometheus instead (the built-in
     # trace-duration, over the spanmetrics connector's histogram): the same verdict.
     SLOW_TRACES_METRICS = "slow-traces-metrics"
+    # The good rollout in a STRICT namespace with ISTIO_MUTUAL in the DestinationRule, while a
+    # plaintext caller outside the mesh is refused by the canary's sidecar (demo/mtls.py).
+    MTLS_STRICT = "mtls-strict"
 
     @property
     def chaos(self) -> bool:
@@ -66,6 +70,7 @@ EXPECTED = {
     Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES_METRICS: Expected(phase="Failed", canary_weight=0),
+    Scenario.MTLS_STRICT: Expected(phase="Succeeded", canary_weight=100),
 }
 
 # The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
@@ -281,6 +286,8 @@ def objects(
     ]
     if chosen.traced:
         found.append(trace_template(jaeger))
+    if chosen is Scenario.MTLS_STRICT:
+        found = mtls.strict(found, NAMESPACE)
     return found
 
 

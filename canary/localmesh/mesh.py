@@ -16,6 +16,11 @@ every Envoy traces every request to it over OTLP: the inbound Envoys as the serv
 (`demo`), their spans tagged with their version's `subset` and `version`, one span per
 operation (`GET /browse`, `POST /checkout`); the client-side Envoy as the caller, `loadgen`.
 `otlp_collector` sends the spans to another OTLP/gRPC receiver instead.
+
+With `mtls=True` every Envoy gets a workload certificate from a fresh local CA (`identity.py`);
+each inbound Envoy accepts what the PeerAuthentications say for its instance's labels (those
+given at start, then those each push brings), and the client side sends what the
+DestinationRules and auto mTLS say.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from canary.localmesh import envoy, jaeger, loadgen, pilot, procs, prometheus
+from canary.localmesh import envoy, identity, jaeger, loadgen, pilot, procs, prometheus
 from canary.localmesh.router import TranslationRefused
 
 T = TypeVar("T")
@@ -95,6 +100,8 @@ class LocalMesh:
         mix: Sequence[tuple[loadgen.Request, int]] = (),
         traces: bool = False,
         otlp_collector: str | None = None,
+        mtls: bool = False,
+        peer_authentications: Sequence[dict[str, Any]] = (),
     ) -> None:
         if not versions:
             raise ValueError("the mesh needs at least one version")
@@ -108,6 +115,12 @@ class LocalMesh:
         self.mix = tuple(mix)
         self.traces = traces
         self.otlp_collector = otlp_collector
+        self.mtls = mtls
+        self.peer_authentications = list(peer_authentications)
+        # What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE), with mTLS.
+        self.inbound_modes: dict[str, str] = {}
+        self.identities: identity.Identities | None = None
+        self._listener_versions: dict[str, int] = {}
         self.host = f"{service}.{namespace}.svc.cluster.local"
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="canary-mesh-"))
@@ -152,10 +165,17 @@ class LocalMesh:
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int:
-        """Publishes the objects to the client-side Envoy; returns the config version."""
+        """Publishes the objects to the client-side Envoy; returns the config version.
+        PeerAuthentications, when given, are what auto mTLS reads from now on, and each
+        inbound Envoy whose mode they change is given its new mode."""
+        if peer_authentications is not None and self.identities is not None:
+            self._set_inbound_modes(list(peer_authentications))
         try:
-            return self._started(self._pilot).push(virtual_services, destination_rules)
+            return self._started(self._pilot).push(
+                virtual_services, destination_rules, peer_authentications
+            )
         except pilot.TranslationError as exc:
             raise TranslationRefused(str(exc)) from exc
 
@@ -284,6 +304,13 @@ class LocalMesh:
             )
             for spec, name in names
         }
+        if self.mtls:
+            self.identities = identity.issue(
+                self.workdir / "certs",
+                namespace=self.namespace,
+                service=self.service,
+                instances=[name for _, name in names],
+            )
         for spec, name in names:
             app_port, listen_port, admin_port = ports[name]
             procs.wait_http(
@@ -299,6 +326,7 @@ class LocalMesh:
                 tracing=None
                 if tracing is None
                 else tracing.tagged(self.service, subset=spec.subset_name, version=spec.name),
+                **self._inbound_tls(name, spec),
             )
             handle = envoy.start_envoy(
                 self.supervisor,
@@ -321,9 +349,16 @@ class LocalMesh:
                     labels={"app": self.service, "version": instance.version},
                     address="127.0.0.1",
                     port=instance.listen_port,
+                    spiffe_id=self.identities.service_id if self.identities else "",
                 )
                 for instance in self.instances
             ],
+            mesh_tls=None
+            if self.identities is None
+            else pilot.MeshTls(
+                identity=self.identities.client,
+                peer_authentications=tuple(self.peer_authentications),
+            ),
             namespace=self.namespace,
             service_port=self.service_port,
             # Traced, the inbound Envoys name their spans by operation, not by the caller's route.
@@ -353,6 +388,38 @@ class LocalMesh:
                 host_header=self.service,
                 mix=self.mix,
             ).start()
+
+    def _inbound_tls(self, name: str, spec: VersionSpec) -> dict[str, Any]:
+        """The inbound Envoy's mTLS mode and certificate, from the PeerAuthentications."""
+        if self.identities is None:
+            return {}
+        labels = {"app": self.service, "version": spec.name}
+        mode = identity.accepts(
+            self.namespace, labels, self.peer_authentications, port=self.service_port
+        )
+        self.inbound_modes[name] = mode
+        return {"mtls_mode": mode, "identity": self.identities.instances[name]}
+
+    def _set_inbound_modes(self, peer_authentications: list[dict[str, Any]]) -> None:
+        assert self.identities is not None
+        self.peer_authentications = peer_authentications
+        for instance in self.instances:
+            labels = {"app": self.service, "version": instance.version}
+            mode = identity.accepts(
+                self.namespace, labels, peer_authentications, port=self.service_port
+            )
+            if mode == self.inbound_modes.get(instance.name):
+                continue
+            self._listener_versions[instance.name] = (
+                self._listener_versions.get(instance.name, 1) + 1
+            )
+            envoy.set_inbound_mode(
+                instance.inbound.workdir,
+                mode,
+                self.identities.instances[instance.name],
+                version=self._listener_versions[instance.name],
+            )
+            self.inbound_modes[instance.name] = mode
 
     def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [
@@ -384,9 +451,11 @@ class LocalMesh:
         if self.client is not None:
             lines.append(f"  client-side Envoy  {self.client_url}  admin {self.client.admin_url}")
         for instance in self.instances:
+            mode = self.inbound_modes.get(instance.name)
             lines.append(
                 f"  {instance.name:<14} app :{instance.app_port}  inbound Envoy "
                 f":{instance.listen_port}  admin {instance.inbound.admin_url}"
+                + (f"  mTLS {mode}" if mode else "")
             )
         if self.prometheus is not None:
             lines.append(f"  Prometheus         {self.prometheus.url}")

@@ -31,6 +31,7 @@ class DataPlane(Protocol):
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int: ...
 
     def applied_version(self) -> int | None: ...
@@ -197,7 +198,9 @@ class LocalRouter:
     def _push(self, virtual_services: Sequence[dict[str, Any]]) -> None:
         try:
             self._published = self.plane.push(
-                virtual_services, self.store.objects("DestinationRule")
+                virtual_services,
+                self.store.objects("DestinationRule"),
+                self.store.objects("PeerAuthentication"),
             )
         except TranslationRefused as exc:
             raise InvalidSpec(str(exc)) from exc
@@ -205,7 +208,7 @@ class LocalRouter:
     def _fingerprint(self) -> tuple[str, ...]:
         return tuple(
             f"{kind}/{'/'.join(_name(body))}@{body['metadata'].get('resourceVersion')}"
-            for kind in ("VirtualService", "DestinationRule")
+            for kind in ("VirtualService", "DestinationRule", "PeerAuthentication")
             for body in self.store.objects(kind)
         )
 

@@ -30,7 +30,7 @@ from typing import Any
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import fields, gateways, people, routes, rules, targets, templates
+from canary.validation import fields, gateways, mtls, people, routes, rules, targets, templates
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, istio_key, model_key, not_found
 
@@ -50,6 +50,7 @@ def check_canary(placed: Placed[Canary], index: Index) -> list[Finding]:
     _check_port(about, placed.obj, index, managed.service)
     templates.check(about, placed.obj, index)
     people.check(about, placed.obj, index)
+    mtls.check(about, placed.obj, index)
     return about.findings
 
 

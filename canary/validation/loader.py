@@ -9,10 +9,11 @@ of its own, placed as `file:3 items[0]`. Nothing here raises for bad input: a YA
 an unreadable file or an object that fails its model all become findings, and the rest of the
 input is still checked.
 
-Kinds: `canary.dev/*` is parsed by `canary.api.resources.parse`; VirtualService and
-DestinationRule of `networking.istio.io` are kept as plain dicts for the cross-checks; Flagger's
-and Argo Rollouts' objects get a hint of what to translate them to (`foreign`); any other
-Kubernetes object (Gateway, ServiceEntry, Deployment, ...) is counted and otherwise ignored.
+Kinds: `canary.dev/*` is parsed by `canary.api.resources.parse`; VirtualService, DestinationRule
+and Gateway of `networking.istio.io`, PeerAuthentication of `security.istio.io` and Kubernetes
+Services are kept as plain dicts for the cross-checks; Flagger's and Argo Rollouts' objects get a
+hint of what to translate them to (`foreign`); any other Kubernetes object (ServiceEntry,
+Deployment, ...) is counted and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from canary.validation.inventory import Inventory, Placed
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
-# Other kinds the analysis joins by host or name: Kubernetes Services (ports), and mTLS policy.
-INDEXED = {("", "Service"), ("security.istio.io", "PeerAuthentication")}
+# Kubernetes Services, which the analysis joins by host for their ports.
+INDEXED = {("", "Service")}
+# mTLS policy, read for the mTLS findings.
+SECURITY_GROUP = "security.istio.io"
+SECURITY_VERSIONS = ("v1", "v1beta1")
 # Kept for the callers that name them here.
 SUFFIXES = reading.SUFFIXES
 files = reading.files
@@ -125,6 +129,10 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
         _add_canary_dev(where, body, kind, loaded)
     elif (group == ISTIO_GROUP and kind in ISTIO_KINDS) or (group, kind) in INDEXED:
         _add_istio(where, body, kind, version, loaded)
+    elif group == SECURITY_GROUP and kind == "PeerAuthentication":
+        _add_istio(
+            where, body, kind, version, loaded, group=SECURITY_GROUP, versions=SECURITY_VERSIONS
+        )
     else:
         loaded.ignored += 1
 
@@ -162,9 +170,18 @@ def _add_canary_dev(where: Where, body: dict[str, Any], kind: str, loaded: Loade
         loaded.inventory.chat_providers.append(Placed(where, parsed))
 
 
-def _add_istio(where: Where, body: IstioObject, kind: str, version: str, loaded: Loaded) -> None:
-    if version not in ISTIO_VERSIONS:
-        served = ", ".join(f"{ISTIO_GROUP}/{each}" for each in ISTIO_VERSIONS)
+def _add_istio(
+    where: Where,
+    body: IstioObject,
+    kind: str,
+    version: str,
+    loaded: Loaded,
+    *,
+    group: str = ISTIO_GROUP,
+    versions: tuple[str, ...] = ISTIO_VERSIONS,
+) -> None:
+    if version not in versions:
+        served = ", ".join(f"{group}/{each}" for each in versions)
         loaded.findings.append(
             Finding(where, "apiVersion", f"{body['apiVersion']!r} is not served (use {served})")
         )

@@ -6,8 +6,17 @@ refused with the field named; nothing is dropped silently.
 """
 
 from canary.localmesh.pilot.model import EnvoyResources, TranslationError, Workload
+from canary.localmesh.pilot.mtls import MeshTls
 from canary.localmesh.pilot.pilot import Pilot
 from canary.localmesh.pilot.tracing import Tracing
 from canary.localmesh.pilot.translate import translate
 
-__all__ = ["EnvoyResources", "Pilot", "Tracing", "TranslationError", "Workload", "translate"]
+__all__ = [
+    "EnvoyResources",
+    "MeshTls",
+    "Pilot",
+    "Tracing",
+    "TranslationError",
+    "Workload",
+    "translate",
+]

@@ -7,6 +7,9 @@ endpoints are the service's workloads whose labels include the subset's labels.
 
 Clusters are STATIC, with the endpoints written into the cluster: the local mesh's workloads are
 known when the Pilot starts and do not move, so EDS would add a moving part and nothing else.
+A cluster's TLS follows the merged `tls.mode` and auto mTLS as `mtls.py` says; without the
+mesh's certificates every cluster is plaintext, as with istiod's auto mTLS off.
+
 A subset that selects no workload is still a cluster, with no endpoints: Envoy answers 503 to
 traffic sent there, as it does in a cluster where a subset's pods are all gone.
 """
@@ -17,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canary.localmesh.pilot import fields, policy
+from canary.api import mtls as api_mtls
+from canary.localmesh.pilot import fields, mtls, policy
 from canary.localmesh.pilot.fields import Json, Report
 from canary.localmesh.pilot.model import CLUSTER_TYPE, Workload, cluster_name
 
@@ -65,23 +69,73 @@ def read_rule(report: Report, spec: Mapping[str, Any], *, config: str, port: int
 
 
 def service_clusters(
-    fqdn: str, *, port: int, workloads: Sequence[Workload], rule: Rule | None
+    fqdn: str,
+    *,
+    port: int,
+    workloads: Sequence[Workload],
+    rule: Rule | None,
+    mesh_tls: mtls.MeshTls | None = None,
 ) -> list[Json]:
     """The clusters of one service: its own, then one per subset of its rule, in rule order."""
     host_policy = (rule.policy if rule else None) or policy.Policy()
     metadata: Json = {"config": rule.config} if rule else {}
-    out = [_cluster(cluster_name(fqdn, port), workloads, host_policy, metadata)]
+    sans = sorted({w.spiffe_id for w in workloads if w.spiffe_id})
+    name = cluster_name(fqdn, port)
+    out = [_cluster(name, workloads, host_policy, metadata)]
+    _apply_tls(out[-1], host_policy.tls, workloads, mesh_tls, sans)
     for subset in rule.subsets.values() if rule else ():
         selected = [w for w in workloads if _selects(subset.labels, w.labels)]
+        merged = host_policy.under(subset.policy)
         out.append(
             _cluster(
                 cluster_name(fqdn, port, subset.name),
                 selected,
-                host_policy.under(subset.policy),
+                merged,
                 {**metadata, "subset": subset.name},
             )
         )
+        _apply_tls(out[-1], merged.tls, selected, mesh_tls, sans)
     return out
+
+
+def tls_refusals(report: Report, rule: Rule, mesh_tls: mtls.MeshTls | None) -> None:
+    """ISTIO_MUTUAL in a mesh started without certificates cannot be honoured: say where."""
+    if mesh_tls is not None:
+        return
+    policies = [rule.policy, *(subset.policy for subset in rule.subsets.values())]
+    for found in policies:
+        if found is not None and found.tls == mtls.ISTIO_MUTUAL:
+            report.refuse(
+                f"{found.tls_path}.mode",
+                "this local mesh was started without workload certificates",
+            )
+
+
+def _apply_tls(
+    cluster: Json,
+    mode: str | None,
+    workloads: Sequence[Workload],
+    mesh_tls: mtls.MeshTls | None,
+    sans: list[str],
+) -> None:
+    if mesh_tls is None or mode == "DISABLE":
+        return
+    socket = mtls.upstream_socket(mesh_tls.identity, sans=sans, sni=mtls.sni(cluster["name"]))
+    if mode == mtls.ISTIO_MUTUAL:
+        cluster["transport_socket"] = socket
+        return
+    if not mesh_tls.auto_mtls or not workloads:
+        return
+    namespace = workloads[0].namespace
+    server = api_mtls.namespace_mode(
+        namespace, [dict(p) for p in mesh_tls.peer_authentications], mesh_tls.root_namespace
+    )
+    if server.mode == "DISABLE":
+        return
+    cluster["transport_socket_matches"] = mtls.auto_mtls_matches(socket)
+    for entry in cluster["load_assignment"]["endpoints"]:
+        for endpoint in entry["lb_endpoints"]:
+            endpoint["metadata"] = mtls.sidecar_endpoint_metadata()
 
 
 def _selects(wanted: Mapping[str, str], labels: Mapping[str, str]) -> bool:

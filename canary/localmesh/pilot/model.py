@@ -35,6 +35,8 @@ class Workload:
     labels: Mapping[str, str]
     address: str
     port: int
+    # Its SPIFFE identity (spiffe://cluster.local/ns/<ns>/sa/<sa>); "" without mTLS.
+    spiffe_id: str = ""
 
     @property
     def fqdn(self) -> str:

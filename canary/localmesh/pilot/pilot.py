@@ -23,6 +23,7 @@ its server spans by the app's operations instead (`POST /checkout`), so a Pilot 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import threading
 import urllib.request
@@ -33,6 +34,7 @@ from typing import Any
 from canary.localmesh.pilot import bootstrap as bootstrap_config
 from canary.localmesh.pilot import xds
 from canary.localmesh.pilot.model import EnvoyResources, Workload
+from canary.localmesh.pilot.mtls import MeshTls
 from canary.localmesh.pilot.tracing import Tracing
 from canary.localmesh.pilot.translate import translate
 
@@ -51,6 +53,7 @@ class Pilot:
         namespace: str = "default",
         service_port: int = 80,
         propagate_operations: bool = True,
+        mesh_tls: MeshTls | None = None,
     ) -> None:
         self.xds_dir = xds_dir
         self.propagate_operations = propagate_operations
@@ -58,6 +61,7 @@ class Pilot:
         self.workloads = tuple(workloads)
         self.namespace = namespace
         self.service_port = service_port
+        self.mesh_tls = mesh_tls
         self.cds_path = xds_dir / xds.CDS_FILE
         self.rds_path = xds_dir / xds.RDS_FILE
         self._lock = threading.Lock()
@@ -108,11 +112,17 @@ class Pilot:
         self,
         virtual_services: Sequence[Mapping[str, Any]],
         destination_rules: Sequence[Mapping[str, Any]],
+        peer_authentications: Sequence[Mapping[str, Any]] | None = None,
     ) -> int:
         """Publishes the objects; returns the version now written (unchanged if nothing changed).
+        PeerAuthentications, when given, replace those auto mTLS reads.
 
         Raises TranslationError, having written nothing, when anything cannot be expressed.
         """
+        if peer_authentications is not None and self.mesh_tls is not None:
+            self.mesh_tls = dataclasses.replace(
+                self.mesh_tls, peer_authentications=tuple(peer_authentications)
+            )
         return self._publish(self._translate(virtual_services, destination_rules))
 
     def applied_version(self, admin_url: str) -> int | None:
@@ -142,6 +152,7 @@ class Pilot:
             self.workloads,
             namespace=self.namespace,
             port=self.service_port,
+            mesh_tls=self.mesh_tls,
         )
         if not self.propagate_operations:
             _keep_operations(resources.route_configuration)

@@ -1,11 +1,11 @@
 """A DestinationRule `trafficPolicy` as the Envoy cluster fields it sets, merged as istiod merges.
 
 Each block (connectionPool, outlierDetection, loadBalancer, tls) is translated once, where it is
-written, into the cluster fields it sets, so a problem in the host-level policy is reported once
-and not again for every subset. The merge then works on whole blocks, as istiod's
-MergeTrafficPolicy does: a block set at the subset replaces the host's block entirely (its
-unset fields fall back to defaults, not to the host's values), and port-level settings for the
-service port replace all four blocks, set or not.
+written, into the cluster fields it sets (tls into its mode: `mtls.py` makes the socket), so a
+problem in the host-level policy is reported once and not again for every subset. The merge
+then works on whole blocks, as istiod's MergeTrafficPolicy does: a block set at the subset
+replaces the host's block entirely (its unset fields fall back to defaults, not to the host's
+values), and port-level settings for the service port replace all four blocks, set or not.
 
 The translations follow istiod's cluster builder: outlier detection turns success-rate ejection
 off and enforces consecutive errors at 100%, and `minHealthPercent` is the panic threshold, 0
@@ -29,6 +29,19 @@ _POLICY_REFUSED = {
     "proxyProtocol": "the local mesh's workloads do not speak the PROXY protocol",
     "retryBudget": "not implemented by the local mesh's Pilot",
 }
+_TLS_REFUSED = dict.fromkeys(
+    (
+        "clientCertificate",
+        "privateKey",
+        "caCertificates",
+        "credentialName",
+        "subjectAltNames",
+        "sni",
+        "insecureSkipVerify",
+        "caCrl",
+    ),
+    "the local mesh's Pilot honours tls.mode alone, with the mesh's own certificates",
+)
 _LB_POLICIES = {
     "UNSPECIFIED": "LEAST_REQUEST",  # istiod's default
     "LEAST_REQUEST": "LEAST_REQUEST",
@@ -45,6 +58,9 @@ class Policy:
     connection_pool: Json | None = None
     outlier_detection: Json | None = None
     load_balancer: Json | None = None
+    # The tls mode (ISTIO_MUTUAL or DISABLE; None: unset, so auto mTLS) and where it was written.
+    tls: str | None = None
+    tls_path: str = ""
     # From port-level settings: then every block replaces, set or not (istiod's hasPortLevel).
     port_level: bool = False
 
@@ -57,6 +73,8 @@ class Policy:
             value = getattr(subset, block)
             if value is not None or subset.port_level:
                 merged = dataclasses.replace(merged, **{block: value})
+        if subset.tls is not None or subset.port_level:
+            merged = dataclasses.replace(merged, tls=subset.tls, tls_path=subset.tls_path)
         return merged
 
     def cluster_fields(self) -> Json:
@@ -94,14 +112,31 @@ def read(report: Report, parent: Mapping[str, Any], path: str, *, port: int) -> 
 
 
 def _blocks(report: Report, found: Mapping[str, Any], path: str) -> Policy:
-    tls = fields.get_map(report, found, "tls", path)
-    if tls is not None and (tls.get("mode") != "DISABLE" or set(tls) != {"mode"}):
-        report.refuse(f"{path}.tls", "the local mesh has no mTLS and originates no TLS")
+    tls = mtls_mode(report, found, path)
     return Policy(
+        tls=tls,
+        tls_path=f"{path}.tls" if tls else "",
         connection_pool=_block(report, found, "connectionPool", path, connection_pool.translate),
         outlier_detection=_block(report, found, "outlierDetection", path, outlier_detection),
         load_balancer=_block(report, found, "loadBalancer", path, load_balancer),
     )
+
+
+def mtls_mode(report: Report, found: Mapping[str, Any], path: str) -> str | None:
+    """The `tls.mode` under `found`: ISTIO_MUTUAL or DISABLE; None when unset (auto mTLS)."""
+    tls = fields.get_map(report, found, "tls", path)
+    if tls is None:
+        return None
+    here = f"{path}.tls"
+    fields.check_keys(report, tls, here, supported={"mode"}, refused=_TLS_REFUSED)
+    mode = fields.get_str(report, tls, "mode", here) or "DISABLE"
+    if mode in ("SIMPLE", "MUTUAL"):
+        report.refuse(f"{here}.mode", f"{mode}: the local mesh originates no TLS of your own")
+        return None
+    if mode not in ("ISTIO_MUTUAL", "DISABLE"):
+        report.invalid(f"{here}.mode", f"unknown tls mode {mode!r}")
+        return None
+    return mode
 
 
 def _block(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.api import istio
-from canary.localmesh.pilot import clusters, fields, http, match, routes
+from canary.localmesh.pilot import clusters, fields, http, match, mtls, routes
 from canary.localmesh.pilot.fields import Json, Report
 from canary.localmesh.pilot.model import EnvoyResources, TranslationError, Workload, cluster_name
 
@@ -33,8 +33,10 @@ def translate(
     *,
     namespace: str = "default",
     port: int = 80,
+    mesh_tls: mtls.MeshTls | None = None,
 ) -> EnvoyResources:
-    """Envoy config for the one client sidecar in `namespace`, for services on `port`.
+    """Envoy config for the one client sidecar in `namespace`, for services on `port`; with
+    `mesh_tls`, its clusters speak mTLS as the rules and auto mTLS say.
 
     Raises TranslationError listing every field that cannot be expressed.
     """
@@ -43,7 +45,7 @@ def translate(
     services: dict[str, list[Workload]] = {}
     for workload in workloads:
         services.setdefault(workload.fqdn, []).append(workload)
-    rules = _read_rules(destination_rules, services, client, problems)
+    rules = _read_rules(destination_rules, services, client, problems, mesh_tls)
     routed = _read_virtual_services(virtual_services, services, rules, client, problems)
     if problems:
         raise TranslationError(tuple(problems))
@@ -62,7 +64,7 @@ def translate(
             cluster
             for fqdn in sorted(services)
             for cluster in clusters.service_clusters(
-                fqdn, port=port, workloads=services[fqdn], rule=rules.get(fqdn)
+                fqdn, port=port, workloads=services[fqdn], rule=rules.get(fqdn), mesh_tls=mesh_tls
             )
         ],
     )
@@ -84,6 +86,7 @@ def _read_rules(
     services: Mapping[str, list[Workload]],
     client: match.Client,
     problems: list[str],
+    mesh_tls: mtls.MeshTls | None,
 ) -> dict[str, clusters.Rule]:
     rules: dict[str, clusters.Rule] = {}
     owners: dict[str, str] = {}
@@ -101,6 +104,7 @@ def _read_rules(
         elif fqdn in rules:
             report.refuse("spec.host", f"{fqdn} already has {owners[fqdn]}")
         rule = clusters.read_rule(report, spec, config=envelope.config, port=client.port)
+        clusters.tls_refusals(report, rule, mesh_tls)
         # A rule with problems is kept all the same, so that the routes naming its subsets are
         # not refused as well for the same cause.
         if fqdn is not None and fqdn in services and fqdn not in rules:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from canary.localmesh import envoy, pilot, procs
+from canary.localmesh import envoy, identity, pilot, procs
 from tests.e2e.istio.conftest import assert_no_nacks
 from tests.istiod import run
 from tests.kubeenv import cluster
@@ -49,6 +49,10 @@ CLUSTER_FIELDS = (
     "common_lb_config",
     "typed_extension_protocol_options",
     "metadata",
+    # mTLS, compared in a shape both can have (`_tls_shape`): istiod's certificates come by SDS
+    # from an agent, the local mesh's from files.
+    "transport_socket",
+    "transport_socket_matches",
 )
 ROUTE_CONFIG_FIELDS = (
     "validate_clusters",
@@ -202,6 +206,22 @@ CASES = [
         [{"route": to(("v1", None))}],
         traffic_policy={"loadBalancer": {"simple": "ROUND_ROBIN"}},
     ),
+    Case("tls-disable", [{"route": to(("v1", None))}], traffic_policy={"tls": {"mode": "DISABLE"}}),
+    # ISTIO_MUTUAL, compared in config only: istiod's cluster waits (warming) for SDS secrets
+    # that a stock Envoy has no agent to serve, and meanwhile its Envoy keeps the last case's
+    # plaintext cluster, while the local mesh's handshake with the plain backends fails.
+    Case(
+        "istio-mutual",
+        [{"route": to(("v1", None))}],
+        traffic_policy={"tls": {"mode": "ISTIO_MUTUAL"}},
+        requests=(),
+    ),
+    Case(
+        "istio-mutual-but-disable-on-a-subset",
+        [{"route": to(("v1", None))}],
+        traffic_policy={"tls": {"mode": "ISTIO_MUTUAL"}},
+        subset_policies={"v1": {"tls": {"mode": "DISABLE"}}},
+    ),
 ]
 
 
@@ -256,6 +276,13 @@ def sides(
         ],
         namespace=namespace,
         service_port=port,
+        # istiod runs with enableAutoMtls: false; certificates for the ISTIO_MUTUAL cases.
+        mesh_tls=pilot.MeshTls(
+            identity=identity.issue(
+                workdir / "certs", namespace=namespace, service="demo", instances=()
+            ).client,
+            auto_mtls=False,
+        ),
     )
     admin_port = procs.free_port()
     with procs.Supervisor(workdir / "local") as supervisor:
@@ -428,9 +455,36 @@ def _config_differences(sides: Sides, *, known: dict[str, str]) -> list[str]:
             theirs = _without_panic_threshold(theirs, mine)
         for key in CLUSTER_FIELDS:
             a, b = _strip(mine.get(key), known), _strip(theirs.get(key), known)
+            if key.startswith("transport_socket"):
+                a, b = _tls_shape(a), _tls_shape(b)
             if a != b:
                 differences.append(_diff(f"cluster {name} {key}", a, b))
     return differences
+
+
+def _tls_shape(value: Any) -> Any:
+    """A transport socket (or a list of matches) without where its certificates come from:
+    istiod names SDS secrets (`default`, `ROOTCA`) served by the agent, the local mesh files.
+    What is left is what the peer sees: SNI, ALPN, TLS versions, the SANs it accepts."""
+    if isinstance(value, list):
+        return [{**m, "transport_socket": _tls_shape(m.get("transport_socket"))} for m in value]
+    if not isinstance(value, dict):
+        return value
+    config = dict(value.get("typed_config") or {})
+    common = dict(config.get("common_tls_context") or {})
+    validation = common.pop("validation_context", None) or (
+        common.pop("combined_validation_context", {}).get("default_validation_context") or {}
+    )
+    common.pop("tls_certificates", None)
+    common.pop("tls_certificate_sds_secret_configs", None)
+    sans = validation.get("match_typed_subject_alt_names") or [
+        {"san_type": "URI", "matcher": m} for m in validation.get("match_subject_alt_names") or []
+    ]
+    if sans:
+        common["sans"] = sans
+    if common:
+        config["common_tls_context"] = common
+    return {**value, "typed_config": config}
 
 
 def _without_panic_threshold(theirs: Json, mine: Json) -> Json:
@@ -509,8 +563,13 @@ def _virtual_host(config: Json, fqdn: str) -> Json:
 
 
 def _clusters(admin_url: str) -> dict[str, Json]:
-    dump = _dump(admin_url, "dynamic_active_clusters")
-    return {c["cluster"]["name"]: c["cluster"] for c in dump.get("configs") or []}
+    """Active clusters, and warming ones over them (a warming cluster is the newer config):
+    istiod's ISTIO_MUTUAL clusters wait for SDS secrets, which a stock Envoy never gets."""
+    found: dict[str, Json] = {}
+    for resource in ("dynamic_active_clusters", "dynamic_warming_clusters"):
+        dump = _dump(admin_url, resource)
+        found.update({c["cluster"]["name"]: c["cluster"] for c in dump.get("configs") or []})
+    return found
 
 
 def _dump(admin_url: str, resource: str) -> Json:

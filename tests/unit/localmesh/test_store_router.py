@@ -24,7 +24,9 @@ class FakePlane:
         self.acknowledged: int | None = None
         self.faults: list[Any] = []
 
-    def push(self, virtual_services: Any, destination_rules: Any) -> int:
+    def push(
+        self, virtual_services: Any, destination_rules: Any, peer_authentications: Any = None
+    ) -> int:
         self.pushed.append(list(virtual_services))
         return len(self.pushed)
 

@@ -305,7 +305,7 @@ def test_every_problem_in_every_object_is_reported_at_once() -> None:
         destination_rule(trafficPolicy={"tls": {"mode": "ISTIO_MUTUAL"}}),
     )
     assert [p.split(": ")[0] for p in problems] == [
-        "DestinationRule default/demo spec.trafficPolicy.tls",
+        "DestinationRule default/demo spec.trafficPolicy.tls.mode",
         "VirtualService default/demo spec.tcp",
         "VirtualService default/demo spec.http[0].corsPolicy",
         "VirtualService default/demo spec.http[0].timeout",

@@ -83,13 +83,13 @@ REFUSED: dict[str, list[str]] = {
         "VirtualService istio-system/cert-manager spec.http[0].route[0].destination.host",
     ],
     "destination-rule-all-mtls.yaml": [
-        f"DestinationRule default/{host} spec.trafficPolicy.tls"
+        f"DestinationRule default/{host} spec.trafficPolicy.tls.mode"
         for host in ("productpage", "reviews", "ratings", "details")
     ],
     "egress-rule-google-apis.yaml": [
         "DestinationRule default/originate-tls-for-googleapis spec.host",
         "DestinationRule default/originate-tls-for-googleapis"
-        " spec.trafficPolicy.portLevelSettings[0].tls",
+        " spec.trafficPolicy.portLevelSettings[0].tls.mode",
         "DestinationRule default/originate-tls-for-googleapis"
         " spec.trafficPolicy.portLevelSettings[0].port",
         "VirtualService default/rewrite-port-for-googleapis spec.hosts[0]",
@@ -201,8 +201,8 @@ def test_mtls_refusal_says_why() -> None:
     with pytest.raises(pilot.TranslationError) as raised:
         _translate_sample("destination-rule-all-mtls.yaml")
     assert raised.value.problems[0] == (
-        "DestinationRule default/productpage spec.trafficPolicy.tls: not supported by the local"
-        " mesh (the local mesh has no mTLS and originates no TLS)"
+        "DestinationRule default/productpage spec.trafficPolicy.tls.mode: not supported by the"
+        " local mesh (this local mesh was started without workload certificates)"
     )
 
 
