@@ -16,12 +16,21 @@ every Envoy traces every request to it over OTLP: the inbound Envoys as the serv
 (`demo`), their spans tagged with their version's `subset` and `version`, one span per
 operation (`GET /browse`, `POST /checkout`); the client-side Envoy as the caller, `loadgen`.
 `otlp_collector` sends the spans to another OTLP/gRPC receiver instead.
+
+With `gateway=GatewaySpec(...)` an ingress gateway Envoy (`gateway.py`) runs too, programmed
+from the Gateways and VirtualServices pushed with the rest, scraped by Prometheus as `role:
+gateway`; with the spec's `load_host`, the users call through it (`Host: <load_host>`, over
+TLS trusting the mesh's CA with `load_tls`) instead of through the client side. A push is
+translated for both Envoys before either is written, and a version counts as applied once both
+serve it.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,6 +40,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from canary.localmesh import envoy, jaeger, loadgen, pilot, procs, prometheus
+from canary.localmesh import gateway as ingress
+from canary.localmesh.certs import LocalCA
+from canary.localmesh.pilot.gateway import unserved
 from canary.localmesh.router import TranslationRefused
 
 T = TypeVar("T")
@@ -95,6 +107,7 @@ class LocalMesh:
         mix: Sequence[tuple[loadgen.Request, int]] = (),
         traces: bool = False,
         otlp_collector: str | None = None,
+        gateway: ingress.GatewaySpec | None = None,
     ) -> None:
         if not versions:
             raise ValueError("the mesh needs at least one version")
@@ -119,6 +132,11 @@ class LocalMesh:
         self.load: loadgen.LoadGenerator | None = None
         self.jaeger: jaeger.JaegerHandle | None = None
         self._pilot: pilot.Pilot | None = None
+        self.gateway_spec = gateway
+        self.gateway: ingress.LocalGateway | None = None
+        # (mesh version, client-side Pilot version, gateway version) of each push that changed
+        # anything, so "applied" can ask both Envoys.
+        self._pushed: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=1024)
         # What each inbound Envoy's route file holds: its fault (None: none) and file version.
         self._faults: dict[str, dict[str, Any] | None] = {}
         self._fault_versions: dict[str, int] = {}
@@ -152,16 +170,47 @@ class LocalMesh:
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        gateways: Sequence[dict[str, Any]] = (),
     ) -> int:
-        """Publishes the objects to the client-side Envoy; returns the config version."""
+        """Publishes the objects to the client-side Envoy and the gateway; returns the config
+        version. Raises TranslationRefused, having written nothing, if either refuses them."""
+        client = self._started(self._pilot)
         try:
-            return self._started(self._pilot).push(virtual_services, destination_rules)
+            if self.gateway is None:
+                problems = unserved(virtual_services) + [
+                    f"Gateway {(g.get('metadata') or {}).get('namespace')}/"
+                    f"{(g.get('metadata') or {}).get('name')}: not supported by the local mesh "
+                    "(it runs no ingress gateway; start it with one)"
+                    for g in gateways
+                ]
+                if problems:
+                    raise pilot.TranslationError(tuple(problems))
+                at_gateway = 0
+                at_client = client.push(virtual_services, destination_rules)
+            else:
+                publisher = self.gateway.publisher
+                resources = publisher.translate(gateways, virtual_services, destination_rules)
+                at_client = client.push(virtual_services, destination_rules)
+                at_gateway = publisher.publish(resources)
         except pilot.TranslationError as exc:
             raise TranslationRefused(str(exc)) from exc
+        last = self._pushed[-1] if self._pushed else (-1, -1, -1)
+        if (at_client, at_gateway) != last[1:]:
+            self._pushed.append((last[0] + 1, at_client, at_gateway))
+        return self._pushed[-1][0]
 
     def applied_version(self) -> int | None:
-        """The config version the client-side Envoy has accepted, None before any."""
-        return self._started(self._pilot).applied_version(self.admin_url)
+        """The newest config version both Envoys (client side, gateway) serve, None before any."""
+        at_client = self._started(self._pilot).applied_version(self.admin_url)
+        at_gateway = 0 if self.gateway is None else self.gateway.applied_version()
+        if at_client is None or at_gateway is None:
+            return None
+        served = [
+            version
+            for version, client, gateway in self._pushed
+            if client <= at_client and gateway <= at_gateway
+        ]
+        return max(served, default=None)
 
     def set_faults(
         self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any], int | None]]
@@ -249,6 +298,7 @@ class LocalMesh:
             name: (procs.free_port(), procs.free_port(), procs.free_port()) for _, name in names
         }
         self.client_port, client_admin = procs.free_port(), procs.free_port()
+        gateway_ports = (procs.free_port(), procs.free_port(), procs.free_port())
         metrics_jobs: dict[str, list[str | prometheus.Target]] = {}
         if self.traces:
             self.jaeger = jaeger.start_jaeger(
@@ -270,6 +320,10 @@ class LocalMesh:
                 for spec, name in names
             ],
         }
+        if self.gateway_spec is not None:
+            targets["gateway"] = [
+                prometheus.Target(f"127.0.0.1:{gateway_ports[0]}", {"role": "gateway"})
+            ]
         self.prometheus = prometheus.start_prometheus(
             self.supervisor,
             targets=targets,
@@ -310,20 +364,21 @@ class LocalMesh:
             self.instances.append(
                 Instance(name, spec.name, apps[name], app_port, handle, listen_port)
             )
+        workloads = [
+            pilot.Workload(
+                name=instance.name,
+                namespace=self.namespace,
+                host=self.service,
+                labels={"app": self.service, "version": instance.version},
+                address="127.0.0.1",
+                port=instance.listen_port,
+            )
+            for instance in self.instances
+        ]
         self._pilot = pilot.Pilot(
             xds_dir=self.workdir / "client-side",
             listener_port=self.client_port,
-            workloads=[
-                pilot.Workload(
-                    name=instance.name,
-                    namespace=self.namespace,
-                    host=self.service,
-                    labels={"app": self.service, "version": instance.version},
-                    address="127.0.0.1",
-                    port=instance.listen_port,
-                )
-                for instance in self.instances
-            ],
+            workloads=workloads,
             namespace=self.namespace,
             service_port=self.service_port,
             # Traced, the inbound Envoys name their spans by operation, not by the caller's route.
@@ -342,17 +397,42 @@ class LocalMesh:
             admin_port=client_admin,
             workdir=self.workdir / "client-side",
         )
+        if self.gateway_spec is not None:
+            self.gateway = ingress.start_gateway(
+                self.supervisor,
+                spec=self.gateway_spec,
+                workdir=self.workdir / "gateway",
+                workloads=workloads,
+                ca=LocalCA.create(self.workdir / "ca"),
+                admin_port=gateway_ports[0],
+                http_port=gateway_ports[1],
+                https_port=gateway_ports[2],
+                service_port=self.service_port,
+            )
         self.prometheus.wait_targets_up(
-            expected=1 + len(self.instances) + sum(map(len, metrics_jobs.values()))
+            expected=sum(map(len, targets.values())) + sum(map(len, metrics_jobs.values()))
         )
         if self.rate > 0:
-            self.load = loadgen.LoadGenerator(
-                self.client_url,
-                rate_per_second=self.rate,
-                duration_s=self.duration,
-                host_header=self.service,
-                mix=self.mix,
-            ).start()
+            self.load = self._load()
+
+    def _load(self) -> loadgen.LoadGenerator:
+        """Users call the service's name through the client side, or the gateway's external
+        host through the gateway when the gateway spec names one."""
+        url, host, tls = self.client_url, self.service, None
+        spec = self.gateway_spec
+        if spec is not None and spec.load_host and self.gateway is not None:
+            host = spec.load_host
+            url = self.gateway.https_url if spec.load_tls else self.gateway.http_url
+            if spec.load_tls:
+                tls = ssl.create_default_context(cafile=str(self.gateway.ca_root))
+        return loadgen.LoadGenerator(
+            url,
+            rate_per_second=self.rate,
+            duration_s=self.duration,
+            host_header=host,
+            mix=self.mix,
+            tls=tls,
+        ).start()
 
     def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [
@@ -372,6 +452,11 @@ class LocalMesh:
             f"--inventory-url=http://127.0.0.1:{inbound_port}",
         ]
 
+    @property
+    def _load_host(self) -> str:
+        spec = self.gateway_spec
+        return spec.load_host if spec is not None and spec.load_host else self.service
+
     @staticmethod
     def _started(part: T | None) -> T:
         if part is None:
@@ -388,6 +473,11 @@ class LocalMesh:
                 f"  {instance.name:<14} app :{instance.app_port}  inbound Envoy "
                 f":{instance.listen_port}  admin {instance.inbound.admin_url}"
             )
+        if self.gateway is not None:
+            lines.append(
+                f"  ingress gateway    {self.gateway.http_url}  {self.gateway.https_url}  "
+                f"admin {self.gateway.admin_url}  (CA root {self.gateway.ca_root})"
+            )
         if self.prometheus is not None:
             lines.append(f"  Prometheus         {self.prometheus.url}")
         if self.jaeger is not None:
@@ -398,7 +488,7 @@ class LocalMesh:
             mix = ", ".join(f"{r.method} {r.path} x{w}" for r, w in self.mix) or "GET /"
             lines.append(
                 f"  load               {self.rate:g} req/s for at most {self.duration:g}s, "
-                f"Host: {self.service}, {mix}"
+                f"Host: {self._load_host}, {mix}"
             )
         return "\n".join(lines)
 

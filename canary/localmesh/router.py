@@ -31,6 +31,7 @@ class DataPlane(Protocol):
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        gateways: Sequence[dict[str, Any]] = (),
     ) -> int: ...
 
     def applied_version(self) -> int | None: ...
@@ -192,7 +193,9 @@ class LocalRouter:
     def _push(self, virtual_services: Sequence[dict[str, Any]]) -> None:
         try:
             self._published = self.plane.push(
-                virtual_services, self.store.objects("DestinationRule")
+                virtual_services,
+                self.store.objects("DestinationRule"),
+                self.store.objects("Gateway"),
             )
         except TranslationRefused as exc:
             raise InvalidSpec(str(exc)) from exc
@@ -200,7 +203,7 @@ class LocalRouter:
     def _fingerprint(self) -> tuple[str, ...]:
         return tuple(
             f"{kind}/{'/'.join(_name(body))}@{body['metadata'].get('resourceVersion')}"
-            for kind in ("VirtualService", "DestinationRule")
+            for kind in ("VirtualService", "DestinationRule", "Gateway")
             for body in self.store.objects(kind)
         )
 

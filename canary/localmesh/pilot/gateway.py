@@ -81,10 +81,10 @@ def translate_gateway(
     listen: Mapping[int, Listen],
     credentials: Credentials,
     service_port: int = 80,
-    rds_source: Json,
+    rds_source: Callable[[str], Json],
 ) -> GatewayResources:
-    """The gateway Envoy's listeners, routes and clusters; `rds_source` is the ConfigSource
-    its route configurations come from. Raises TranslationError listing every problem."""
+    """The gateway Envoy's listeners, routes and clusters; `rds_source` gives the ConfigSource
+    a route configuration (by name) comes from. Raises TranslationError listing every problem."""
     problems: list[str] = []
     by_gateway = servers.read(
         gateways,
@@ -291,7 +291,7 @@ def _listeners(
     all_servers: Sequence[servers.Server],
     listen: Mapping[int, Listen],
     credentials: Credentials,
-    rds_source: Json,
+    rds_source: Callable[[str], Json],
 ) -> list[Json]:
     by_port: dict[int, list[servers.Server]] = {}
     for server in all_servers:
@@ -334,12 +334,18 @@ def _listeners(
 
 
 def _chain(
-    server: servers.Server, listen_port: int, credentials: Credentials, rds_source: Json
+    server: servers.Server,
+    listen_port: int,
+    credentials: Credentials,
+    rds_source: Callable[[str], Json],
 ) -> Json:
     manager = {
         "@type": _HCM_TYPE,
         "stat_prefix": f"outbound_0.0.0.0_{listen_port}",
-        "rds": {"config_source": rds_source, "route_config_name": server.route_name},
+        "rds": {
+            "config_source": rds_source(server.route_name),
+            "route_config_name": server.route_name,
+        },
         # The edge: the client's address is the downstream's, as istiod sets for gateways.
         "use_remote_address": True,
         "http_filters": [

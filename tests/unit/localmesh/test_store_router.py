@@ -24,7 +24,7 @@ class FakePlane:
         self.acknowledged: int | None = None
         self.faults: list[Any] = []
 
-    def push(self, virtual_services: Any, destination_rules: Any) -> int:
+    def push(self, virtual_services: Any, destination_rules: Any, gateways: Any = ()) -> int:
         self.pushed.append(list(virtual_services))
         return len(self.pushed)
 
