@@ -194,7 +194,7 @@ class LocalMesh:
                 at_gateway = publisher.publish(resources)
         except pilot.TranslationError as exc:
             raise TranslationRefused(str(exc)) from exc
-        last = self._pushed[-1] if self._pushed else (-1, -1, -1)
+        last = self._pushed[-1] if self._pushed else (0, -1, -1)
         if (at_client, at_gateway) != last[1:]:
             self._pushed.append((last[0] + 1, at_client, at_gateway))
         return self._pushed[-1][0]
