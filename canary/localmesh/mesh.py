@@ -27,7 +27,6 @@ serve it.
 
 from __future__ import annotations
 
-import collections
 import os
 import shutil
 import ssl
@@ -42,7 +41,7 @@ from typing import Any, TypeVar
 from canary.localmesh import envoy, jaeger, loadgen, pilot, procs, prometheus
 from canary.localmesh import gateway as ingress
 from canary.localmesh.certs import LocalCA
-from canary.localmesh.pilot.gateway import unserved
+from canary.localmesh.publishing import Publishing
 from canary.localmesh.router import TranslationRefused
 
 T = TypeVar("T")
@@ -134,9 +133,7 @@ class LocalMesh:
         self._pilot: pilot.Pilot | None = None
         self.gateway_spec = gateway
         self.gateway: ingress.LocalGateway | None = None
-        # (mesh version, client-side Pilot version, gateway version) of each push that changed
-        # anything, so "applied" can ask both Envoys.
-        self._pushed: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=1024)
+        self._publishing: Publishing | None = None
         # What each inbound Envoy's route file holds: its fault (None: none) and file version.
         self._faults: dict[str, dict[str, Any] | None] = {}
         self._fault_versions: dict[str, int] = {}
@@ -174,43 +171,16 @@ class LocalMesh:
     ) -> int:
         """Publishes the objects to the client-side Envoy and the gateway; returns the config
         version. Raises TranslationRefused, having written nothing, if either refuses them."""
-        client = self._started(self._pilot)
         try:
-            if self.gateway is None:
-                problems = unserved(virtual_services) + [
-                    f"Gateway {(g.get('metadata') or {}).get('namespace')}/"
-                    f"{(g.get('metadata') or {}).get('name')}: not supported by the local mesh "
-                    "(it runs no ingress gateway; start it with one)"
-                    for g in gateways
-                ]
-                if problems:
-                    raise pilot.TranslationError(tuple(problems))
-                at_gateway = 0
-                at_client = client.push(virtual_services, destination_rules)
-            else:
-                publisher = self.gateway.publisher
-                resources = publisher.translate(gateways, virtual_services, destination_rules)
-                at_client = client.push(virtual_services, destination_rules)
-                at_gateway = publisher.publish(resources)
+            return self._started(self._publishing).push(
+                virtual_services, destination_rules, gateways
+            )
         except pilot.TranslationError as exc:
             raise TranslationRefused(str(exc)) from exc
-        last = self._pushed[-1] if self._pushed else (0, -1, -1)
-        if (at_client, at_gateway) != last[1:]:
-            self._pushed.append((last[0] + 1, at_client, at_gateway))
-        return self._pushed[-1][0]
 
     def applied_version(self) -> int | None:
         """The newest config version both Envoys (client side, gateway) serve, None before any."""
-        at_client = self._started(self._pilot).applied_version(self.admin_url)
-        at_gateway = 0 if self.gateway is None else self.gateway.applied_version()
-        if at_client is None or at_gateway is None:
-            return None
-        served = [
-            version
-            for version, client, gateway in self._pushed
-            if client <= at_client and gateway <= at_gateway
-        ]
-        return max(served, default=None)
+        return self._started(self._publishing).applied_version()
 
     def set_faults(
         self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any], int | None]]
@@ -409,6 +379,9 @@ class LocalMesh:
                 https_port=gateway_ports[2],
                 service_port=self.service_port,
             )
+        self._publishing = Publishing(
+            self._pilot, client_admin=self.client.admin_url, gateway=self.gateway
+        )
         self.prometheus.wait_targets_up(
             expected=sum(map(len, targets.values())) + sum(map(len, metrics_jobs.values()))
         )
