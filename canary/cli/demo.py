@@ -16,7 +16,15 @@ from canary.cli.root import main
 @click.option(
     "--scenario",
     type=click.Choice(
-        ["good", "bad", "chaos", "chaos-unprotected", "slow-traces", "slow-traces-metrics"]
+        [
+            "good",
+            "bad",
+            "chaos",
+            "chaos-unprotected",
+            "slow-traces",
+            "slow-traces-metrics",
+            "ingress",
+        ]
     ),
     default="good",
     show_default=True,
@@ -27,7 +35,9 @@ from canary.cli.root import main
     "and check out; v2 makes --slow-rate of its checkouts --slow-ms slower, the p99 over all "
     "requests passes, a trace SLO on POST /checkout's spans in a local Jaeger fails, and v2 is "
     "rolled back (needs Jaeger: tests/jaeger/build). slow-traces-metrics: the same, judged by "
-    "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API.",
+    "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API. "
+    "ingress: a healthy v2 rolled out at the edge: users call https://shop.example.test "
+    "through the mesh's ingress gateway (Gateway + VirtualService), promoted.",
 )
 @click.option(
     "--error-rate",
@@ -151,7 +161,8 @@ def demo(
 ) -> None:
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
-    Exits 0 when the rollout ends as the scenario should (good and chaos: Succeeded at 100% v2;
+    Exits 0 when the rollout ends as the scenario should (good, chaos and ingress: Succeeded at
+    100% v2;
     bad, chaos-unprotected and slow-traces: Failed at 100% v1), 1 otherwise, 2 when something
     the demo needs is missing (Envoy, Prometheus, or for slow-traces Jaeger).
     """

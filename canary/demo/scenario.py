@@ -42,6 +42,9 @@ class Scenario(StrEnum):
     # The same v2 and the same SLO judged from span metrics in Prometheus instead (the built-in
     # trace-duration, over the spanmetrics connector's histogram): the same verdict.
     SLOW_TRACES_METRICS = "slow-traces-metrics"
+    # The good v2 rolled out at the edge: users call shop.example.test over HTTPS through the
+    # mesh's ingress gateway, whose VirtualService the Canary manages (ingress.py).
+    INGRESS = "ingress"
 
     @property
     def chaos(self) -> bool:
@@ -65,6 +68,7 @@ EXPECTED = {
     Scenario.CHAOS_UNPROTECTED: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES_METRICS: Expected(phase="Failed", canary_weight=0),
+    Scenario.INGRESS: Expected(phase="Succeeded", canary_weight=100),
 }
 
 # The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
