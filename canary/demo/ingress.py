@@ -27,12 +27,49 @@ HOST = "shop.example.test"
 GATEWAY_NAMESPACE = "istio-ingress"
 GATEWAY = "ingress"
 CREDENTIAL = "shop-example-test"
-_ADMIN_TIMEOUT = 2.0
+_TIMEOUT = 2.0
 
 
-def gateway_spec() -> GatewaySpec:
-    """The mesh's gateway, with the users calling it over HTTPS by the external name."""
-    return GatewaySpec(load_host=HOST, load_tls=True)
+def gateway_spec(bodies: list[dict[str, Any]] | None = None) -> GatewaySpec:
+    """The mesh's gateway for the objects' Gateways (the scenario's by default): it listens on
+    their first HTTP and HTTPS server ports, and the users call the first external host a
+    VirtualService bound to a gateway names (a wildcard as a name it covers), over HTTPS when
+    a server offers it."""
+    bodies = objects() if bodies is None else bodies
+    servers = [
+        server
+        for body in bodies
+        if body.get("kind") == "Gateway"
+        for server in _list((body.get("spec") or {}).get("servers"))
+        if isinstance(server, dict) and isinstance(server.get("port"), dict)
+    ]
+    numbers = {"HTTP": 80, "HTTPS": 443}
+    for server in reversed(servers):
+        protocol = str(server["port"].get("protocol", "")).upper()
+        if protocol in numbers and isinstance(server["port"].get("number"), int):
+            numbers[protocol] = server["port"]["number"]
+    hosts = [
+        host
+        for body in bodies
+        if body.get("kind") == "VirtualService"
+        and [g for g in _list((body.get("spec") or {}).get("gateways")) if g != "mesh"]
+        for host in _list((body.get("spec") or {}).get("hosts"))
+        if isinstance(host, str)
+    ]
+    # A wildcard is called by a name it covers: `*.example.com` as www.example.com.
+    hosts = sorted(hosts, key=lambda host: "*" in host)
+    load_host = hosts[0].replace("*.", "www.").replace("*", "localhost") if hosts else ""
+    https = any(str(s["port"].get("protocol", "")).upper() == "HTTPS" for s in servers)
+    return GatewaySpec(
+        http=numbers["HTTP"],
+        https=numbers["HTTPS"],
+        load_host=load_host,
+        load_tls=https,
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def gateway() -> dict[str, Any]:
@@ -74,26 +111,30 @@ def uses_gateway(bodies: list[dict[str, Any]]) -> bool:
     return any(body.get("kind") == "Gateway" for body in bodies)
 
 
+def url(gateway: LocalGateway) -> str:
+    """What the users call: the external host, over HTTPS when the gateway's load uses it."""
+    spec = gateway.publisher.spec
+    return f"{'https' if spec.load_tls else 'http'}://{spec.load_host}/"
+
+
 def stats(gateway: LocalGateway) -> dict[str, int]:
-    """The gateway's counters for its HTTPS listener, named as a user reads them; {} if its
-    admin does not answer (the view shows nothing rather than a guess)."""
-    listener = f"127.0.0.1_{gateway.https_port}"
-    manager = f"http.outbound_0.0.0.0_{gateway.https_port}"
+    """The gateway's counters for the listener the users call, named as a user reads them;
+    {} if its admin does not answer (the view shows nothing rather than a guess)."""
+    tls = gateway.publisher.spec.load_tls
+    port = gateway.https_port if tls else gateway.http_port
+    manager = f"http.outbound_0.0.0.0_{port}"
     wanted = {
-        "https requests": f"{manager}.downstream_rq_total",
+        f"{'https' if tls else 'http'} requests": f"{manager}.downstream_rq_total",
         "2xx": f"{manager}.downstream_rq_2xx",
         "5xx": f"{manager}.downstream_rq_5xx",
-        "TLS handshakes": f"listener.{listener}.ssl.handshake",
     }
+    if tls:
+        wanted["TLS handshakes"] = f"listener.127.0.0.1_{port}.ssl.handshake"
     pattern = "|".join(f"^{re.escape(name)}$" for name in wanted.values())
     query = urllib.parse.urlencode({"format": "json", "filter": pattern})
-    url = f"{gateway.admin_url}/stats?{query}"
     try:
-        with urllib.request.urlopen(url, timeout=_ADMIN_TIMEOUT) as response:
-            found = {
-                entry["name"]: entry.get("value")
-                for entry in json.load(response).get("stats") or []
-            }
+        with urllib.request.urlopen(f"{gateway.admin_url}/stats?{query}", timeout=_TIMEOUT) as r:
+            found = {entry["name"]: entry.get("value") for entry in json.load(r).get("stats") or []}
     except (OSError, ValueError):
         return {}
     return {

@@ -117,7 +117,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             duration=options.timeout + 30,
             mix=_mix(options),
             traces=traced,
-            gateway=ingress.gateway_spec() if edge else None,
+            gateway=ingress.gateway_spec(objects(scenario.LOCAL_JAEGER)) if edge else None,
         ) as mesh:
             console.print(mesh.describe())
             began = datetime.now(UTC)
@@ -174,6 +174,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 version=plan.canary_version,
                 since=began,
             )
+            edge_url = "" if mesh.gateway is None else ingress.url(mesh.gateway)
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
@@ -191,6 +192,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         console=console,
         spans=spans,
         found=found,
+        edge_url=edge_url,
     )
     if chat is not None:
         console.print(chat.summary(), markup=False, highlight=False)
@@ -352,6 +354,7 @@ def _summarize(
     console: Console,
     spans: traces.SpanWatch | None = None,
     found: dict[str, float | None] | None = None,
+    edge_url: str = "",
 ) -> None:
     status = outcome.status
     verdict = "as expected" if outcome.as_expected else "NOT as expected"
@@ -373,7 +376,7 @@ def _summarize(
     # The gateway's counters as last read: the users' requests went through it.
     edge = next((s.gateway for s in reversed(samples) if s.gateway), None)
     if edge is not None:
-        summary["gateway"] = {"host": ingress.HOST, **edge}
+        summary["gateway"] = {"url": edge_url, **edge}
     closing: dict[str, Any] | None = None
     if spans is not None:
         closing = summary["traces"] = trace_summary.summary(spans, samples, status, found)
@@ -393,7 +396,7 @@ def _summarize(
     if status.message:
         console.print(f"  {escape(status.message)}")
     if edge is not None:
-        for line in ingress.lines(edge, f"https://{ingress.HOST}/"):
+        for line in ingress.lines(edge, edge_url):
             console.print(f"  {escape(line)}")
     if closing is not None:
         for line in trace_summary.lines(closing):

@@ -14,7 +14,7 @@ def test_an_edge_rollout_through_the_gateway_is_promoted(tmp_path: Path) -> None
     assert code == 0, output[-3000:]
     assert (summary["phase"], summary["canary_weight"]) == ("Succeeded", 100)
     gateway = summary["gateway"]
-    assert gateway["host"] == "shop.example.test"
+    assert gateway["url"] == "https://shop.example.test/"
     # 40 requests a second for the whole rollout (30 s and more), every one answered 2xx by
     # the gateway's HTTPS listener, over connections it terminated TLS for.
     assert gateway["https requests"] >= 1000

@@ -13,8 +13,9 @@ from canary.cli import main
 from canary.demo import ingress, scenario, timeline, view
 from canary.engine.observation import Measurement
 from canary.localmesh import pilot
+from canary.localmesh.gateway import GatewaySpec
 from canary.localmesh.pilot.gateway import Listen, translate_gateway
-from tests.unit.localmesh.pilot.objects import demo_workloads
+from tests.unit.localmesh.pilot.objects import demo_workloads, sample
 
 
 def _kinds(bodies: list[dict[str, object]]) -> dict[str, dict[str, object]]:
@@ -103,3 +104,18 @@ def test_the_view_shows_the_gateway_counters_when_there_are_some() -> None:
     console.print(view.render(sample, scenario="ingress", elapsed_limit=60))
     assert "ingress gateway https requests 12 2xx 12 TLS handshakes 4" in console.export_text()
     assert ingress.lines({}, "x") == ["ingress gateway x: its counters could not be read"]
+
+
+def test_the_mesh_gateway_follows_the_objects_gateways() -> None:
+    assert ingress.gateway_spec() == GatewaySpec(
+        http=80, https=443, load_host="shop.example.test", load_tls=True
+    )
+    bookinfo = sample("bookinfo-gateway.yaml")
+    assert ingress.gateway_spec(bookinfo) == GatewaySpec(
+        http=8080, https=443, load_host="localhost", load_tls=False
+    )
+    wildcard = ingress.objects()
+    wildcard[1]["spec"]["hosts"] = ["*.example.test"]
+    wildcard[0]["spec"]["servers"] = wildcard[0]["spec"]["servers"][:1]
+    assert ingress.gateway_spec(wildcard).load_host == "www.example.test"
+    assert not ingress.gateway_spec(wildcard).load_tls
