@@ -96,10 +96,17 @@ def read(
         client = match.Client(namespace=str(namespace or "default"), port=0)
         envelope = open_object(body, "Gateway", client, problems)
         if envelope is None:
+            if "spec" in body and body["spec"] is None:
+                problems.append(f"Gateway {client.namespace}/{_name(body)} spec: missing")
             continue
         key = f"{envelope.namespace}/{envelope.name}"
         found[key] = _servers(envelope.report, envelope.spec, key, labels, ports)
     return found
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata")
+    return str(meta.get("name") if isinstance(meta, Mapping) else None)
 
 
 def _servers(
@@ -116,7 +123,7 @@ def _servers(
         report.refuse("spec.selector", f"the local mesh's one gateway has the labels {wanted}")
     servers: list[Server] = []
     entries = fields.get_list(report, spec, "servers", "spec")
-    if not entries:
+    if entries == [] or spec.get("servers") is None:  # a wrong type was reported already
         report.invalid("spec.servers", "no servers")
     for index, entry in enumerate(entries or []):
         path = f"spec.servers[{index}]"
@@ -148,7 +155,7 @@ def _server(
     protocol = (fields.get_str(report, port, "protocol", here) or "").upper()
     port_name = fields.get_str(report, port, "name", here) or ""
     hosts = fields.get_strings(report, written, "hosts", path) or []
-    if not hosts:
+    if not written.get("hosts"):
         report.invalid(f"{path}.hosts", "a server needs at least one host")
     https = protocol == "HTTPS"
     if protocol not in _HTTP and not https:

@@ -298,3 +298,28 @@ def test_a_mesh_without_a_gateway_names_what_it_cannot_serve() -> None:
     assert gateway.unserved([_vs(SHOP, gateways=["mesh"])]) == []
     (problem,) = gateway.unserved([_vs(SHOP, gateways=["istio-ingress/ingress"])])
     assert problem.startswith("VirtualService default/shop spec.gateways: not supported")
+
+
+@pytest.mark.parametrize(
+    ("spec", "problems"),
+    [
+        ({"selector": LABELS, "servers": "x"}, ["spec.servers"]),
+        (
+            {"selector": LABELS, "servers": [{"port": {"number": "80"}, "hosts": "a"}]},
+            [
+                "spec.servers[0].port.number",
+                "spec.servers[0].hosts",
+                "spec.servers[0].port.protocol",
+            ],
+        ),
+        ({"selector": LABELS, "servers": [None]}, ["spec.servers[0]"]),
+        ({"selector": {"istio": 1}, "servers": []}, ["spec.selector", "spec.servers"]),
+        (None, ["spec"]),
+    ],
+)
+def test_a_malformed_gateway_is_one_problem_per_field_never_a_traceback(
+    spec: Json | None, problems: list[str]
+) -> None:
+    found = _gateway()
+    found["spec"] = spec
+    assert _problems([found], []) == [f"Gateway istio-ingress/ingress {p}" for p in problems]
