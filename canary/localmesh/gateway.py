@@ -21,6 +21,7 @@ config dump shows every file that carried N at least that far.
 from __future__ import annotations
 
 import collections
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,6 +228,14 @@ class LocalGateway:
 
     def applied_version(self) -> int | None:
         return self.publisher.applied_version(self.admin_url)
+
+    def entry(self) -> tuple[str, str, ssl.SSLContext | None]:
+        """How users call through the gateway: its URL, the external host, and over HTTPS the
+        TLS context that trusts the mesh's CA."""
+        spec = self.publisher.spec
+        if not spec.load_tls:
+            return self.http_url, spec.load_host, None
+        return self.https_url, spec.load_host, ssl.create_default_context(cafile=str(self.ca_root))
 
 
 def start_gateway(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -392,12 +391,8 @@ class LocalMesh:
         """Users call the service's name through the client side, or the gateway's external
         host through the gateway when the gateway spec names one."""
         url, host, tls = self.client_url, self.service, None
-        spec = self.gateway_spec
-        if spec is not None and spec.load_host and self.gateway is not None:
-            host = spec.load_host
-            url = self.gateway.https_url if spec.load_tls else self.gateway.http_url
-            if spec.load_tls:
-                tls = ssl.create_default_context(cafile=str(self.gateway.ca_root))
+        if self.gateway is not None and self.gateway.publisher.spec.load_host:
+            url, host, tls = self.gateway.entry()
         return loadgen.LoadGenerator(
             url,
             rate_per_second=self.rate,
