@@ -271,28 +271,13 @@ def start_gateway(
     return LocalGateway(handle, publisher, http_port, https_port, ca.root)
 
 
-def stats_config() -> dict[str, Any]:
-    """The mesh's stats tags, with istiod's gateway stat prefix (`outbound_0.0.0.0_<port>`) kept
-    whole in `envoy_http_conn_manager_prefix`: Envoy's default tag stops at its first dot, and the
-    rest would leak into the metric's name (`envoy_http_0_0_0_8080_downstream_rq_total`)."""
-    config = envoy.stats_config()
-    prefix = {
-        "tag_name": "envoy.http_conn_manager_prefix",
-        "regex": r"^http\.((outbound_[0-9.]+_[0-9]+|[^.]+)\.)",
-    }
-    config["stats_tags"] = [
-        prefix if tag["tag_name"] == prefix["tag_name"] else tag for tag in config["stats_tags"]
-    ]
-    return config
-
-
 def bootstrap(*, admin_port: int, publisher: GatewayPublisher) -> dict[str, Any]:
     return {
         # istiod's node id for a gateway is router~...; the stats and dumps read alike.
         "node": {"id": "router~127.0.0.1~ingress-gateway~local", "cluster": "ingress-gateway"},
         "admin": envoy.admin(admin_port),
         "overload_manager": envoy.connection_limit(),
-        "stats_config": stats_config(),
+        "stats_config": envoy.stats_config(),
         "dynamic_resources": {
             "lds_config": pilot_bootstrap.file_source(publisher.lds_path),
             "cds_config": pilot_bootstrap.file_source(publisher.cds_path),
