@@ -24,6 +24,7 @@ from canary.cli.root import main
             "slow-traces",
             "slow-traces-metrics",
             "mtls-strict",
+            "ingress",
         ]
     ),
     default="good",
@@ -37,7 +38,9 @@ from canary.cli.root import main
     "rolled back (needs Jaeger: tests/jaeger/build). slow-traces-metrics: the same, judged by "
     "the built-in trace-duration from span metrics in Prometheus instead of Jaeger's API. "
     "mtls-strict: the good rollout in a STRICT namespace with ISTIO_MUTUAL, while a plaintext "
-    "caller outside the mesh is refused by a v2 sidecar; Envoy's handshake counters close it.",
+    "caller outside the mesh is refused by a v2 sidecar; Envoy's handshake counters close it. "
+    "ingress: a healthy v2 rolled out at the edge: users call https://shop.example.test "
+    "through the mesh's ingress gateway (Gateway + VirtualService), promoted.",
 )
 @click.option(
     "--error-rate",
@@ -161,7 +164,8 @@ def demo(
 ) -> None:
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
-    Exits 0 when the rollout ends as the scenario should (good and chaos: Succeeded at 100% v2;
+    Exits 0 when the rollout ends as the scenario should (good, chaos and ingress: Succeeded at
+    100% v2;
     bad, chaos-unprotected and slow-traces: Failed at 100% v1), 1 otherwise, 2 when something
     the demo needs is missing (Envoy, Prometheus, or for slow-traces Jaeger).
     """

@@ -97,8 +97,8 @@ def svg(samples: Sequence[Sample], *, title: str, span_threshold: float | None =
             changes += 1
     series = {
         "weight": [(s.t, float(s.canary_weight)) for s in samples],
-        "v1": [(s.t, v) for s in samples if (v := s.success_rate.get("v1")) is not None],
-        "v2": [(s.t, v) for s in samples if (v := s.success_rate.get("v2")) is not None],
+        "v1": [(s.t, v) for s in samples if (v := s.success_rate.get(s.stable)) is not None],
+        "v2": [(s.t, v) for s in samples if (v := s.success_rate.get(s.canary)) is not None],
         "callers": [(s.t, v) for s in samples if (v := s.callers_success_rate) is not None],
     }
     for name, points in series.items():
@@ -107,10 +107,12 @@ def svg(samples: Sequence[Sample], *, title: str, span_threshold: float | None =
             parts.append(
                 f'<polyline points="{path}" fill="none" stroke="{COLOURS[name]}" stroke-width="2"/>'
             )
+    # The colours are the stable's and the canary's, whatever the policy names its versions.
+    stable, canary = (samples[0].stable, samples[0].canary) if samples else ("v1", "v2")
     legend = [
         ("weight", "canary weight"),
-        ("v1", "v1 success rate"),
-        ("v2", "v2 success rate"),
+        ("v1", f"{stable} success rate"),
+        ("v2", f"{canary} success rate"),
         ("callers", "all callers"),
     ]
     # Below the plot, where no line can run through it.
@@ -134,7 +136,7 @@ def _span_panel(
     bottom = top + SPAN_PANEL - 30
     series = {
         version: [(s.t, v) for s in samples if (v := s.span_value.get(version)) is not None]
-        for version in ("v1", "v2")
+        for version in (samples[0].stable, samples[0].canary)
     }
     values = [v for points in series.values() for _, v in points]
     ceiling = max([*values, threshold or 0.0, 1.0]) * 1.1
@@ -159,17 +161,19 @@ def _span_panel(
             f'<text x="{WIDTH - MARGIN}" y="{y(threshold) - 4:.1f}" text-anchor="end" '
             f'fill="#c0392b">threshold {threshold:g}</text>'
         )
+    # Stable in v1's colour, canary in v2's, whatever the policy calls them.
+    colours = dict(zip(series, (COLOURS["v1"], COLOURS["v2"]), strict=True))
     for version, points in series.items():
         if points:
             path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{COLOURS[version]}" '
+                f'<polyline points="{path}" fill="none" stroke="{colours[version]}" '
                 'stroke-width="2"/>'
             )
     for index, version in enumerate(series):
         left = MARGIN + 140 * index
         parts.append(
-            f'<rect x="{left}" y="{bottom + 16}" width="12" height="4" fill="{COLOURS[version]}"/>'
+            f'<rect x="{left}" y="{bottom + 16}" width="12" height="4" fill="{colours[version]}"/>'
             f'<text x="{left + 18}" y="{bottom + 22}">{version} spans</text>'
         )
     return parts

@@ -12,6 +12,7 @@ trace check is answered by it.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,11 +40,12 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.sources import Sources, promql
 from canary.controller.traces import spans_of
+from canary.demo import ingress, report, scenario, slack, timeline, trace_summary, traces, view
 from canary.demo import mtls as demo_mtls
-from canary.demo import report, scenario, slack, timeline, trace_summary, traces, view
 from canary.demo.chat import DemoChat
 from canary.demo.scenario import SLOW_MS, SLOW_RATE
 from canary.demo.slack import SlackSettings
+from canary.localmesh.gateway import LocalGateway
 from canary.localmesh.loadgen import Request
 from canary.localmesh.mesh import LocalMesh, VersionSpec
 from canary.localmesh.router import LocalRouter
@@ -94,13 +96,16 @@ class Outcome:
 
 def run(options: DemoOptions, console: Console) -> Outcome:
     def objects(jaeger: str) -> list[dict[str, Any]]:
-        chosen = options.policy_objects or scenario.objects(
-            options.scenario, approval=options.approval, jaeger=jaeger
+        chosen = options.policy_objects or (
+            ingress.objects()
+            if options.scenario is scenario.Scenario.INGRESS
+            else scenario.objects(options.scenario, approval=options.approval, jaeger=jaeger)
         )
         return slack.with_slack(scenario.complete(list(chosen)), options.slack)
 
     plan = scenario.plan(objects(scenario.LOCAL_JAEGER))
     traced = scenario.traced(objects(scenario.LOCAL_JAEGER))
+    edge = ingress.uses_gateway(objects(scenario.LOCAL_JAEGER))
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as scratch:
         state_dir = options.state_dir or Path(scratch) / "state"
         store = LocalStore(state_dir)
@@ -114,6 +119,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             mix=_mix(options),
             traces=traced,
             **demo_mtls.mesh_options(objects(scenario.LOCAL_JAEGER)),
+            gateway=ingress.gateway_spec(objects(scenario.LOCAL_JAEGER)) if edge else None,
         ) as mesh:
             console.print(mesh.describe())
             outsider = demo_mtls.caller_for(mesh, plan.canary_version)
@@ -159,6 +165,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                     state_dir=state_dir,
                     spans=spans,
                     span_source=span_source,
+                    gateway=mesh.gateway,
                 )
             finally:
                 controller.stop()
@@ -175,6 +182,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                 version=plan.canary_version,
                 since=began,
             )
+            edge_url = "" if mesh.gateway is None else ingress.url(mesh.gateway)
         events = store.events()
         status = store.status(plan.key)
     outcome = Outcome(
@@ -192,6 +200,7 @@ def run(options: DemoOptions, console: Console) -> Outcome:
         console=console,
         spans=spans,
         found=found,
+        edge_url=edge_url,
     )
     if chat is not None:
         console.print(chat.summary(), markup=False, highlight=False)
@@ -290,6 +299,7 @@ def _watch(
     state_dir: Path,
     spans: traces.SpanWatch | None = None,
     span_source: JaegerTraces | None = None,
+    gateway: LocalGateway | None = None,
 ) -> list[timeline.Sample]:
     """Sample once a second until the rollout ends or the time limit passes."""
     samples: list[timeline.Sample] = []
@@ -312,7 +322,13 @@ def _watch(
                 namespace=plan.key.namespace,
                 spans=spans,
                 traces=span_source,
+                versions=(
+                    (plan.stable_version, plan.stable_subset),
+                    (plan.canary_version, plan.canary_subset),
+                ),
             )
+            if gateway is not None:
+                latest = dataclasses.replace(latest, gateway=ingress.stats(gateway))
             samples.append(latest)
             live.update(
                 view.render(
@@ -348,6 +364,7 @@ def _summarize(
     console: Console,
     spans: traces.SpanWatch | None = None,
     found: dict[str, float | None] | None = None,
+    edge_url: str = "",
 ) -> None:
     status = outcome.status
     verdict = "as expected" if outcome.as_expected else "NOT as expected"
@@ -366,6 +383,10 @@ def _summarize(
         "pids": list(outcome.pids),
         "status": status.model_dump(mode="json", by_alias=True),
     }
+    # The gateway's counters as last read: the users' requests went through it.
+    edge = next((s.gateway for s in reversed(samples) if s.gateway), None)
+    if edge is not None:
+        summary["gateway"] = {"url": edge_url, **edge}
     closing: dict[str, Any] | None = None
     if spans is not None:
         closing = summary["traces"] = trace_summary.summary(spans, samples, status, found)
@@ -384,6 +405,9 @@ def _summarize(
     )
     if status.message:
         console.print(f"  {escape(status.message)}")
+    if edge is not None:
+        for line in ingress.lines(edge, edge_url):
+            console.print(f"  {escape(line)}")
     if closing is not None:
         for line in trace_summary.lines(closing):
             console.print(f"  {escape(line)}")

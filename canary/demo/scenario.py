@@ -47,6 +47,9 @@ class Scenario(StrEnum):
     # The good rollout in a STRICT namespace with ISTIO_MUTUAL in the DestinationRule, while a
     # plaintext caller outside the mesh is refused by the canary's sidecar (demo/mtls.py).
     MTLS_STRICT = "mtls-strict"
+    # The good v2 rolled out at the edge: users call shop.example.test over HTTPS through the
+    # mesh's ingress gateway, whose VirtualService the Canary manages (ingress.py).
+    INGRESS = "ingress"
 
     @property
     def chaos(self) -> bool:
@@ -71,6 +74,7 @@ EXPECTED = {
     Scenario.SLOW_TRACES: Expected(phase="Failed", canary_weight=0),
     Scenario.SLOW_TRACES_METRICS: Expected(phase="Failed", canary_weight=0),
     Scenario.MTLS_STRICT: Expected(phase="Succeeded", canary_weight=100),
+    Scenario.INGRESS: Expected(phase="Succeeded", canary_weight=100),
 }
 
 # The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the

@@ -15,6 +15,7 @@ from canary.demo.traces import SpanWatch
 from canary.engine.observation import Measurement
 from canary.ports import MetricsProvider, TraceSource
 
+# The demo's own versions (and subsets): stable first, then canary.
 VERSIONS = ("v1", "v2")
 # Short enough to show a change within a few seconds, long enough to hold a few scrapes.
 WINDOW = "10s"
@@ -76,6 +77,11 @@ class Sample:
     span_label: str = ""
     span_value: dict[str, float | None] = field(default_factory=dict)
     span_count: dict[str, int | None] = field(default_factory=dict)
+    # The version labels the per-version figures are keyed by: a policy's own (v1 -> v3, say).
+    stable: str = VERSIONS[0]
+    canary: str = VERSIONS[1]
+    # The ingress gateway's own counters, when the rollout runs behind one (ingress.py).
+    gateway: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,15 +96,17 @@ def sample(
     namespace: str,
     spans: SpanWatch | None = None,
     traces: TraceSource | None = None,
+    versions: tuple[tuple[str, str], tuple[str, str]] = ((VERSIONS[0],) * 2, (VERSIONS[1],) * 2),
 ) -> Sample:
+    """`versions`: (version label, subset) of stable, then of canary."""
     queries = builtins.QUERIES[builtins.QuerySet.ENVOY]
     success: dict[str, float | None] = {}
     p99: dict[str, float | None] = {}
-    for version in VERSIONS:
+    for version, subset in versions:
         values = {
             "namespace": namespace,
             "service": service,
-            "subset": version,
+            "subset": subset,
             "version": version,
             "interval": WINDOW,
         }
@@ -108,7 +116,13 @@ def sample(
         p99[version] = _value(
             metrics.measure(templating.render(queries[builtins.DURATION].query, values))
         )
-    callers = {"namespace": namespace, "service": service, "subset": "v2", "window": WINDOW}
+    canary_subset = versions[1][1]
+    callers = {
+        "namespace": namespace,
+        "service": service,
+        "subset": canary_subset,
+        "window": WINDOW,
+    }
     seen = spans.measure(traces) if spans is not None and traces is not None else {}
     return Sample(
         t=round(t, 2),
@@ -140,6 +154,8 @@ def sample(
         span_label=spans.label if spans else "",
         span_value={version: stat.value for version, stat in seen.items()},
         span_count={version: stat.spans for version, stat in seen.items()},
+        stable=versions[0][0],
+        canary=versions[1][0],
     )
 
 

@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from canary.demo.timeline import VERSIONS, CheckView, Sample
+from canary.demo.timeline import CheckView, Sample
 
 _PHASE_STYLE = {
     "Succeeded": "bold green",
@@ -32,8 +32,8 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     weights = Table.grid(padding=(0, 2))
     weights.add_row(
         "weight",
-        _bar(100 - latest.canary_weight, "v1"),
-        _bar(latest.canary_weight, "v2"),
+        _bar(100 - latest.canary_weight, latest.stable),
+        _bar(latest.canary_weight, latest.canary),
     )
     versions = Table(box=None, padding=(0, 2))
     versions.add_column("version")
@@ -41,7 +41,7 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     versions.add_column("p99", justify="right")
     if latest.span_operation:
         versions.add_column(f"{latest.span_operation} {latest.span_label}", justify="right")
-    for version in VERSIONS:
+    for version in (latest.stable, latest.canary):
         row = [
             version,
             _number(latest.success_rate.get(version), "%", 2),
@@ -70,7 +70,7 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     callers = Text.assemble(
         ("all callers ", "bold"),
         _number(latest.callers_success_rate, "% success", 2),
-        "   v2 hosts ejected ",
+        f"   {latest.canary} hosts ejected ",
         _number(latest.ejected, "", 0),
     )
     experiments = Table(box=None, padding=(0, 2))
@@ -87,7 +87,10 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
         f"step {latest.step + 1}  failed checks {latest.failed_checks}  {latest.message}",
         style="dim",
     )
-    parts: list[Text | Table] = [header, weights, versions, callers, checks]
+    parts: list[Text | Table] = [header, weights, versions, callers]
+    if latest.gateway:
+        parts.append(_gateway(latest.gateway))
+    parts.append(checks)
     if latest.chaos:
         parts.append(experiments)
     parts.append(footer)
@@ -96,6 +99,14 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
         if decide:
             parts.append(Text(decide, style="bold"))
     return Group(*parts)
+
+
+def _gateway(stats: dict[str, int]) -> Text:
+    """The ingress gateway's counters: the users' requests really went through it."""
+    return Text.assemble(
+        ("ingress gateway ", "bold"),
+        " ".join(f"{name} {value}" for name, value in stats.items()),
+    )
 
 
 def _evidence(check: CheckView) -> str:

@@ -135,11 +135,12 @@ def admin(admin_port: int) -> JSON:
     return {"address": _address(admin_port)}
 
 
-# Envoy's default tags, by name (an empty regex means Envoy's own), minus the cluster name.
+# Envoy's default tags, by name (an empty regex means Envoy's own), minus the cluster name and
+# the HTTP connection manager's prefix.
 # They must be listed because a custom tag cannot replace a default one of the same name: the
 # defaults apply first. These are the names Envoy 1.40 accepts.
 _DEFAULT_TAGS = """
-    response_code response_code_class http_conn_manager_prefix listener_address http_user_agent
+    response_code response_code_class listener_address http_user_agent
     virtual_host virtual_cluster fault_downstream_cluster rds_route_config scoped_rds_config
     route worker_id ssl_cipher ssl_curve ssl_sigalg ssl_version tcp_prefix udp_prefix
     grpc_bridge_service grpc_bridge_method clientssl_prefix ratelimit_prefix redis_prefix
@@ -161,14 +162,27 @@ def stats_config() -> JSON:
     the same regex; the tag keeps Envoy's name, so queries say `envoy_cluster_name`. istiod
     also ends each cluster's stat name with `;` (`...svc.cluster.local;.upstream_rq_total`),
     so the terminator is taken off with the name and the label reads the same either way.
+
+    The same for istiod's outbound stat prefix `outbound_0.0.0.0_<port>` (the client side's and
+    a gateway's listeners): Envoy's default tag would stop at its first dot
+    (`envoy_http_0_0_0_80_downstream_rq_total`); it stays whole in
+    `envoy_http_conn_manager_prefix`.
     """
     cluster_name = {
         "tag_name": "envoy.cluster_name",
         "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?);?\.)",
     }
+    manager_prefix = {
+        "tag_name": "envoy.http_conn_manager_prefix",
+        "regex": r"^http\.((outbound_[0-9.]+_[0-9]+|[^.]+)\.)",
+    }
     return {
         "use_all_default_tags": False,
-        "stats_tags": [cluster_name, *({"tag_name": f"envoy.{n}"} for n in _DEFAULT_TAGS)],
+        "stats_tags": [
+            cluster_name,
+            manager_prefix,
+            *({"tag_name": f"envoy.{n}"} for n in _DEFAULT_TAGS),
+        ],
     }
 
 

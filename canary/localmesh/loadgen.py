@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -95,7 +96,10 @@ class LoadGenerator:
         timeout_s: float = 5.0,
         host_header: str | None = None,
         mix: Sequence[tuple[Request, int]] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: call over TLS trusting this context's roots, naming the Host header's host
+        in SNI and checking the certificate against it (as a browser calling that name would)."""
         if rate_per_second <= 0 or duration_s <= 0 or concurrency < 1:
             raise ValueError("rate, duration and concurrency must be positive")
         parts = urllib.parse.urlsplit(url)
@@ -110,6 +114,10 @@ class LoadGenerator:
         self.timeout = timeout_s
         # The client-side Envoy routes by Host, as a sidecar does: callers name the service.
         self._headers = {"Host": host_header} if host_header else {}
+        self._tls = tls
+        self._server_name = (
+            (host_header or self._host).rpartition(":")[0] or host_header or self._host
+        )
         self._concurrency = concurrency
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -188,7 +196,7 @@ class LoadGenerator:
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     return
                 if conn is None:
-                    conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+                    conn = self._connection()
                 outcome, keep = self._request(conn, request)
                 if not keep:
                     conn.close()
@@ -197,6 +205,17 @@ class LoadGenerator:
         finally:
             if conn is not None:
                 conn.close()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._tls is None:
+            return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        return NamedTLSConnection(
+            self._host,
+            self._port,
+            timeout=self.timeout,
+            context=self._tls,
+            server_name=self._server_name,
+        )
 
     def _request(self, conn: http.client.HTTPConnection, request: Request) -> tuple[Outcome, bool]:
         headers = self._headers
@@ -215,6 +234,28 @@ class LoadGenerator:
         with self._lock:
             self._sent += 1
             self._per_second.setdefault(second, Counter())[outcome] += 1
+
+
+class NamedTLSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, with SNI and the certificate check for another name: an external
+    host (`shop.example.test`) whose gateway listens on loopback."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        context: ssl.SSLContext,
+        server_name: str,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls_context = context
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls_context.wrap_socket(self.sock, server_hostname=self.server_name)
 
 
 def _version(body: bytes) -> str:

@@ -21,6 +21,13 @@ With `mtls=True` every Envoy gets a workload certificate from a fresh local CA (
 each inbound Envoy accepts what the PeerAuthentications say for its instance's labels (those
 given at start, then those each push brings), and the client side sends what the
 DestinationRules and auto mTLS say.
+
+With `gateway=GatewaySpec(...)` an ingress gateway Envoy (`gateway.py`) runs too, programmed
+from the Gateways and VirtualServices pushed with the rest, scraped by Prometheus as `role:
+gateway`; with the spec's `load_host`, the users call through it (`Host: <load_host>`, over
+TLS trusting the mesh's CA with `load_tls`) instead of through the client side. A push is
+translated for both Envoys before either is written, and a version counts as applied once both
+serve it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from canary.localmesh import envoy, identity, jaeger, loadgen, pilot, procs, prometheus
+from canary.localmesh import gateway as ingress
+from canary.localmesh.certs import LocalCA
+from canary.localmesh.publishing import Publishing
 from canary.localmesh.router import TranslationRefused
 
 T = TypeVar("T")
@@ -102,6 +112,7 @@ class LocalMesh:
         otlp_collector: str | None = None,
         mtls: bool = False,
         peer_authentications: Sequence[dict[str, Any]] = (),
+        gateway: ingress.GatewaySpec | None = None,
     ) -> None:
         if not versions:
             raise ValueError("the mesh needs at least one version")
@@ -132,6 +143,9 @@ class LocalMesh:
         self.load: loadgen.LoadGenerator | None = None
         self.jaeger: jaeger.JaegerHandle | None = None
         self._pilot: pilot.Pilot | None = None
+        self.gateway_spec = gateway
+        self.gateway: ingress.LocalGateway | None = None
+        self._publishing: Publishing | None = None
         # What each inbound Envoy's route file holds: its fault (None: none) and file version.
         self._faults: dict[str, dict[str, Any] | None] = {}
         self._fault_versions: dict[str, int] = {}
@@ -165,23 +179,25 @@ class LocalMesh:
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        gateways: Sequence[dict[str, Any]] = (),
         peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int:
-        """Publishes the objects to the client-side Envoy; returns the config version.
-        PeerAuthentications, when given, are what auto mTLS reads from now on, and each
-        inbound Envoy whose mode they change is given its new mode."""
+        """Publishes the objects to the client-side Envoy and the gateway; returns the config
+        version. PeerAuthentications, when given, are what auto mTLS reads from now on, and each
+        inbound Envoy whose mode they change is given its new mode. Raises TranslationRefused,
+        having written nothing, if either Envoy's translation refuses them."""
         if peer_authentications is not None and self.identities is not None:
             self._set_inbound_modes(list(peer_authentications))
         try:
-            return self._started(self._pilot).push(
-                virtual_services, destination_rules, peer_authentications
+            return self._started(self._publishing).push(
+                virtual_services, destination_rules, gateways, peer_authentications
             )
         except pilot.TranslationError as exc:
             raise TranslationRefused(str(exc)) from exc
 
     def applied_version(self) -> int | None:
-        """The config version the client-side Envoy has accepted, None before any."""
-        return self._started(self._pilot).applied_version(self.admin_url)
+        """The newest config version both Envoys (client side, gateway) serve, None before any."""
+        return self._started(self._publishing).applied_version()
 
     def set_faults(
         self, planned: Sequence[tuple[str, Mapping[str, str], dict[str, Any], int | None]]
@@ -269,6 +285,7 @@ class LocalMesh:
             name: (procs.free_port(), procs.free_port(), procs.free_port()) for _, name in names
         }
         self.client_port, client_admin = procs.free_port(), procs.free_port()
+        gateway_ports = (procs.free_port(), procs.free_port(), procs.free_port())
         metrics_jobs: dict[str, list[str | prometheus.Target]] = {}
         if self.traces:
             self.jaeger = jaeger.start_jaeger(
@@ -290,6 +307,10 @@ class LocalMesh:
                 for spec, name in names
             ],
         }
+        if self.gateway_spec is not None:
+            targets["gateway"] = [
+                prometheus.Target(f"127.0.0.1:{gateway_ports[0]}", {"role": "gateway"})
+            ]
         self.prometheus = prometheus.start_prometheus(
             self.supervisor,
             targets=targets,
@@ -338,21 +359,22 @@ class LocalMesh:
             self.instances.append(
                 Instance(name, spec.name, apps[name], app_port, handle, listen_port)
             )
+        workloads = [
+            pilot.Workload(
+                name=instance.name,
+                namespace=self.namespace,
+                host=self.service,
+                labels={"app": self.service, "version": instance.version},
+                address="127.0.0.1",
+                port=instance.listen_port,
+                spiffe_id=self.identities.service_id if self.identities else "",
+            )
+            for instance in self.instances
+        ]
         self._pilot = pilot.Pilot(
             xds_dir=self.workdir / "client-side",
             listener_port=self.client_port,
-            workloads=[
-                pilot.Workload(
-                    name=instance.name,
-                    namespace=self.namespace,
-                    host=self.service,
-                    labels={"app": self.service, "version": instance.version},
-                    address="127.0.0.1",
-                    port=instance.listen_port,
-                    spiffe_id=self.identities.service_id if self.identities else "",
-                )
-                for instance in self.instances
-            ],
+            workloads=workloads,
             mesh_tls=None
             if self.identities is None
             else pilot.MeshTls(
@@ -377,17 +399,41 @@ class LocalMesh:
             admin_port=client_admin,
             workdir=self.workdir / "client-side",
         )
+        if self.gateway_spec is not None:
+            self.gateway = ingress.start_gateway(
+                self.supervisor,
+                spec=self.gateway_spec,
+                workdir=self.workdir / "gateway",
+                workloads=workloads,
+                ca=LocalCA.create(self.workdir / "ca"),
+                admin_port=gateway_ports[0],
+                http_port=gateway_ports[1],
+                https_port=gateway_ports[2],
+                service_port=self.service_port,
+            )
+        self._publishing = Publishing(
+            self._pilot, client_admin=self.client.admin_url, gateway=self.gateway
+        )
         self.prometheus.wait_targets_up(
-            expected=1 + len(self.instances) + sum(map(len, metrics_jobs.values()))
+            expected=sum(map(len, targets.values())) + sum(map(len, metrics_jobs.values()))
         )
         if self.rate > 0:
-            self.load = loadgen.LoadGenerator(
-                self.client_url,
-                rate_per_second=self.rate,
-                duration_s=self.duration,
-                host_header=self.service,
-                mix=self.mix,
-            ).start()
+            self.load = self._load()
+
+    def _load(self) -> loadgen.LoadGenerator:
+        """Users call the service's name through the client side, or the gateway's external
+        host through the gateway when the gateway spec names one."""
+        url, host, tls = self.client_url, self.service, None
+        if self.gateway is not None and self.gateway.publisher.spec.load_host:
+            url, host, tls = self.gateway.entry()
+        return loadgen.LoadGenerator(
+            url,
+            rate_per_second=self.rate,
+            duration_s=self.duration,
+            host_header=host,
+            mix=self.mix,
+            tls=tls,
+        ).start()
 
     def _inbound_tls(self, name: str, spec: VersionSpec) -> dict[str, Any]:
         """The inbound Envoy's mTLS mode and certificate, from the PeerAuthentications."""
@@ -439,6 +485,11 @@ class LocalMesh:
             f"--inventory-url=http://127.0.0.1:{inbound_port}",
         ]
 
+    @property
+    def _load_host(self) -> str:
+        spec = self.gateway_spec
+        return spec.load_host if spec is not None and spec.load_host else self.service
+
     @staticmethod
     def _started(part: T | None) -> T:
         if part is None:
@@ -457,6 +508,11 @@ class LocalMesh:
                 f":{instance.listen_port}  admin {instance.inbound.admin_url}"
                 + (f"  mTLS {mode}" if mode else "")
             )
+        if self.gateway is not None:
+            lines.append(
+                f"  ingress gateway    {self.gateway.http_url}  {self.gateway.https_url}  "
+                f"admin {self.gateway.admin_url}  (CA root {self.gateway.ca_root})"
+            )
         if self.prometheus is not None:
             lines.append(f"  Prometheus         {self.prometheus.url}")
         if self.jaeger is not None:
@@ -467,7 +523,7 @@ class LocalMesh:
             mix = ", ".join(f"{r.method} {r.path} x{w}" for r, w in self.mix) or "GET /"
             lines.append(
                 f"  load               {self.rate:g} req/s for at most {self.duration:g}s, "
-                f"Host: {self.service}, {mix}"
+                f"Host: {self._load_host}, {mix}"
             )
         return "\n".join(lines)
 

@@ -31,6 +31,7 @@ class DataPlane(Protocol):
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        gateways: Sequence[dict[str, Any]] = (),
         peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int: ...
 
@@ -200,7 +201,8 @@ class LocalRouter:
             self._published = self.plane.push(
                 virtual_services,
                 self.store.objects("DestinationRule"),
-                self.store.objects("PeerAuthentication"),
+                gateways=self.store.objects("Gateway"),
+                peer_authentications=self.store.objects("PeerAuthentication"),
             )
         except TranslationRefused as exc:
             raise InvalidSpec(str(exc)) from exc
@@ -208,7 +210,7 @@ class LocalRouter:
     def _fingerprint(self) -> tuple[str, ...]:
         return tuple(
             f"{kind}/{'/'.join(_name(body))}@{body['metadata'].get('resourceVersion')}"
-            for kind in ("VirtualService", "DestinationRule", "PeerAuthentication")
+            for kind in ("VirtualService", "DestinationRule", "Gateway", "PeerAuthentication")
             for body in self.store.objects(kind)
         )
 

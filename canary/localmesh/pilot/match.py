@@ -99,7 +99,7 @@ def _check_client(report: Report, match: Mapping[str, Any], path: str, client: C
         report.refuse(f"{path}.port", f"the local mesh serves only port {client.port}")
     for index, gateway in enumerate(fields.get_strings(report, match, "gateways", path) or []):
         if gateway != "mesh":
-            report.refuse(f"{path}.gateways[{index}]", "the local mesh has no gateways")
+            report.refuse(f"{path}.gateways[{index}]", "per-match gateways are not implemented")
     source = fields.get_str(report, match, "sourceNamespace", path)
     if source is not None and source != client.namespace:
         report.refuse(

@@ -131,7 +131,7 @@ class Pilot:
         None when Envoy has accepted none of ours yet or cannot be asked (not up, not answering
         within a couple of seconds): to a caller waiting for a change, both mean "not yet".
         """
-        dump = _config_dump(admin_url)
+        dump = config_dump(admin_url)
         if dump is None:
             return None
         rds, cds = _accepted_versions(dump, self.route_name)
@@ -183,7 +183,7 @@ def _keep_operations(route_configuration: dict[str, Any]) -> None:
                 route["decorator"]["propagate"] = False
 
 
-def _config_dump(admin_url: str) -> dict[str, Any] | None:
+def config_dump(admin_url: str) -> dict[str, Any] | None:
     url = f"{admin_url.rstrip('/')}/config_dump"
     try:
         with urllib.request.urlopen(url, timeout=_ADMIN_TIMEOUT) as response:

@@ -7,8 +7,9 @@ A service that no VirtualService routes gets istiod's default route to its subse
 A last `*` virtual host answers 502 (istiod's `block_all`, as with REGISTRY_ONLY), since the
 local mesh has nowhere to pass unknown hosts through to.
 
-VirtualServices bound to gateways, TCP and TLS routes, and delegation are refused: the local mesh
-is one client sidecar that routes HTTP. Routes after a catch-all are kept, where istiod leaves
+A VirtualService bound to gateways and not to `mesh` is not a sidecar's (`for_mesh`): istiod
+gives it to the gateways it names only (`gateway.py`). TCP and TLS routes and delegation are
+refused: the local mesh routes HTTP. Routes after a catch-all are kept, where istiod leaves
 them out: Envoy never reaches them either, and nothing the user wrote goes missing from the dump.
 """
 
@@ -61,11 +62,18 @@ def read_virtual_service(
             report.refuse(f"spec.hosts[{index}]", f"no workload of the local mesh serves {host!r}")
         else:
             hosts.append((index, found))
-    for index, gateway in enumerate(fields.get_strings(report, spec, "gateways", "spec") or []):
-        if gateway != "mesh":
-            report.refuse(
-                f"spec.gateways[{index}]", f"gateway {gateway!r}; the local mesh has no gateways"
-            )
+    return Routed(hosts=hosts, routes=read_routes(report, spec, source=source, checked=True))
+
+
+def read_routes(
+    report: Report, spec: Mapping[str, Any], *, source: http.Source, checked: bool = False
+) -> list[Json]:
+    """The VirtualService's http routes as Envoy routes, for the proxy `source.client` names;
+    `checked`: its keys were checked already."""
+    if not checked:
+        fields.check_keys(report, spec, "spec", supported=_VS_KEYS, refused=_VS_REFUSED)
+    # Named gateways are the gateway translation's to resolve; a sidecar takes `mesh`'s part.
+    fields.get_strings(report, spec, "gateways", "spec")
     routes: list[Json] = []
     entries = fields.get_list(report, spec, "http", "spec")
     if not entries and "tcp" not in spec and "tls" not in spec:
@@ -75,7 +83,16 @@ def read_virtual_service(
         route = fields.mapping(report, entry, path)
         if route is not None:
             routes.extend(http.translate(report, route, path, source))
-    return Routed(hosts=hosts, routes=routes)
+    return routes
+
+
+def for_mesh(body: Mapping[str, Any]) -> bool:
+    """Whether sidecars get this VirtualService: no `gateways` means `mesh` alone."""
+    spec = body.get("spec")
+    gateways = spec.get("gateways") if isinstance(spec, Mapping) else None
+    if not isinstance(gateways, list) or not gateways:
+        return True
+    return "mesh" in gateways
 
 
 def default_route(fqdn: str, port: int) -> Json:

@@ -42,9 +42,7 @@ def translate(
     """
     problems: list[str] = []
     client = match.Client(namespace=namespace, port=port)
-    services: dict[str, list[Workload]] = {}
-    for workload in workloads:
-        services.setdefault(workload.fqdn, []).append(workload)
+    services = services_of(workloads)
     rules = _read_rules(destination_rules, services, client, problems, mesh_tls)
     routed = _read_virtual_services(virtual_services, services, rules, client, problems)
     if problems:
@@ -123,6 +121,9 @@ def _read_virtual_services(
     routed: dict[str, list[Json]] = {}
     owners: dict[str, str] = {}
     for body in bodies:
+        if not routes.for_mesh(body):
+            # Bound to gateways only: istiod gives it to no sidecar (gateway.py reads it).
+            continue
         envelope = _open(body, "VirtualService", client, problems)
         if envelope is None:
             continue
@@ -147,6 +148,44 @@ def _read_virtual_services(
             else:
                 owners[fqdn], routed[fqdn] = report.subject, read.routes
     return routed
+
+
+def services_of(workloads: Sequence[Workload]) -> dict[str, list[Workload]]:
+    """The registry: each service FQDN with the workloads that serve it."""
+    services: dict[str, list[Workload]] = {}
+    for workload in workloads:
+        services.setdefault(workload.fqdn, []).append(workload)
+    return services
+
+
+def read_rules(
+    bodies: Sequence[Mapping[str, Any]],
+    services: Mapping[str, list[Workload]],
+    client: match.Client,
+    problems: list[str],
+) -> dict[str, clusters.Rule]:
+    """The DestinationRules by host FQDN, as `client` sees them (the gateway reads them too).
+
+    The local gateway holds no workload certificate, so a rule that asks for ISTIO_MUTUAL is
+    refused for it rather than written as plaintext."""
+    return _read_rules(bodies, services, client, problems, None)
+
+
+def open_object(
+    body: Mapping[str, Any], kind: str, client: match.Client, problems: list[str]
+) -> _Envelope | None:
+    """An object's envelope as `client` sees it (exportTo), its report sharing `problems`."""
+    return _open(body, kind, client, problems)
+
+
+def resolver(
+    services: Mapping[str, list[Workload]],
+    rules: Mapping[str, clusters.Rule],
+    namespace: str,
+    port: int,
+) -> http.Resolve:
+    """Names the cluster of a destination written in `namespace`, for services on `port`."""
+    return _resolver(services, rules, namespace, port)
 
 
 def _open(

@@ -25,7 +25,11 @@ class FakePlane:
         self.faults: list[Any] = []
 
     def push(
-        self, virtual_services: Any, destination_rules: Any, peer_authentications: Any = None
+        self,
+        virtual_services: Any,
+        destination_rules: Any,
+        gateways: Any = (),
+        peer_authentications: Any = None,
     ) -> int:
         self.pushed.append(list(virtual_services))
         return len(self.pushed)
