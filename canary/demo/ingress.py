@@ -7,9 +7,9 @@ manages. No sidecar gets that VirtualService (it names a gateway and not `mesh`)
 request of the rollout goes through the gateway, and the gateway's own counters (requests per
 status class on its HTTPS listener, TLS handshakes) are printed with the rollout to show it.
 
-The VirtualService lives in the Canary's namespace and names the Gateway as `istio-ingress/
-ingress`: a Canary naming a VirtualService in another namespace
-(`spec.service.virtualServiceNamespace`) needs the controller's support for it.
+The VirtualService lives beside its Gateway in `istio-ingress`, as people keep an edge route,
+and the Canary in the service's namespace names it there (`spec.service.virtualServiceNamespace`);
+its destinations name the service in full, since a short name would resolve in `istio-ingress`.
 """
 
 from __future__ import annotations
@@ -94,15 +94,20 @@ def gateway() -> dict[str, Any]:
 def virtual_service() -> dict[str, Any]:
     """The demo's route, for the external host on the gateway instead of the service name."""
     found = scenario.virtual_service()
-    found["metadata"]["name"] = "shop"
+    found["metadata"] = {"name": "shop", "namespace": GATEWAY_NAMESPACE}
     found["spec"]["hosts"] = [HOST]
-    found["spec"]["gateways"] = [f"{GATEWAY_NAMESPACE}/{GATEWAY}"]
+    found["spec"]["gateways"] = [GATEWAY]
+    service = f"{scenario.SERVICE}.{scenario.NAMESPACE}.svc.cluster.local"
+    for route in found["spec"]["http"]:
+        for entry in route["route"]:
+            entry["destination"]["host"] = service
     return found
 
 
 def objects() -> list[dict[str, Any]]:
     canary = scenario.canary()
     canary["spec"]["service"]["virtualService"] = "shop"
+    canary["spec"]["service"]["virtualServiceNamespace"] = GATEWAY_NAMESPACE
     return [gateway(), virtual_service(), scenario.destination_rule(), canary]
 
 
