@@ -16,9 +16,11 @@ def test_an_edge_rollout_through_the_gateway_is_promoted(tmp_path: Path) -> None
     gateway = summary["gateway"]
     assert gateway["url"] == "https://shop.example.test/"
     # 40 requests a second for the whole rollout (30 s and more), every one answered 2xx by
-    # the gateway's HTTPS listener, over connections it terminated TLS for.
+    # the gateway's HTTPS listener, over connections it terminated TLS for. Envoy counts a
+    # request when it starts and its status class when it ends, so the one or two in flight
+    # when the counters are read have no class yet; none may have another one.
     assert gateway["https requests"] >= 1000
-    assert gateway["2xx"] == gateway["https requests"]
+    assert 0 <= gateway["https requests"] - gateway["2xx"] <= 2
     assert gateway["5xx"] == 0
     assert gateway["TLS handshakes"] >= 1
     assert "ingress gateway https://shop.example.test/: https requests" in output
