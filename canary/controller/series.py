@@ -101,7 +101,7 @@ def selectors(query: str) -> tuple[Selector, ...]:
             if name.lower() in _LABEL_LISTS:
                 if after < n and query[after] == "(":
                     i = _closing(query, after, "(", ")")
-            elif after < n and query[after] == "(" or name.lower() in _KEYWORDS:
+            elif (after < n and query[after] == "(") or name.lower() in _KEYWORDS:
                 continue
             elif after < n and query[after] == "{":
                 end = _closing(query, after, "{", "}")
