@@ -58,7 +58,8 @@ def test_items_hold_the_first_step_or_let_it_go(
     """Any item failed or unknown holds Initializing; ok and skipped ones let the step start."""
     decision = decide(spec, CanaryStatus(), with_items(seen(spec, STABLE_ONLY), *items), at(0))
     found = condition(decision)
-    assert found is not None and found.status == state
+    assert found is not None
+    assert found.status == state
     assert found.message == preflight.message(items)
     if holds:
         assert decision.status.phase is Phase.INITIALIZING
@@ -76,7 +77,8 @@ def test_a_failing_item_says_what_to_fix_in_the_condition_and_the_status() -> No
     spec = make_spec()
     decision = decide(spec, CanaryStatus(), with_items(seen(spec, STABLE_ONLY), FAILED), at(0))
     found = condition(decision)
-    assert found is not None and found.reason == "PreflightFailed"
+    assert found is not None
+    assert found.reason == "PreflightFailed"
     assert found.message == "✗ sidecars: subset v2: p1 without istio-proxy; fix: inject"
     assert decision.status.message == (
         "waiting for preflight: ✗ sidecars: subset v2: p1 without istio-proxy; fix: inject"
@@ -102,7 +104,9 @@ def test_fixed_items_let_the_rollout_start_on_the_next_tick(spec: CanarySpec) ->
     assert fixed.status.phase is Phase.PROGRESSING
     assert weights_set(fixed) == [10]
     found = condition(fixed)
-    assert found is not None and found.status == "True" and found.last_transition_time == at(5)
+    assert found is not None
+    assert found.status == "True"
+    assert found.last_transition_time == at(5)
     assert reasons(fixed) == ["PreflightPassed", "StepStarted"]
 
 
@@ -142,8 +146,10 @@ def test_a_new_rollout_clears_the_last_ones_preflight(spec: CanarySpec) -> None:
     assert weights_set(restarted) == [0]
     back = decide(changed, restarted.status, with_items(seen(changed, STABLE_ONLY), FAILED), at(11))
     found = condition(back)
-    assert found is not None and found.status == "False"
-    assert back.status.phase is Phase.INITIALIZING and weights_set(back) == []
+    assert found is not None
+    assert found.status == "False"
+    assert back.status.phase is Phase.INITIALIZING
+    assert weights_set(back) == []
 
 
 def live_at(decision: Decision) -> dict[str, int]:
