@@ -65,9 +65,8 @@ def wanted(status: CanaryStatus, revision: str, *, command_pending: bool) -> boo
     Initializing, a new revision (which starts over), or a command (retry starts over)."""
     starting = status.phase in (None, Phase.INITIALIZING)
     restarting = bool(status.revision) and status.revision != revision
-    return (starting or restarting or command_pending) and (
-        restarting or preflight.needed(status.conditions)
-    )
+    # A restart or a command (retry) may start a rollout whose condition the last one passed.
+    return restarting or command_pending or (starting and preflight.needed(status.conditions))
 
 
 def gather(context: Context) -> tuple[PreflightItem, ...]:

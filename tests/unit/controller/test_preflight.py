@@ -246,3 +246,6 @@ def test_not_gathered_again_once_passed_for_this_revision() -> None:
     waiting = CanaryStatus(phase=Phase.INITIALIZING, revision="r1", conditions=[passed])
     assert not preflight.wanted(waiting, "r1", command_pending=False)
     assert preflight.wanted(waiting, "r2", command_pending=False)
+    # canary retry starts a new rollout over a passed condition: it is checked again.
+    failed = CanaryStatus(phase=Phase.FAILED, revision="r1", conditions=[passed])
+    assert preflight.wanted(failed, "r1", command_pending=True)
