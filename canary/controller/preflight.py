@@ -215,22 +215,30 @@ def _stable_query(
         return resolved.query
 
 
-_CHAOS_STATS = {
-    "ejection": "outlier_detection.ejections_enforced_total",
-    "overflow": "upstream_rq_pending_overflow",
-}
+EJECTIONS = "outlier_detection.ejections_enforced_total"
+OVERFLOW = "upstream_rq_pending_overflow"
 
 
 def chaos_stats(context: Context) -> PreflightItem:
+    """The stats an experiment's verdict reads, on the callers' side of the fault's subset.
+
+    Istio's proxies export a cluster's stats only where proxyStatsMatcher includes them; with
+    none of the subset's cluster stats, the verdict would have nothing to read, and that fails.
+    Envoy also creates the outlier-detection counters only for a cluster with outlier detection:
+    a cluster whose stats are exported but that has no such counter is what a DestinationRule
+    without `outlierDetection` looks like, which is what an ejection experiment is there to
+    find out (its verdict fails on the missing ejections, never passes). So that passes here,
+    with the line saying what was seen, rather than pre-empting the experiment.
+    """
     name = "chaos stats"
     spec, route = context.spec, context.route
     needed: dict[str, set[str]] = {}
     for experiment in spec.chaos:
         subset = experiment.subset or spec.canary.subset
         if experiment.expect.ejection:
-            needed.setdefault(subset, set()).add(_CHAOS_STATS["ejection"])
+            needed.setdefault(subset, set()).add(EJECTIONS)
         if experiment.expect.overflow:
-            needed.setdefault(subset, set()).add(_CHAOS_STATS["overflow"])
+            needed.setdefault(subset, set()).add(OVERFLOW)
     if not needed:
         return PreflightItem(name, ItemState.SKIPPED, "no experiment reads proxy stats")
     proxies = context.ports.proxies
@@ -239,27 +247,37 @@ def chaos_stats(context: Context) -> PreflightItem:
         return PreflightItem(name, ItemState.SKIPPED, "not checked: no proxy visible")
     fqdn = istio.fqdn(route.host, route.namespace)
     missing: list[str] = []
+    notes: list[str] = []
     for address in addresses:
         for subset, stats in sorted(needed.items()):
-            cluster = rf"^cluster\.outbound\|[0-9]+\|{_re(subset)}\|{_re(fqdn)}\."
+            cluster = rf"^cluster\.outbound\|[0-9]+\|{re.escape(subset)}\|{re.escape(fqdn)}\."
             try:
                 names = proxies.stat_names(address, cluster)
             except CanaryError as exc:
                 return PreflightItem(name, ItemState.UNKNOWN, f"cannot read proxy {address}: {exc}")
+            if not names:
+                missing.append(f"{address}: no stats of subset {subset}'s cluster")
+                continue
             for stat in sorted(stats):
-                if not any(found.endswith(f".{stat}") for found in names):
+                if any(found.endswith(f".{stat}") for found in names):
+                    continue
+                if stat == EJECTIONS and any(".outlier_detection." not in n for n in names):
+                    notes.append(f"{address}: no outlier detection on subset {subset}'s cluster")
+                else:
                     missing.append(f"{address}: no {stat} for subset {subset}")
     if missing:
         return PreflightItem(
             name,
             ItemState.FAILED,
             "; ".join(missing),
-            "export them: proxyStatsMatcher inclusionRegexps "
-            '".*outlier_detection.*" and ".*upstream_rq_pending_overflow" (mesh config or the '
-            "callers' proxy.istio.io/config annotation); ejections also need outlierDetection "
-            "in the DestinationRule",
+            'add ".*outlier_detection.*" and ".*upstream_rq_pending_overflow" to '
+            "proxyStatsMatcher.inclusionRegexps (the mesh config, or the callers' "
+            "proxy.istio.io/config annotation)",
         )
-    return PreflightItem(name, ItemState.OK, f"exported by {len(addresses)} proxy(ies)")
+    seen = f"exported by {len(addresses)} proxy(ies)"
+    if notes:
+        seen += f" ({'; '.join(notes)}: the experiment will find no ejection)"
+    return PreflightItem(name, ItemState.OK, seen)
 
 
 ItemCheck = Callable[[Context], PreflightItem]
@@ -268,7 +286,3 @@ ITEMS: tuple[ItemCheck, ...] = (sidecars, callers, metric_series, chaos_stats)
 
 def _split(weights: Mapping[str, int]) -> str:
     return "{" + ", ".join(f"{s}: {w}" for s, w in sorted(weights.items())) + "}"
-
-
-def _re(text: str) -> str:
-    return re.escape(text)

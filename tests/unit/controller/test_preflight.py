@@ -188,22 +188,47 @@ CHAOS = [
 EJECTIONS = f"cluster.outbound|9080|v2|{FQDN}.outlier_detection.ejections_enforced_total"
 
 
+TOTAL = f"cluster.outbound|9080|v2|{FQDN}.upstream_rq_total"
+
+
 @pytest.mark.parametrize(
-    ("stats", "state"),
+    ("stats", "state", "seen"),
     [
-        (frozenset({EJECTIONS, f"cluster.outbound|9080|v2|{FQDN}.upstream_rq_total"}), "ok"),
-        (frozenset({f"cluster.outbound|9080|v2|{FQDN}.upstream_rq_total"}), "failed"),
-        # Another service's or subset's ejections are not this one's.
-        (frozenset({EJECTIONS.replace("|v2|", "|v1|")}), "failed"),
+        (frozenset({EJECTIONS, TOTAL}), "ok", "exported by 1 proxy(ies)"),
+        # Exported, but no outlier detection on the cluster: what the experiment is there to
+        # find out (its verdict fails on no ejection), so not pre-empted here.
+        (
+            frozenset({TOTAL}),
+            "ok",
+            "exported by 1 proxy(ies) (http://a: no outlier detection on subset v2's cluster: "
+            "the experiment will find no ejection)",
+        ),
+        # Nothing of the subset's cluster: trimmed by proxyStatsMatcher, the verdict would
+        # have nothing to read. Another subset's or service's stats are not this one's.
+        (frozenset(), "failed", "http://a: no stats of subset v2's cluster"),
+        (
+            frozenset({EJECTIONS.replace("|v2|", "|v1|"), TOTAL.replace(FQDN, "x.shop.svc")}),
+            "failed",
+            "http://a: no stats of subset v2's cluster",
+        ),
     ],
 )
-def test_chaos_stats(stats: frozenset[str], state: str) -> None:
+def test_chaos_stats(stats: frozenset[str], state: str, seen: str) -> None:
     proxies = FakeProxies(served={"http://a": ({"v1": 100},)}, stats={"http://a": stats})
     item = gather(spec_of(chaos=CHAOS), proxies=proxies, weights={"v1": 100})["chaos stats"]
-    assert item.state == state
+    assert (item.state, item.seen) == (state, seen)
     if state == "failed":
-        assert "outlier_detection.ejections_enforced_total" in item.seen
         assert "proxyStatsMatcher" in item.fix
+
+
+def test_overflow_needs_its_counter_whatever_else_is_exported() -> None:
+    overflow = [{**CHAOS[0], "expect": {"overflow": True}}]
+    proxies = FakeProxies(served={"http://a": ({"v1": 100},)}, stats={"http://a": {TOTAL}})
+    item = gather(spec_of(chaos=overflow), proxies=proxies, weights={"v1": 100})["chaos stats"]
+    assert (item.state, item.seen) == (
+        ItemState.FAILED,
+        "http://a: no upstream_rq_pending_overflow for subset v2",
+    )
 
 
 def test_chaos_stats_without_experiments_or_proxies_are_skipped() -> None:
