@@ -14,6 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from canary.adapters.kube.cache import ClusterCache
+from canary.adapters.kube.rest import Rest, connect
+from canary.adapters.kube.sidecars import KubePods
+from canary.errors import Unavailable
+from canary.ports import RouteRef, SubsetRef
 from tests.e2e.kube import harness
 from tests.kubeenv.cluster import KubeCluster
 
@@ -124,3 +131,14 @@ def test_a_pod_without_the_sidecar_holds_the_first_step_until_it_is_replaced(
         assert printed.returncode == 0, printed
     finally:
         controller.stop()
+
+
+def test_pods_the_identity_may_not_list_are_unknown_never_a_pass(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    """The viewer role has no `list pods`: the same question as the controller's, refused."""
+    rest = Rest(connect(str(kube_cluster.viewer_kubeconfig)))
+    pods = KubePods(rest, ClusterCache(rest))
+    route = RouteRef(kube_namespace, "demo", "demo", None, "demo")
+    with pytest.raises(Unavailable, match=f"^forbidden to list pods in namespace {kube_namespace}"):
+        pods.subset_pods(route, SubsetRef("v2", (("version", "v2"),)))
