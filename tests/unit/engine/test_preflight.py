@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from canary.api.commands import Command, Verb
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Phase
 from canary.engine import conditions, preflight
@@ -173,3 +174,18 @@ def test_ticks_past_initializing_never_read_preflight(spec: CanarySpec) -> None:
 def test_an_item_line_is_one_line_whatever_it_saw() -> None:
     item = PreflightItem("x", ItemState.FAILED, "a\nb\r\nc", "do\tthis")
     assert item.line() == "✗ x: a b c; fix: do this"
+
+
+def test_a_retried_rollout_is_checked_again(spec: CanarySpec) -> None:
+    """canary retry starts over from a Failed rollout whose preflight had passed."""
+    passed = decide(spec, CanaryStatus(), with_items(seen(spec, STABLE_ONLY), OK), at(0))
+    failed = passed.status.model_copy(update={"phase": Phase.FAILED, "canary_weight": 0})
+    retried = dataclasses.replace(
+        with_items(seen(spec, STABLE_ONLY), FAILED), command=Command(verb=Verb.RETRY, id="r1")
+    )
+    decision = decide(spec, failed, retried, at(10))
+    assert decision.status.phase is Phase.INITIALIZING
+    found = condition(decision)
+    assert found is not None
+    assert found.status == "False"
+    assert weights_set(decision) == []
