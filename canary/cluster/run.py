@@ -95,6 +95,8 @@ class RunOptions:
     identity: str = ""
     # Envoy admin URLs whose config_dump must show a split before its step's clock starts.
     envoy_admin: tuple[str, ...] = ()
+    # Preflight before each rollout's first step; off, the first step goes without it.
+    preflight: bool = True
     resync: float = 1.0
     # The controller's own Prometheus behind TLS or a token, as a managed one is.
     prometheus_ca_file: str | None = None
@@ -205,7 +207,9 @@ class ClusterController:
             preflight=Preflight(
                 pods=KubePods(self.rest, self.cache),
                 proxies=EnvoyAdmin(options.envoy_admin) if options.envoy_admin else None,
-            ),
+            )
+            if options.preflight
+            else None,
         )
         self.controller = Controller(self.reconciler, resync=options.resync)
         self.stopping = threading.Event()
