@@ -13,8 +13,9 @@ that cannot see a proxy would make preflight a switch to turn off rather than a 
 says "not checked", so nobody reads it as a pass of the proxies themselves.
 
 A subset with no ready pod passes the sidecar item with a line saying there was nothing to
-check: the item vouches for the pods that serve, and a canary without ready pods is already
-held by the target's readiness.
+check: the item vouches for the pods that serve (a canary without ready pods is held by the
+target's readiness where the Canary names its Deployment; without one, nothing here can tell
+an empty subset from one still starting).
 """
 
 from __future__ import annotations
