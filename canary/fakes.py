@@ -3,6 +3,7 @@ with the Protocols there."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -15,12 +16,15 @@ from canary.api.spec import TargetRef
 from canary.api.status import CanaryStatus, Condition
 from canary.engine.actions import InjectFault, Notify, SetWeights
 from canary.engine.observation import ActiveFault, GateResult, Measurement, TargetState, Traffic
-from canary.errors import InvalidSpec
+from canary.errors import InvalidSpec, Unavailable
 from canary.ports import (
     FINALIZER,
     CanaryKey,
+    PodView,
     RouteRef,
     StoredCanary,
+    SubsetPods,
+    SubsetRef,
     WebhookRequest,
 )
 
@@ -191,3 +195,43 @@ class FakeNotifier:
 
     def notify(self, key: CanaryKey, notice: Notify) -> None:
         self.sent.append((key, notice))
+
+
+@dataclass
+class FakePods:
+    """Pods by subset name; a subset named in `unlistable` raises Unavailable as RBAC would."""
+
+    by_subset: dict[str, tuple[PodView, ...]] = field(default_factory=dict)
+    unlistable: str = ""
+    asked: list[str] = field(default_factory=list)
+
+    def subset_pods(self, ref: RouteRef, subset: SubsetRef) -> SubsetPods:
+        self.asked.append(subset.name)
+        if self.unlistable:
+            raise Unavailable(self.unlistable)
+        return SubsetPods(subset.labels, self.by_subset.get(subset.name, ()))
+
+
+@dataclass
+class FakeProxies:
+    """Proxies by address: the splits each serves and the stat names it exports; an address
+    missing from both answers Unavailable, as an Envoy that cannot be reached."""
+
+    served: dict[str, tuple[Mapping[str, int], ...]] = field(default_factory=dict)
+    stats: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.served, *self.stats}))
+
+    def splits(
+        self, address: str, namespace: str, host: str, route: str | None
+    ) -> tuple[Mapping[str, int], ...]:
+        if address not in self.served:
+            raise Unavailable(f"{address}: connection refused")
+        return self.served[address]
+
+    def stat_names(self, address: str, pattern: str) -> frozenset[str]:
+        if address not in self.stats:
+            raise Unavailable(f"{address}: connection refused")
+        matcher = re.compile(pattern)
+        return frozenset(name for name in self.stats[address] if matcher.search(name))

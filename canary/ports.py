@@ -152,6 +152,51 @@ class Workloads(Protocol):
     def scale_to_zero(self, namespace: str, name: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """One pod of a subset as preflight sees it: ready or not, and whether it has the sidecar
+    (Istio's `istio-proxy` container, or its native-sidecar init container)."""
+
+    name: str
+    ready: bool
+    sidecar: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetPods:
+    # The labels the pods were selected by (the Canary's, or the DestinationRule's subset's).
+    labels: tuple[tuple[str, str], ...]
+    pods: tuple[PodView, ...]
+
+
+class Pods(Protocol):
+    """The pods behind the subsets of a managed route, read once per preflight (not watched)."""
+
+    def subset_pods(self, ref: RouteRef, subset: SubsetRef) -> SubsetPods:
+        """The pods of `subset` in ref's namespace, by the subset's labels (or, without any,
+        the DestinationRule's). Unavailable when they cannot be listed (RBAC refuses, the API
+        server is down) or the subset's labels cannot be known."""
+        ...
+
+
+class Proxies(Protocol):
+    """The callers' proxies the controller can see (Envoy admin addresses); none in most
+    clusters. Each question raises Unavailable when that proxy cannot be read."""
+
+    def addresses(self) -> tuple[str, ...]: ...
+
+    def splits(
+        self, address: str, namespace: str, host: str, route: str | None
+    ) -> tuple[Mapping[str, int], ...]:
+        """The split (subset -> weight) of every Envoy route of the managed route that this
+        proxy serves; () when it has none."""
+        ...
+
+    def stat_names(self, address: str, pattern: str) -> frozenset[str]:
+        """The names of the stats this proxy exports that match the regular expression."""
+        ...
+
+
 class Secrets(Protocol):
     def value(self, namespace: str, ref: SecretKeyRef) -> str:
         """The Secret key's value as text. InvalidSpec when the Secret or the key is missing

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from canary.api import istio
+from canary.errors import Unavailable
 
 Json = dict[str, Any]
 
@@ -55,6 +57,45 @@ class EnvoyPropagation:
             # An Envoy we cannot read does not serve anything we can vouch for.
             return None
         return loaded if isinstance(loaded, dict) else None
+
+
+class EnvoyAdmin:
+    """The callers' proxies preflight may ask (the `Proxies` port): the routes each serves, and
+    the stats it exports (`/stats?filter=`, Envoy's RE2 search over the stat names, which shows
+    every stat Istio's proxyStatsMatcher kept, used or not)."""
+
+    def __init__(self, admin_urls: Sequence[str], *, timeout: float = 2.0) -> None:
+        self.admin_urls = tuple(url.rstrip("/") for url in admin_urls)
+        self.timeout = timeout
+
+    def addresses(self) -> tuple[str, ...]:
+        return self.admin_urls
+
+    def splits(
+        self, address: str, namespace: str, host: str, route: str | None
+    ) -> tuple[Mapping[str, int], ...]:
+        try:
+            loaded = json.loads(self._get(address, "/config_dump?resource=dynamic_route_configs"))
+        except ValueError as exc:
+            raise Unavailable(f"{address}: config_dump is not JSON") from exc
+        if not isinstance(loaded, dict):
+            raise Unavailable(f"{address}: config_dump is not a JSON object")
+        return tuple(served_splits(loaded, istio.fqdn(host, namespace), route))
+
+    def stat_names(self, address: str, pattern: str) -> frozenset[str]:
+        text = self._get(address, f"/stats?filter={urllib.parse.quote(pattern)}")
+        return frozenset(line.split(":", 1)[0].strip() for line in text.splitlines() if ":" in line)
+
+    def _get(self, address: str, path: str) -> str:
+        try:
+            with urllib.request.urlopen(f"{address}{path}", timeout=self.timeout) as response:
+                body: bytes = response.read(64 * 1024 * 1024)
+        except (urllib.error.URLError, OSError) as exc:
+            raise Unavailable(f"Envoy admin {address}: {exc}") from exc
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Unavailable(f"Envoy admin {address}: the answer is not UTF-8") from exc
 
 
 def served_by(dump: Json, fqdn: str, route_name: str | None, weights: Mapping[str, int]) -> bool:

@@ -12,6 +12,7 @@ from canary.cli import (  # noqa: F401  (each adds its command to main)
     demo,
     explain,
     pause,
+    preflight,
     promote,
     release,
     retry,

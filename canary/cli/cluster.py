@@ -62,6 +62,13 @@ from canary.cli.root import main
     help="An Envoy admin URL whose config_dump must show a split before its step's clock "
     "starts (repeatable).",
 )
+@click.option(
+    "--preflight/--no-preflight",
+    default=True,
+    show_default=True,
+    help="Check sidecars, the callers' proxies, metric series and chaos stats before a "
+    "rollout's first step, holding it until they pass (see `canary preflight`).",
+)
 @click.option("--log-format", type=click.Choice(["json", "console"]), default="json")
 @click.option("--log-level", default="info", show_default=True)
 def run(
@@ -80,6 +87,7 @@ def run(
     identity: str,
     no_leader_election: bool,
     envoy_admin: tuple[str, ...],
+    preflight: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -113,6 +121,7 @@ def run(
         lease_seconds=lease_seconds,
         identity=identity,
         envoy_admin=envoy_admin,
+        preflight=preflight,
     )
     problems = prometheus_problems(options)
     if problems:

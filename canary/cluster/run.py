@@ -28,7 +28,7 @@ from functools import partial
 import structlog
 
 from canary.adapters import chat_webhooks
-from canary.adapters.envoy_admin import EnvoyPropagation
+from canary.adapters.envoy_admin import EnvoyAdmin, EnvoyPropagation
 from canary.adapters.jaeger import JaegerSources
 from canary.adapters.kube.cache import ClusterCache
 from canary.adapters.kube.events import KubeEvents
@@ -36,6 +36,7 @@ from canary.adapters.kube.lease import LeaderElector
 from canary.adapters.kube.rest import Rest, connect
 from canary.adapters.kube.router import KubeRouter
 from canary.adapters.kube.secrets import KubeSecrets
+from canary.adapters.kube.sidecars import KubePods
 from canary.adapters.kube.store import KubeStore
 from canary.adapters.kube.workloads import KubeWorkloads
 from canary.adapters.prometheus import Hints, PrometheusMetrics, PrometheusProviders
@@ -55,6 +56,7 @@ from canary.controller.clock import SystemClock
 from canary.controller.interactions import PATH as INTERACTIONS_PATH
 from canary.controller.interactions import Interactions
 from canary.controller.notify import FanOut, LogNotifier
+from canary.controller.preflight import Preflight
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.serve import HealthServer
@@ -93,6 +95,8 @@ class RunOptions:
     identity: str = ""
     # Envoy admin URLs whose config_dump must show a split before its step's clock starts.
     envoy_admin: tuple[str, ...] = ()
+    # Preflight before each rollout's first step; off, the first step goes without it.
+    preflight: bool = True
     resync: float = 1.0
     # The controller's own Prometheus behind TLS or a token, as a managed one is.
     prometheus_ca_file: str | None = None
@@ -200,6 +204,12 @@ class ClusterController:
             query_set=options.query_set,
             on_tick=self._ticked,
             chat=self.chat,
+            preflight=Preflight(
+                pods=KubePods(self.rest, self.cache),
+                proxies=EnvoyAdmin(options.envoy_admin) if options.envoy_admin else None,
+            )
+            if options.preflight
+            else None,
         )
         self.controller = Controller(self.reconciler, resync=options.resync)
         self.stopping = threading.Event()

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from canary.api import builtins
 from canary.api.spec import CanarySpec
-from canary.controller import chaos_probe, hooks, queries
+from canary.controller import chaos_probe, hooks, preflight, queries
 from canary.controller.sources import Evidence, Sources
 from canary.engine import revision
 from canary.engine.observation import (
@@ -76,9 +76,11 @@ def observe(
     sources: Sources,
     query_set: builtins.QuerySet,
     chat_problems: tuple[str, ...] = (),
+    preflight_ports: preflight.Preflight | None = None,
 ) -> Observation:
     """Raises canary.errors.Unavailable when a backend the tick cannot do without is down.
-    `chat_problems`: the chat publisher's lines for this Canary (never a reason to hold it)."""
+    `chat_problems`: the chat publisher's lines for this Canary (never a reason to hold it);
+    `preflight_ports`: what preflight can ask here (None: no preflight in this controller)."""
     key, status = stored.key, stored.status
     problems: list[str] = []
     traffic: Traffic | None = None
@@ -139,6 +141,16 @@ def observe(
             measurements[metric.name] = source.measure(query, now)
         for hook in due.webhooks:
             gates[hook.name] = sources.webhooks.call(asked[hook.name])
+    checked = None
+    if (
+        preflight_ports is not None
+        and not problems
+        and preflight.wanted(status, current, command_pending=stored.command is not None)
+    ):
+        context = preflight.Context(
+            key, spec, route, traffic, preflight_ports, store, sources, query_set
+        )
+        checked = preflight.gather(context)
     chaos: dict[str, ChaosReading] = {}
     for window in due.chaos:
         chaos[window.name] = chaos_probe.read(
@@ -159,6 +171,7 @@ def observe(
         deleting_since=stored.deleting_since,
         problems=tuple(problems),
         chat_problems=chat_problems,
+        preflight=checked,
     )
 
 

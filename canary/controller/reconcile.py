@@ -27,6 +27,7 @@ from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Condition, Phase
 from canary.controller import act, observe
 from canary.controller.chat.publisher import ChatPublisher
+from canary.controller.preflight import Preflight
 from canary.controller.sources import Sources
 from canary.engine import conditions, deletion, failures, records
 from canary.engine.actions import ClearFaults, Decision, Notify, SetWeights
@@ -64,6 +65,8 @@ class Reconciler:
     on_tick: TickListener | None = None
     # Chat notifications, told after each tick's act; None: none configured.
     chat: ChatPublisher | None = None
+    # What preflight asks before a rollout's first step; None: no preflight (unit tests).
+    preflight: Preflight | None = None
     # The unreadable-status error already marked, per Canary, so it is written once, not per tick.
     _unreadable: dict[CanaryKey, str] = field(default_factory=dict)
     # The last error each failing Canary's tick raised.
@@ -151,6 +154,7 @@ class Reconciler:
                 sources=self.sources,
                 query_set=self.query_set,
                 chat_problems=() if self.chat is None else self.chat.problems(key),
+                preflight_ports=self.preflight,
             )
             decision = decide(stored.spec, stored.status, seen, now)
         if decision.status.phase is Phase.INVALID and route is not None:

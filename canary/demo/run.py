@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
+from canary.adapters.envoy_admin import EnvoyAdmin
 from canary.adapters.jaeger import JaegerTraces
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.adapters.webhooks import HttpWebhooks
@@ -36,6 +37,7 @@ from canary.api.traces import JaegerProvider
 from canary.controller.chat.publisher import ChatPublisher
 from canary.controller.clock import SystemClock
 from canary.controller.notify import FanOut, LogNotifier
+from canary.controller.preflight import Preflight
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduler import Controller
 from canary.controller.sources import Sources, promql
@@ -48,6 +50,7 @@ from canary.demo.slack import SlackSettings
 from canary.localmesh.gateway import LocalGateway
 from canary.localmesh.loadgen import Request
 from canary.localmesh.mesh import LocalMesh, VersionSpec
+from canary.localmesh.pods import LocalPods
 from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
 
@@ -267,6 +270,8 @@ def local_controller(
         ),
         query_set=builtins.QuerySet.ENVOY,
         chat=chat,
+        # The client-side Envoy stands for the callers' sidecars (localmesh/pods.py).
+        preflight=Preflight(pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.admin_url])),
     )
     return Controller(reconciler, resync=1.0)
 

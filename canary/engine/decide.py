@@ -29,6 +29,7 @@ from canary.engine import (
     deletion,
     phases,
     plan,
+    preflight,
     records,
     releases,
 )
@@ -218,7 +219,13 @@ def _start(tick: Tick, *, retried: bool = False) -> Decision:
         c
         for c in cleared
         if c.type
-        not in (conditions.ROLLBACK_VERIFIED, conditions.STABLE_RESTORED, conditions.NOTIFIED)
+        not in (
+            conditions.ROLLBACK_VERIFIED,
+            conditions.STABLE_RESTORED,
+            conditions.NOTIFIED,
+            # Each rollout is checked before its own first step.
+            preflight.PREFLIGHT,
+        )
     )
     # Given as the conditions enter() starts from, not as one of its updates, which would
     # replace the Progressing condition it sets (and that initializing reads back).

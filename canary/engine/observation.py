@@ -16,6 +16,7 @@ from canary.api.chaos import ChaosRequest
 from canary.api.commands import Command
 from canary.api.status import MeasurementKind
 from canary.api.traces import SpanEvidence
+from canary.engine.preflight import PreflightItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +147,6 @@ class Observation:
     # refusing the token or the channel, messages dropped), one line each; () when they are.
     # Shown as the Notified condition; never a reason to hold or fail the rollout.
     chat_problems: tuple[str, ...] = ()
+    # What preflight saw (engine/preflight.py), gathered only while a rollout is about to
+    # start and its items have not all passed yet; None when not gathered.
+    preflight: tuple[PreflightItem, ...] | None = None

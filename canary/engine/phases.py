@@ -14,7 +14,16 @@ from typing import Any
 
 from canary.api.people import Gate
 from canary.api.status import ChaosPhase, ChaosResult, Phase
-from canary.engine import approvals, chaos, checks, conditions, gates, records, settle
+from canary.engine import (
+    approvals,
+    chaos,
+    checks,
+    conditions,
+    gates,
+    preflight,
+    records,
+    settle,
+)
 from canary.engine.actions import (
     Action,
     CallWebhook,
@@ -87,6 +96,22 @@ def initializing(tick: Tick) -> Decision:
     if seen.target_ready is False:
         assert spec.canary.target_ref is not None
         return waiting(tick, f"waiting for Deployment {spec.canary.target_ref.name} to be ready")
+    judged = preflight.check(tick.status.conditions, seen.preflight, tick.now)
+    if judged is not None:
+        checked_conditions, told, why = judged
+        if checked_conditions is not tick.status.conditions:
+            tick = _with(tick, {"conditions": checked_conditions})
+        if why:
+            decision = waiting(tick, why)
+            return Decision(decision.status, (*told, *decision.actions))
+        if told:
+            following = _after_preflight(tick, forced)
+            return Decision(following.status, (*told, *following.actions), following.wake_after)
+    return _after_preflight(tick, forced)
+
+
+def _after_preflight(tick: Tick, forced: bool) -> Decision:
+    plan = tick.plan
     pre_rollout = () if forced else plan.pre_rollout
     if pre_rollout:
         checked = checks.run(tick, gates=pre_rollout)

@@ -22,6 +22,8 @@ REASONS: dict[str, Event] = {
     "MetricNoData": Event.CHECK_FAILED,
     "WebhookFailed": Event.CHECK_FAILED,
     "Waiting": Event.GATE_WAITING,
+    # The rollout waits on a fix someone must make, as it waits on a gate.
+    "PreflightFailed": Event.GATE_WAITING,
     "ApprovalRequested": Event.APPROVAL_REQUESTED,
     "Approved": Event.APPROVAL_DECIDED,
     "Rejected": Event.APPROVAL_DECIDED,

@@ -140,6 +140,7 @@ def test_a_canary_deleted_during_a_503_experiment_answers_200_within_one_check_i
             sidecars.NO_PROMETHEUS,
             envoy_admin=gateway.proxy.admin_url,
             lease_namespace=namespace,
+            preflight=False,
         ).start()
         try:
             harness.wait_for(

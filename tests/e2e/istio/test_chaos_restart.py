@@ -74,6 +74,8 @@ def _controller(
         sidecars.NO_PROMETHEUS,
         envoy_admin=gateway.proxy.admin_url,
         lease_namespace=gateway.namespace,
+        # No Prometheus on purpose: the verdict must say so, not preflight.
+        preflight=False,
     )
 
 

@@ -140,6 +140,10 @@ def test_a_canary_is_promoted_through_istiod_step_by_step(
         finally:
             controller.stop()
     assert final["phase"] == "Succeeded", controller.log_tail()
+    # Before the first step, preflight read the istiod-programmed gateway's routes.
+    checked = next(c for c in final["conditions"] if c["type"] == "Preflight")
+    assert checked["status"] == "True", checked
+    assert "✓ callers' proxies: 1 proxy(ies) serve {v1: 100}" in checked["message"], checked
     # What decides: while each step's clock ran, the gateway's users got v2 in the step's share
     # (Envoy picks per request at random, so within a binomial bound), and only v2 once promoted.
     print(f"\nanswered per step: { {w: dict(steps.counts(w)) for w in sorted(steps.windows)} }")

@@ -180,7 +180,11 @@ def test_slack_rate_limiting_then_failing_changes_nothing_about_the_rollout(
         for name in (PLAIN, NOISY, HEALTHY)
     }
     controller = harness.ControllerProcess(
-        kube, tmp_path, prometheus_url="http://127.0.0.1:9", leader_election=False
+        kube,
+        tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        leader_election=False,
+        preflight=False,
     ).start()
     try:
         # 429 until the outbox gave a message up, then 500 to the end.

@@ -145,7 +145,11 @@ def test_a_signed_click_writes_the_command_and_a_forged_one_nothing(
     harness.apply(kube, _objects(namespace))
     _wait_at_the_gate(kube, namespace)
     controller = harness.ControllerProcess(
-        kube, tmp_path, prometheus_url="http://127.0.0.1:9", lease_namespace=namespace
+        kube,
+        tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        lease_namespace=namespace,
+        preflight=False,
     ).start()
     try:
         assert not controller.leading()
@@ -247,7 +251,11 @@ def test_two_gates_decided_through_socket_mode_and_the_signed_endpoint(
     kube, namespace = kube_cluster, kube_namespace
     harness.apply(kube, _rollout(namespace, slack))
     controller = harness.ControllerProcess(
-        kube, tmp_path, prometheus_url="http://127.0.0.1:9", leader_election=False
+        kube,
+        tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        leader_election=False,
+        preflight=False,
     ).start()
     try:
         current = harness.follow(
@@ -302,7 +310,11 @@ def test_people_outside_slack_decide_with_the_cli_held_to_rbac(
     test_cli.bind_people(kube, namespace)
     harness.apply(kube, _rollout(namespace, slack))
     controller = harness.ControllerProcess(
-        kube, tmp_path, prometheus_url="http://127.0.0.1:9", leader_election=False
+        kube,
+        tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        leader_election=False,
+        preflight=False,
     ).start()
     try:
         harness.follow(kube, namespace, _waiting_at("rollout"), timeout=30, controller=controller)

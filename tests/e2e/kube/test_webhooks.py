@@ -132,7 +132,13 @@ def _controller(
 ) -> Iterator[harness.ControllerProcess]:
     """`canary run`, stopped at the end; still alive, healthy and never crashed a tick."""
     controller = harness.ControllerProcess(
-        kube, workdir, prometheus_url, envoy_admin=envoy_admin, leader_election=False
+        kube,
+        workdir,
+        prometheus_url,
+        envoy_admin=envoy_admin,
+        leader_election=False,
+        # Without a Prometheus on purpose, preflight would hold every first step.
+        preflight=prometheus_url != NO_PROMETHEUS,
     ).start()
     try:
         yield controller

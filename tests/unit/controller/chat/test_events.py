@@ -22,6 +22,7 @@ NOT_TOLD = frozenset(
         "Deleted",
         "ScaledDown",
         "StatusUnreadable",
+        "PreflightPassed",
     }
 )
 
