@@ -38,7 +38,8 @@ class LocalPods:
 
     def _rule_labels(self, ref: RouteRef, subset: str) -> dict[str, str]:
         # Named as the local router finds it: the Canary's rule, else one named like the host.
-        rule = self.store.get("DestinationRule", ref.namespace, ref.destination_rule or ref.host)
+        namespace, name = ref.destination_rule_key
+        rule = self.store.get("DestinationRule", namespace, name or ref.host)
         labels = {} if rule is None else istio.subsets(rule).get(subset) or {}
         if not labels:
             raise Unavailable(
