@@ -37,7 +37,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -45,8 +44,14 @@ from typing import Any, TypeVar
 from canary.localmesh import envoy, identity, jaeger, loadgen, pilot, procs, prometheus
 from canary.localmesh import gateway as ingress
 from canary.localmesh.certs import LocalCA
+from canary.localmesh.inbound_tls import InboundTls
 from canary.localmesh.publishing import Publishing
 from canary.localmesh.router import TranslationRefused
+from canary.localmesh.versions import Instance, VersionSpec
+
+# Instance and VersionSpec live in versions.py; callers know them as mesh.Instance and
+# mesh.VersionSpec.
+__all__ = ["CLIENT_SERVICE", "SPAN_METRIC_DIMENSIONS", "Instance", "LocalMesh", "VersionSpec"]
 
 T = TypeVar("T")
 
@@ -56,43 +61,6 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 CLIENT_SERVICE = "loadgen"
 # Span attributes that become labels of Jaeger's span metrics, to tell the versions apart there.
 SPAN_METRIC_DIMENSIONS = ("subset", "version")
-
-
-@dataclass(frozen=True, slots=True)
-class VersionSpec:
-    """One version of the service: its `version` label, and how its app behaves."""
-
-    name: str
-    error_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    # The DestinationRule subset whose pods carry this version; its spans are tagged with it.
-    subset: str = ""
-    # One operation's path (e.g. /checkout) slower by slow_ms for a share slow_rate of it.
-    slow_path: str = ""
-    slow_ms: float = 0.0
-    slow_rate: float = 0.0
-
-    @property
-    def subset_name(self) -> str:
-        return self.subset or self.name
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """One app instance and the inbound Envoy in front of it."""
-
-    name: str
-    version: str
-    app: procs.Process
-    app_port: int
-    inbound: envoy.EnvoyHandle
-    listen_port: int
-
-    @property
-    def route_file(self) -> Path:
-        """The inbound Envoy's RDS file: a fault written here applies without a restart."""
-        return self.inbound.workdir / envoy.ROUTE_FILE
 
 
 class LocalMesh:
@@ -129,9 +97,8 @@ class LocalMesh:
         self.mtls = mtls
         self.peer_authentications = list(peer_authentications)
         # What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE), with mTLS.
-        self.inbound_modes: dict[str, str] = {}
         self.identities: identity.Identities | None = None
-        self._listener_versions: dict[str, int] = {}
+        self.inbound_tls: InboundTls | None = None
         self.host = f"{service}.{namespace}.svc.cluster.local"
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="canary-mesh-"))
@@ -186,8 +153,9 @@ class LocalMesh:
         version. PeerAuthentications, when given, are what auto mTLS reads from now on, and each
         inbound Envoy whose mode they change is given its new mode. Raises TranslationRefused,
         having written nothing, if either Envoy's translation refuses them."""
-        if peer_authentications is not None and self.identities is not None:
-            self._set_inbound_modes(list(peer_authentications))
+        if peer_authentications is not None and self.inbound_tls is not None:
+            self.peer_authentications = list(peer_authentications)
+            self.inbound_tls.update(self.instances, self.peer_authentications)
         try:
             return self._started(self._publishing).push(
                 virtual_services, destination_rules, gateways, peer_authentications
@@ -332,6 +300,13 @@ class LocalMesh:
                 service=self.service,
                 instances=[name for _, name in names],
             )
+            self.inbound_tls = InboundTls(
+                self.identities,
+                namespace=self.namespace,
+                service=self.service,
+                port=self.service_port,
+                peer_authentications=self.peer_authentications,
+            )
         for spec, name in names:
             app_port, listen_port, admin_port = ports[name]
             procs.wait_http(
@@ -347,7 +322,7 @@ class LocalMesh:
                 tracing=None
                 if tracing is None
                 else tracing.tagged(self.service, subset=spec.subset_name, version=spec.name),
-                **self._inbound_tls(name, spec),
+                **(self.inbound_tls.for_new_instance(name, spec.name) if self.inbound_tls else {}),
             )
             handle = envoy.start_envoy(
                 self.supervisor,
@@ -435,38 +410,6 @@ class LocalMesh:
             tls=tls,
         ).start()
 
-    def _inbound_tls(self, name: str, spec: VersionSpec) -> dict[str, Any]:
-        """The inbound Envoy's mTLS mode and certificate, from the PeerAuthentications."""
-        if self.identities is None:
-            return {}
-        labels = {"app": self.service, "version": spec.name}
-        mode = identity.accepts(
-            self.namespace, labels, self.peer_authentications, port=self.service_port
-        )
-        self.inbound_modes[name] = mode
-        return {"mtls_mode": mode, "identity": self.identities.instances[name]}
-
-    def _set_inbound_modes(self, peer_authentications: list[dict[str, Any]]) -> None:
-        assert self.identities is not None
-        self.peer_authentications = peer_authentications
-        for instance in self.instances:
-            labels = {"app": self.service, "version": instance.version}
-            mode = identity.accepts(
-                self.namespace, labels, peer_authentications, port=self.service_port
-            )
-            if mode == self.inbound_modes.get(instance.name):
-                continue
-            self._listener_versions[instance.name] = (
-                self._listener_versions.get(instance.name, 1) + 1
-            )
-            envoy.set_inbound_mode(
-                instance.inbound.workdir,
-                mode,
-                self.identities.instances[instance.name],
-                version=self._listener_versions[instance.name],
-            )
-            self.inbound_modes[instance.name] = mode
-
     def _app_argv(self, spec: VersionSpec, port: int, inbound_port: int) -> list[str]:
         return [
             sys.executable,
@@ -489,6 +432,12 @@ class LocalMesh:
     def _load_host(self) -> str:
         spec = self.gateway_spec
         return spec.load_host if spec is not None and spec.load_host else self.service
+
+    @property
+    def inbound_modes(self) -> dict[str, str]:
+        """What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE); {} without
+        mTLS."""
+        return {} if self.inbound_tls is None else self.inbound_tls.modes
 
     @staticmethod
     def _started(part: T | None) -> T:

@@ -11,7 +11,7 @@ from typing import Any
 from cryptography import x509
 
 from canary.localmesh import envoy, identity
-from canary.localmesh.mesh import LocalMesh, VersionSpec
+from canary.localmesh.inbound_tls import InboundTls
 
 
 def _policy(mode: str, **selector: str) -> dict[str, Any]:
@@ -41,30 +41,32 @@ def test_accepts_picks_the_port_entry_of_a_workload_policy() -> None:
 
 
 def test_a_push_rewrites_only_the_listeners_whose_mode_changes(tmp_path: Path) -> None:
-    mesh = LocalMesh(service="demo", versions=[VersionSpec("v1"), VersionSpec("v2")], mtls=True)
     names = ["demo-v1-0", "demo-v2-0"]
-    mesh.identities = identity.issue(
+    identities = identity.issue(
         tmp_path / "certs", namespace="default", service="demo", instances=names
     )
+    inbound = InboundTls(
+        identities, namespace="default", service="demo", port=80, peer_authentications=[]
+    )
+    instances = []
     for name in names:
+        version = name.split("-")[1]
         envoy.inbound_bootstrap(
             listen_port=1,
             admin_port=2,
             app_port=3,
             name=name,
             workdir=tmp_path / name,
-            mtls_mode="PERMISSIVE",
-            identity=mesh.identities.instances[name],
+            **inbound.for_new_instance(name, version),
         )
-        mesh.inbound_modes[name] = "PERMISSIVE"
-        version = name.split("-")[1]
-        mesh.instances.append(
+        instances.append(
             SimpleNamespace(
                 name=name, version=version, inbound=SimpleNamespace(workdir=tmp_path / name)
-            )  # type: ignore[arg-type]
+            )
         )
-    mesh._set_inbound_modes([_policy("STRICT", version="v2")])
-    assert mesh.inbound_modes == {"demo-v1-0": "PERMISSIVE", "demo-v2-0": "STRICT"}
+    assert inbound.modes == {"demo-v1-0": "PERMISSIVE", "demo-v2-0": "PERMISSIVE"}
+    inbound.update(instances, [_policy("STRICT", version="v2")])  # type: ignore[arg-type]
+    assert inbound.modes == {"demo-v1-0": "PERMISSIVE", "demo-v2-0": "STRICT"}
     files = {
         name: json.loads((tmp_path / name / envoy.LISTENER_FILE).read_text()) for name in names
     }
