@@ -43,6 +43,9 @@ class Informer:
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
         self.relists = 0
+        # Why the last list or watch failed (None once a list succeeds): a reader of a kind
+        # that never synced says this rather than reading an empty cache as "none exist".
+        self.error: CanaryError | None = None
 
     # Reading the cache
 
@@ -115,6 +118,7 @@ class Informer:
                 if self._stop.is_set():
                     # stop() closed the watch's socket under its read: that is no failure.
                     return
+                self.error = exc
                 log.warning("watch.failed", kind=self.kind.kind, error=str(exc), backoff=backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -153,6 +157,7 @@ class Informer:
                 if _version(fresh.get(key)) != _version(self._objects.get(key))
             }
             self._objects = fresh
+        self.error = None
         self.synced.set()
         log.debug("list.done", kind=self.kind.kind, objects=len(fresh), version=version)
         for key in sorted(changed):
