@@ -327,7 +327,13 @@ def mtls_pairings(context: Context) -> PreflightItem:
         port=context.spec.service.port,
     )
     if found:
-        return PreflightItem(name, ItemState.FAILED, "; ".join(p.line() for p in found), MTLS_FIX)
+        # The problems' own text uses "; ", and the item is one line: " | " parts them.
+        return PreflightItem(
+            name,
+            ItemState.FAILED,
+            f"{len(found)} pairing(s) break traffic: " + " | ".join(p.line() for p in found),
+            MTLS_FIX,
+        )
     return PreflightItem(
         name,
         ItemState.OK,
