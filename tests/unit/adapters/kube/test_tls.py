@@ -64,7 +64,7 @@ def test_the_root_and_workload_namespaces_policies_and_the_hosts_rules() -> None
     ],
 )
 def test_an_unlisted_kind_is_unavailable_with_the_reason(
-    error: Exception | None, said: str
+    error: CanaryError | None, said: str
 ) -> None:
     unlisted = cache()
     unlisted.of(PEER_AUTHENTICATION).error = error
