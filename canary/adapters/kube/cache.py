@@ -2,7 +2,8 @@
 
 An optional kind (PeerAuthentication: a mesh may run without Istio's security CRDs) is watched
 like the others but left out of readiness, so a cluster without its CRD does not keep the
-controller unready for good; its reader asks `synced` and says why when it is not.
+controller unready for good; start-up waits only for its first list to be tried, and its reader
+asks `synced` and says why when it is not.
 """
 
 from __future__ import annotations
@@ -87,8 +88,11 @@ class ClusterCache:
 
     def wait_synced(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
+        # An optional kind is waited for until its first list was tried (listed, or failed
+        # with the reason its reader reports), so the first tick does not see "not listed yet".
         return all(
-            informer.wait_synced(max(0.0, deadline - time.monotonic()))
+            (informer.tried if kind in self.optional else informer.synced).wait(
+                max(0.0, deadline - time.monotonic())
+            )
             for kind, informer in self.informers.items()
-            if kind not in self.optional
         )

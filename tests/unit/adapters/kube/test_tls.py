@@ -73,12 +73,16 @@ def test_an_unlisted_kind_is_unavailable_with_the_reason(
     assert str(raised.value) == said
 
 
-def test_readiness_does_not_wait_for_the_optional_kind() -> None:
+def test_readiness_does_not_wait_for_the_optional_kind_and_start_up_for_its_first_try() -> None:
     waiting = cache()
     for kind, informer in waiting.informers.items():
         if kind != PEER_AUTHENTICATION:
             informer.synced.set()
     assert waiting.unsynced() == []
+    # Start-up waits until the first list was tried, so the first tick has its answer.
+    assert not waiting.wait_synced(0.0)
+    waiting.of(PEER_AUTHENTICATION).tried.set()
     assert waiting.wait_synced(0.0)
     waiting.of(DESTINATION_RULE).synced.clear()
     assert waiting.unsynced() == ["destinationrules"]
+    assert not waiting.wait_synced(0.0)
