@@ -365,13 +365,18 @@ def _subset_labels(
 
 
 def _selects_workloads(policy: istio.IstioObject) -> bool:
-    selector = (policy.get("spec") or {}).get("selector")
+    # Read as mtls_settings reads it: a field of the wrong type is absent.
+    spec = policy.get("spec")
+    selector = spec.get("selector") if isinstance(spec, dict) else None
     return isinstance(selector, dict) and bool(selector.get("matchLabels"))
 
 
 def _key_of(obj: istio.IstioObject) -> tuple[str, str | None]:
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace") or ""), meta.get("name"))
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return ("", None)
+    name = meta.get("name")
+    return (str(meta.get("namespace") or ""), name if isinstance(name, str) else None)
 
 
 ItemCheck = Callable[[Context], PreflightItem]

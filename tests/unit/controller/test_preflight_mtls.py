@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from canary.api import builtins
 from canary.api.spec import CanarySpec
 from canary.controller import preflight
@@ -172,3 +174,30 @@ def test_policies_that_cannot_be_read_are_unknown_and_none_given_is_skipped() ->
         ItemState.SKIPPED,
         "not checked: no mesh policy source here",
     )
+
+
+@pytest.mark.parametrize(
+    ("policy", "state"),
+    [
+        # Fields of the wrong type read as absent, as mtls_settings reads them: no traceback.
+        # No policy left: PERMISSIVE takes the rule's plaintext.
+        ({"metadata": "x", "spec": "x"}, ItemState.OK),
+        # A selector that is no map selects no workload: the namespace's STRICT policy.
+        (
+            {
+                "metadata": {"namespace": "shop", "name": "p"},
+                "spec": {"selector": ["a"], "mtls": {"mode": "STRICT"}},
+            },
+            ItemState.FAILED,
+        ),
+        # A mode nobody knows is never read as PERMISSIVE.
+        (peer_authentication("shop", "STRICTT"), ItemState.FAILED),
+    ],
+)
+def test_malformed_objects_are_read_without_a_traceback(
+    policy: dict[str, Any], state: ItemState
+) -> None:
+    odd_rule = {"metadata": None, "spec": {"host": "reviews", "subsets": "x"}}
+    tls = FakeTlsPolicies([policy], [rule(tls="DISABLE"), odd_rule])
+    found = item(spec_of(), tls)
+    assert found.state is state, found.seen
