@@ -1,8 +1,8 @@
 """Gathering the preflight items, each through its port; engine/preflight.py judges them.
 
 Gathered only while a rollout is about to start (`wanted`), never on a tick past its first step.
-Each item is one function of the `Context` in `ITEMS`; adding one (the mTLS combinations, say)
-is one function and one line there. Nothing is guessed: a question that could not be answered
+Each item is one function of the `Context` in `ITEMS`; adding one is one function and one line
+there (as `mtls_pairings` was: `api/mtls.py` judges, the `TlsPolicies` port reads). Nothing is guessed: a question that could not be answered
 is `unknown`, which holds the rollout like a failure, and one this controller has no way to ask
 is `skipped` with the reason in its line.
 
