@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from canary.api.chat_provider import ChatProvider
 from canary.api.commands import Command
+from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.secrets import SecretKeyRef
 from canary.api.spec import TargetRef
@@ -25,6 +26,7 @@ from canary.ports import (
     StoredCanary,
     SubsetPods,
     SubsetRef,
+    TlsObjects,
     WebhookRequest,
 )
 
@@ -235,3 +237,18 @@ class FakeProxies:
             raise Unavailable(f"{address}: connection refused")
         matcher = re.compile(pattern)
         return frozenset(name for name in self.stats[address] if matcher.search(name))
+
+
+@dataclass
+class FakeTlsPolicies:
+    """Every object given, whatever the namespace and host (the judging filters them);
+    `unreadable` raises Unavailable, as a cluster without the security.istio.io CRD would."""
+
+    peer_authentications: list[IstioObject] = field(default_factory=list)
+    destination_rules: list[IstioObject] = field(default_factory=list)
+    unreadable: str = ""
+
+    def tls_objects(self, namespace: str, host: str) -> TlsObjects:
+        if self.unreadable:
+            raise Unavailable(self.unreadable)
+        return TlsObjects(tuple(self.peer_authentications), tuple(self.destination_rules))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from canary.api.chaos import ChaosRequest
 from canary.api.chat_provider import ChatProvider
 from canary.api.commands import Command
+from canary.api.istio import IstioObject
 from canary.api.metric_template import MetricTemplate
 from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
@@ -194,6 +195,25 @@ class Proxies(Protocol):
 
     def stat_names(self, address: str, pattern: str) -> frozenset[str]:
         """The names of the stats this proxy exports that match the regular expression."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TlsObjects:
+    """The objects that decide mTLS between a host's callers and its workloads, as stored."""
+
+    peer_authentications: tuple[IstioObject, ...]
+    destination_rules: tuple[IstioObject, ...]
+
+
+class TlsPolicies(Protocol):
+    """The mesh's TLS policy objects, for preflight's mTLS item (judged by `api/mtls.py`)."""
+
+    def tls_objects(self, namespace: str, host: str) -> TlsObjects:
+        """The PeerAuthentications of the mesh's root namespace and of `namespace` (the
+        workload's), and the DestinationRules for `host` (a full name) from every namespace.
+        Unavailable when either kind cannot be read (its CRD missing, RBAC refusing): an
+        answer without them would read as PERMISSIVE, which it may not be."""
         ...
 
 

@@ -38,6 +38,7 @@ from canary.adapters.kube.router import KubeRouter
 from canary.adapters.kube.secrets import KubeSecrets
 from canary.adapters.kube.sidecars import KubePods
 from canary.adapters.kube.store import KubeStore
+from canary.adapters.kube.tls import KubeTlsPolicies
 from canary.adapters.kube.workloads import KubeWorkloads
 from canary.adapters.prometheus import Hints, PrometheusMetrics, PrometheusProviders
 from canary.adapters.slack import web as slack_web
@@ -206,6 +207,7 @@ class ClusterController:
             chat=self.chat,
             preflight=Preflight(
                 pods=KubePods(self.rest, self.cache),
+                tls=KubeTlsPolicies(self.cache),
                 proxies=EnvoyAdmin(options.envoy_admin) if options.envoy_admin else None,
             )
             if options.preflight

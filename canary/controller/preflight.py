@@ -1,8 +1,8 @@
 """Gathering the preflight items, each through its port; engine/preflight.py judges them.
 
 Gathered only while a rollout is about to start (`wanted`), never on a tick past its first step.
-Each item is one function of the `Context` in `ITEMS`; adding one (the mTLS combinations, say)
-is one function and one line there. Nothing is guessed: a question that could not be answered
+Each item is one function of the `Context` in `ITEMS`; adding one is one function and one line
+there (as `mtls_pairings` was: `api/mtls.py` judges, the `TlsPolicies` port reads). Nothing is guessed: a question that could not be answered
 is `unknown`, which holds the rollout like a failure, and one this controller has no way to ask
 is `skipped` with the reason in its line.
 
@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from canary.api import builtins, istio, templating
+from canary.api import builtins, istio, mtls, templating
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, MeasurementKind, Phase
 from canary.controller import queries, series
@@ -33,7 +33,7 @@ from canary.engine import preflight
 from canary.engine.observation import Traffic
 from canary.engine.preflight import ItemState, PreflightItem
 from canary.errors import CanaryError, InvalidSpec
-from canary.ports import CanaryKey, Pods, Proxies, RouteRef, Store
+from canary.ports import CanaryKey, Pods, Proxies, RouteRef, Store, TlsObjects, TlsPolicies
 
 SIDECAR_FIX = (
     "enable sidecar injection for the namespace (label istio-injection=enabled or "
@@ -47,6 +47,7 @@ class Preflight:
 
     pods: Pods | None = None
     proxies: Proxies | None = None
+    tls: TlsPolicies | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +282,105 @@ def chaos_stats(context: Context) -> PreflightItem:
     return PreflightItem(name, ItemState.OK, seen)
 
 
+MTLS_FIX = (
+    "change the field each line names so that what callers send meets what the subset "
+    "accepts (a DestinationRule's tls.mode, or the PeerAuthentication's mode)"
+)
+
+
+def mtls_pairings(context: Context) -> PreflightItem:
+    """What callers send (DestinationRule tls) against what each subset accepts
+    (PeerAuthentication), as `api/mtls.py` pairs them for `canary validate` too."""
+    name = "mtls"
+    tls, route = context.ports.tls, context.route
+    if tls is None:
+        return PreflightItem(name, ItemState.SKIPPED, "not checked: no mesh policy source here")
+    host = istio.fqdn(route.host, route.namespace)
+    namespace = istio.service_namespace(host) or route.namespace
+    try:
+        objects = tls.tls_objects(namespace, host)
+    except CanaryError as exc:
+        return PreflightItem(
+            name,
+            ItemState.UNKNOWN,
+            f"cannot read the mesh's TLS policies: {exc}",
+            "install Istio's security.istio.io CRDs and grant the controller get/list/watch on "
+            "peerauthentications (deploy/rbac.yaml)",
+        )
+    subsets = _subset_labels(route, namespace, host, objects)
+    selective = [p for p in objects.peer_authentications if _selects_workloads(p)]
+    unlabelled = sorted(subset for subset, labels in subsets.items() if not labels)
+    if unlabelled and selective:
+        return PreflightItem(
+            name,
+            ItemState.UNKNOWN,
+            f"subset(s) {', '.join(unlabelled)} have no labels in the Canary or the "
+            "DestinationRule, so which workload PeerAuthentication applies is unknown",
+            "give the subsets labels (the Canary's stable/canary labels)",
+        )
+    found = mtls.problems(
+        namespace=namespace,
+        host=host,
+        subsets=subsets,
+        peer_authentications=objects.peer_authentications,
+        destination_rules=objects.destination_rules,
+        port=context.spec.service.port,
+    )
+    if found:
+        # The problems' own text uses "; ", and the item is one line: " | " parts them.
+        return PreflightItem(
+            name,
+            ItemState.FAILED,
+            f"{len(found)} pairing(s) break traffic: " + " | ".join(p.line() for p in found),
+            MTLS_FIX,
+        )
+    return PreflightItem(
+        name,
+        ItemState.OK,
+        f"callers' tls meets what subsets {', '.join(subsets)} accept "
+        f"({len(objects.peer_authentications)} PeerAuthentication(s), "
+        f"{len(objects.destination_rules)} DestinationRule(s) read)",
+    )
+
+
+def _subset_labels(
+    route: RouteRef, namespace: str, host: str, objects: TlsObjects
+) -> dict[str, dict[str, str]]:
+    """Each subset's pod labels: the DestinationRule subset's, the Canary's over them."""
+    rule_key = route.destination_rule_key
+    rules = [r for r in objects.destination_rules if _key_of(r) == rule_key]
+    if not rules:
+        # The rule callers in the service's namespace use, where the Canary names none here.
+        wanted = (namespace, mtls.ROOT_NAMESPACE)
+        rules = [
+            r
+            for r in mtls.rules_for(host, namespace, list(objects.destination_rules))
+            if _key_of(r)[0] in wanted
+        ]
+    written = istio.subsets(rules[0]) if rules else {}
+    return {
+        subset.name: {**written.get(subset.name, {}), **dict(subset.labels)}
+        for subset in route.subsets
+    }
+
+
+def _selects_workloads(policy: istio.IstioObject) -> bool:
+    # Read as mtls_settings reads it: a field of the wrong type is absent.
+    spec = policy.get("spec")
+    selector = spec.get("selector") if isinstance(spec, dict) else None
+    return isinstance(selector, dict) and bool(selector.get("matchLabels"))
+
+
+def _key_of(obj: istio.IstioObject) -> tuple[str, str | None]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return ("", None)
+    name = meta.get("name")
+    return (str(meta.get("namespace") or ""), name if isinstance(name, str) else None)
+
+
 ItemCheck = Callable[[Context], PreflightItem]
-ITEMS: tuple[ItemCheck, ...] = (sidecars, callers, metric_series, chaos_stats)
+ITEMS: tuple[ItemCheck, ...] = (sidecars, callers, metric_series, chaos_stats, mtls_pairings)
 
 
 def _split(weights: Mapping[str, int]) -> str:

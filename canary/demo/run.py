@@ -271,7 +271,9 @@ def local_controller(
         query_set=builtins.QuerySet.ENVOY,
         chat=chat,
         # The client-side Envoy stands for the callers' sidecars (localmesh/pods.py).
-        preflight=Preflight(pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.admin_url])),
+        preflight=Preflight(
+            pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.admin_url]), tls=store
+        ),
     )
     return Controller(reconciler, resync=1.0)
 

@@ -34,6 +34,7 @@ from canary.api import problems as api_problems
 from canary.api.chat_provider import ChatProvider
 from canary.api.commands import COMMAND_ANNOTATION, Command
 from canary.api.metric_template import MetricTemplate
+from canary.api.mtls_settings import ROOT_NAMESPACE
 from canary.api.resources import Canary
 from canary.api.secrets import SecretKeyRef
 from canary.api.spec import CanarySpec, TargetRef
@@ -42,7 +43,7 @@ from canary.engine import revision
 from canary.engine.actions import Notify
 from canary.engine.observation import TargetState
 from canary.errors import InvalidSpec
-from canary.ports import FINALIZER, CanaryKey, StoredCanary
+from canary.ports import FINALIZER, CanaryKey, StoredCanary, TlsObjects
 
 Body = dict[str, Any]
 
@@ -247,6 +248,20 @@ class LocalStore:
         )
         body["conditions"] = [c.model_dump(mode="json", by_alias=True) for c in conditions]
         _write_json(path, body)
+
+    # The mesh's TLS policies, for preflight's mTLS item (the objects the local mesh runs by)
+
+    def tls_objects(self, namespace: str, host: str) -> TlsObjects:
+        # A file that does not parse is left out here as everywhere in the store; `mtls`
+        # filters the rules by host, so all are handed over.
+        return TlsObjects(
+            tuple(
+                policy
+                for space in dict.fromkeys((namespace, ROOT_NAMESPACE))
+                for policy in self.objects("PeerAuthentication", space)
+            ),
+            tuple(self.objects("DestinationRule")),
+        )
 
     # Events, as a Notifier
 

@@ -41,8 +41,9 @@ def kube_cluster(pytestconfig: pytest.Config, kube_bin_dir: Path) -> Iterator[cl
         pytestconfig.stash[_CLUSTER] = kube
         try:
             crds.install(kube, sorted((DEPLOY / "crds").glob("*.yaml")))
-            # The group canary reads and patches; Istio's other groups would cost seconds more.
-            crds.install(kube, [istio_crds], groups={"networking.istio.io"})
+            # The groups canary reads (PeerAuthentication for preflight's mTLS item) and
+            # patches; Istio's other groups would cost seconds more.
+            crds.install(kube, [istio_crds], groups={"networking.istio.io", "security.istio.io"})
             bind_controller(kube)
             yield kube
         finally:

@@ -23,6 +23,8 @@ CONTROLLER_RULES = {
     ("canary.dev", "chatproviders"): {"get", "list", "watch"},
     ("networking.istio.io", "virtualservices"): {"get", "list", "watch", "patch"},
     ("networking.istio.io", "destinationrules"): {"get", "list", "watch", "patch"},
+    # Preflight's mTLS item reads them from a cache; never written.
+    ("security.istio.io", "peerauthentications"): {"get", "list", "watch"},
     # The fault experiments' own EnvoyFilters: the only deletable resource.
     ("networking.istio.io", "envoyfilters"): {"get", "list", "watch", "create", "update", "delete"},
     ("apps", "deployments"): {"get", "list", "watch"},

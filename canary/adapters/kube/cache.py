@@ -1,4 +1,10 @@
-"""The informers of every kind the controller reads, started and synced together."""
+"""The informers of every kind the controller reads, started and synced together.
+
+An optional kind (PeerAuthentication: a mesh may run without Istio's security CRDs) is watched
+like the others but left out of readiness, so a cluster without its CRD does not keep the
+controller unready for good; start-up waits only for its first list to be tried, and its reader
+asks `synced` and says why when it is not.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from canary.adapters.kube.rest import (
     ENVOY_FILTER,
     FAULT_SELECTOR,
     METRIC_TEMPLATE,
+    PEER_AUTHENTICATION,
     VIRTUAL_SERVICE,
     Kind,
     Rest,
@@ -27,7 +34,9 @@ CONTROLLER_KINDS = (
     DESTINATION_RULE,
     DEPLOYMENT,
     ENVOY_FILTER,
+    PEER_AUTHENTICATION,
 )
+OPTIONAL_KINDS = frozenset({PEER_AUTHENTICATION})
 # A mesh holds many EnvoyFilters of its own; the controller caches only the faults it injected.
 CONTROLLER_SELECTORS: Mapping[Kind, str] = {ENVOY_FILTER: FAULT_SELECTOR}
 
@@ -39,8 +48,10 @@ class ClusterCache:
         kinds: tuple[Kind, ...] = CONTROLLER_KINDS,
         *,
         selectors: Mapping[Kind, str] = CONTROLLER_SELECTORS,
+        optional: frozenset[Kind] = OPTIONAL_KINDS,
     ) -> None:
         self.rest = rest
+        self.optional = optional
         self.informers = {
             kind: Informer(rest, kind, label_selector=selectors.get(kind)) for kind in kinds
         }
@@ -70,12 +81,18 @@ class ClusterCache:
     def unsynced(self) -> list[str]:
         """The kinds not listed yet: the controller is not ready while any is left."""
         return [
-            kind.plural for kind, informer in self.informers.items() if not informer.synced.is_set()
+            kind.plural
+            for kind, informer in self.informers.items()
+            if not informer.synced.is_set() and kind not in self.optional
         ]
 
     def wait_synced(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
+        # An optional kind is waited for until its first list was tried (listed, or failed
+        # with the reason its reader reports), so the first tick does not see "not listed yet".
         return all(
-            informer.wait_synced(max(0.0, deadline - time.monotonic()))
-            for informer in self.informers.values()
+            (informer.tried if kind in self.optional else informer.synced).wait(
+                max(0.0, deadline - time.monotonic())
+            )
+            for kind, informer in self.informers.items()
         )

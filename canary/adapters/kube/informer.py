@@ -36,6 +36,9 @@ class Informer:
         # canary wrote, not every one in the cluster).
         self.label_selector = label_selector
         self.synced = threading.Event()
+        # Set once the first list has been tried, listed or not: an optional kind's reader waits
+        # for this, so its first answer is the list or the reason it failed, not "not yet".
+        self.tried = threading.Event()
         self._objects: dict[ObjectKey, Body] = {}
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
@@ -43,6 +46,9 @@ class Informer:
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
         self.relists = 0
+        # Why the last list or watch failed (None once a list succeeds): a reader of a kind
+        # that never synced says this rather than reading an empty cache as "none exist".
+        self.error: CanaryError | None = None
 
     # Reading the cache
 
@@ -115,12 +121,15 @@ class Informer:
                 if self._stop.is_set():
                     # stop() closed the watch's socket under its read: that is no failure.
                     return
+                self.error = exc
+                self.tried.set()
                 log.warning("watch.failed", kind=self.kind.kind, error=str(exc), backoff=backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             except Exception:
                 # A bug here must not stop the cache for good: log it and list again.
                 log.exception("watch.crashed", kind=self.kind.kind)
+                self.tried.set()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -153,7 +162,9 @@ class Informer:
                 if _version(fresh.get(key)) != _version(self._objects.get(key))
             }
             self._objects = fresh
+        self.error = None
         self.synced.set()
+        self.tried.set()
         log.debug("list.done", kind=self.kind.kind, objects=len(fresh), version=version)
         for key in sorted(changed):
             self._changed(key)

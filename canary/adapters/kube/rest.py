@@ -64,6 +64,8 @@ CHAT_PROVIDER = Kind("ChatProvider", "canary.dev", "v1alpha1", "chatproviders")
 VIRTUAL_SERVICE = Kind("VirtualService", "networking.istio.io", "v1", "virtualservices")
 DESTINATION_RULE = Kind("DestinationRule", "networking.istio.io", "v1", "destinationrules")
 DEPLOYMENT = Kind("Deployment", "apps", "v1", "deployments")
+# Read for preflight's mTLS item only; a cluster may lack the CRD (cache.py: OPTIONAL_KINDS).
+PEER_AUTHENTICATION = Kind("PeerAuthentication", "security.istio.io", "v1", "peerauthentications")
 # Istio serves EnvoyFilter at v1alpha3 only.
 ENVOY_FILTER = Kind("EnvoyFilter", "networking.istio.io", "v1alpha3", "envoyfilters")
 # Listed once when a fault is for some of the canary's pods only (pods.py), never watched.

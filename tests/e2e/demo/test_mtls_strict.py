@@ -53,4 +53,8 @@ def test_the_rollout_succeeds_while_a_plaintext_caller_is_refused(tmp_path: Path
     )
     assert handshakes
     assert int(handshakes[0]) > 0
+    # Preflight paired the scenario's STRICT policy with its ISTIO_MUTUAL rule before step one.
+    passed = [e for e in report["events"] if e["reason"] == "PreflightPassed"]
+    assert passed, report["events"]
+    assert "mtls ok" in passed[-1]["message"], passed
     assert _children_alive(_mesh_pids(report)) == []

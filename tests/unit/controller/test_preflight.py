@@ -242,6 +242,7 @@ def test_adding_an_item_is_one_function_in_the_list() -> None:
         "callers",
         "metric_series",
         "chaos_stats",
+        "mtls_pairings",
     ]
 
 
