@@ -2,9 +2,9 @@
 
 Gathered only while a rollout is about to start (`wanted`), never on a tick past its first step.
 Each item is one function of the `Context` in `ITEMS`; adding one is one function and one line
-there (as `mtls_pairings` was: `api/mtls.py` judges, the `TlsPolicies` port reads). Nothing is guessed: a question that could not be answered
-is `unknown`, which holds the rollout like a failure, and one this controller has no way to ask
-is `skipped` with the reason in its line.
+there (as `mtls_pairings` was: `api/mtls.py` judges, the `TlsPolicies` port reads). Nothing is
+guessed: a question that could not be answered is `unknown`, which holds the rollout like a
+failure, and one this controller has no way to ask is `skipped` with the reason in its line.
 
 The callers' proxies are asked only where the controller can see them (`--envoy-admin`; in a
 cluster it usually cannot). Without any, "callers' proxies" and "chaos stats" are skipped and
