@@ -270,9 +270,10 @@ def local_controller(
         ),
         query_set=builtins.QuerySet.ENVOY,
         chat=chat,
-        # The client-side Envoy stands for the callers' sidecars (localmesh/pods.py).
+        # The Envoy the users call through stands for the callers' proxies: the client side, as
+        # the callers' sidecars (localmesh/pods.py), or at the edge the ingress gateway.
         preflight=Preflight(
-            pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.admin_url]), tls=store
+            pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.callers_admin_url]), tls=store
         ),
     )
     return Controller(reconciler, resync=1.0)
