@@ -78,6 +78,10 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "stream": [("", "cannot be managed: VirtualService default/stream")],
         "sni": [("", "cannot be managed: VirtualService default/sni")],
     },
+    "virtualservice-overlappingmatches.yaml": {
+        "products": [("IST0131", "VirtualService default/products spec.http[1]")],
+        "headed": [("IST0131", "VirtualService default/headed spec.http[1]")],
+    },
 }
 
 
