@@ -82,6 +82,10 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "products": [("IST0131", "VirtualService default/products spec.http[1]")],
         "headed": [("IST0131", "VirtualService default/headed spec.http[1]")],
     },
+    "analyze-list-type.yaml": {
+        "front": [("IST0132", "VirtualService default/front")],
+        "typo": [("IST0101", "Gateway default/shop-gww")],
+    },
 }
 
 
