@@ -30,7 +30,17 @@ from typing import Any
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import fields, gateways, mtls, people, routes, rules, targets, templates
+from canary.validation import (
+    fields,
+    gateways,
+    hosts,
+    mtls,
+    people,
+    routes,
+    rules,
+    targets,
+    templates,
+)
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, istio_key, model_key, not_found
 
@@ -83,6 +93,11 @@ def _check_destination_rule(
     if not joined.rules:
         return
     rules.check_duplicates(about, path, managed.service, joined)
+    used = {
+        f"spec.{role}.subset": v.subset
+        for role, v in (("stable", spec.stable), ("canary", spec.canary))
+    }
+    hosts.check(about, path, index, joined, service=managed.service, caller=caller, subsets=used)
     _check_gateway_callers(about, path, index, managed, joined)
     dr = joined.names
     route = managed.route

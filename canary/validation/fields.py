@@ -140,6 +140,38 @@ def service_ports(service: IstioObject) -> list[int]:
     ]
 
 
+def pod_labels(workload: IstioObject) -> dict[str, str] | None:
+    """A Pod's labels, or those of the pods a Deployment runs (`spec.template`); None if unsure."""
+    if workload.get("kind") == "Deployment":
+        template = _spec(workload).get("template")
+        metadata = template.get("metadata") if isinstance(template, dict) else None
+    else:
+        metadata = workload.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if labels is None:
+        return {}
+    return _labels(labels)
+
+
+def service_selector(service: IstioObject) -> dict[str, str] | None:
+    """A Service's `spec.selector`, a ServiceEntry's `workloadSelector.labels`; None: unreadable."""
+    spec = _spec(service)
+    if service.get("kind") == "ServiceEntry":
+        selector = spec.get("workloadSelector")
+        labels = selector.get("labels") if isinstance(selector, dict) else None
+    else:
+        labels = spec.get("selector")
+    return {} if labels is None else _labels(labels)
+
+
+def _labels(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return None
+    return dict(value)
+
+
 def _http_entry(virtual_service: IstioObject, index: int) -> dict[str, Any]:
     routes = _spec(virtual_service).get("http")
     if not isinstance(routes, list) or not 0 <= index < len(routes):

@@ -62,8 +62,8 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "b-south": [("IST0109", "VirtualService north/menu-b")],
     },
     "virtualservice-destinationhosts.yaml": {
-        "bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
-        "mirror-bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
+        "bogus": [("IST0101", "ServiceEntry web-bogus.default.svc.cluster.local")],
+        "mirror-bogus": [("IST0101", "ServiceEntry web-bogus.default.svc.cluster.local")],
         "bogusport": [("IST0101", "web:999")],
         "two-port-missing": [("IST0112", "Service default/web-2port")],
         "api-cross": [("IST0101", "Service default/api is not exported to istio-system")],
