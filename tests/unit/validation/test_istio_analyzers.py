@@ -86,6 +86,16 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "front": [("IST0132", "VirtualService default/front")],
         "typo": [("IST0101", "Gateway default/shop-gww")],
     },
+    "destinationrule-with-fake-host.yaml": {
+        "fake": [
+            ("IST0101", "ServiceEntry fake-svc.default.svc.cluster.local"),
+            ("IST0174", "DestinationRule default/fake-host"),
+        ],
+        "vault": [("IST0174", "DestinationRule default/vault")],
+    },
+    "destinationrule-subsets-not-select-pods.yaml": {
+        "no-pods": [("IST0173", "DestinationRule default/httpbin subset v3")],
+    },
 }
 
 
