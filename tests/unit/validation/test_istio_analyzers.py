@@ -96,6 +96,16 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
     "destinationrule-subsets-not-select-pods.yaml": {
         "no-pods": [("IST0173", "DestinationRule default/httpbin subset v3")],
     },
+    "gateway-no-port.yaml": {
+        "beta": [("IST0162", "Gateway default/shop-gw, whose server on port 8004")],
+        "dns": [("IST0162", "Gateway default/shop-gw, whose server on port 53")],
+    },
+    "conflicting-gateways.yaml": {
+        "alpha": [("IST0145", "conflicts with Gateway default/beta ")],
+        "beta": [("IST0145", "conflicts with Gateway default/alpha ")],
+        "edge": [("IST0145", "conflicts with Gateway default/edge-wide ")],
+        "edge-wide": [("IST0145", "conflicts with Gateway default/edge ")],
+    },
 }
 
 
