@@ -183,10 +183,10 @@ def pod_labels(workload: IstioObject) -> dict[str, str] | None:
         metadata = template.get("metadata") if isinstance(template, dict) else None
     else:
         metadata = workload.get("metadata")
-    labels = metadata.get("labels") if isinstance(metadata, dict) else None
-    if labels is None:
-        return {}
-    return _labels(labels)
+    if not isinstance(metadata, dict):
+        return None
+    labels = metadata.get("labels")
+    return {} if labels is None else _labels(labels)
 
 
 def service_selector(service: IstioObject) -> dict[str, str] | None:

@@ -85,7 +85,7 @@ def check(
         return
     pods = index.pod_labels.get(istio_key(owner)[0])
     selector = fields.service_selector(owner.obj)
-    if not pods or selector is None:
+    if not pods or selector is None or istio_key(owner)[0] in index.pods_unknown:
         return
     for field_path, subset in subsets.items():
         found = joined.subsets.get(subset)

@@ -74,6 +74,8 @@ class Index:
     service_entries: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     # The labels of each pod the paths hold or a Deployment would run, by namespace.
     pod_labels: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    # Namespaces with a Pod or Deployment whose labels cannot be read: no "selects no pod" there.
+    pods_unknown: set[str] = field(default_factory=set)
     # DestinationRules without a workload selector, in file order, by the host they resolve to;
     # wildcard hosts also by namespace alone, since a lookup must try each of them.
     rules_by_host: dict[HostKey, list[Placed[IstioObject]]] = field(default_factory=dict)
@@ -103,7 +105,9 @@ class Index:
         )
         for workload in inventory.workloads:
             labels = fields.pod_labels(workload.obj)
-            if labels is not None:
+            if labels is None:
+                index.pods_unknown.add(istio_key(workload)[0])
+            else:
                 index.pod_labels.setdefault(istio_key(workload)[0], []).append(labels)
         for key, rule in index.destination_rules.items():
             host = mesh.destination_host(rule.obj)
