@@ -6,17 +6,23 @@ Each file in tests/data/istio-analyzers/ is our own, modelled on one of the case
 VirtualService the case is about. The table says, per Canary, which Istio codes its findings
 carry and which object each names; a Canary not listed must have no finding at all.
 
+Istio reports some of these on the other object (the Gateway, the DestinationRule); validate
+reports them on the Canary whose traffic they stop, with Istio's code. Where Istio's rule
+guesses (a prefix match without a method read as GET; pods of any namespace counted for a
+Service), the file says how validate stays with what is certain.
+
 Cases left out, and why:
-- gateway-* (IngressGatewayPortAnalyzer), conflicting-gateways*: about a Gateway's workload and
-  ports, or two Gateways on one port, not about a route a Canary manages.
-- destinationrule-subsets-not-select-pods, -with-topology-labels, -empty-topology-labels,
-  destinationrule-with-fake-host: need Pods, Nodes or ServiceEntries, which validate does not read.
-- destinationrule-*-mutual-*, -simple-*, -with-ca: TLS settings (the mTLS helper's part).
+- gateway-no-workload (IST0101 for a Gateway selector without pods), gateway-secrets*,
+  gateway-duplicate-certificate, conflicting-gateways-invalid-port: about the gateway's
+  deployment and certificates, not whether a managed route's traffic arrives; a Gateway whose
+  pods the files do not hold is taken to be served in the cluster.
+- destinationrule-subsets-with-topology-labels, -empty-topology-labels: need Nodes (topology
+  labels istiod adds to pods), which validate does not read.
+- destinationrule-*-mutual-*, -simple-*, -with-ca: TLS settings (the mTLS checks' part).
 - virtualservice_jwtclaimroute (needs RequestAuthentication),
-  virtualservice_route_rule_no_effects_ingress (needs the ingress Pods and Services),
-  virtualservice_overlappingmatches (IST0130 between prefixes, asked of routes a Canary does not
-  manage).
-- analyze-list-type.yaml belongs to the loader (`kind: List`).
+  virtualservice_route_rule_no_effects_ingress (needs the ingress Pods' sidecar settings).
+- The IST0131 Info for a single covered match of a route with other matches left: the route
+  still moves traffic, so it is not a finding for a Canary.
 """
 
 from __future__ import annotations
