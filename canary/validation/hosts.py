@@ -92,7 +92,7 @@ def check(
         if found is None or not found[0]:
             continue
         wanted = {**selector, **found[0]}
-        if not any(all(labels.get(k) == v for k, v in wanted.items()) for labels in pods):
+        if not _selects_any(index, istio_key(owner)[0], wanted):
             shown = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
             about.add(
                 field_path,
@@ -102,6 +102,24 @@ def check(
                 "to it fail with 503 (no healthy upstream)",
                 code=SUBSET_SELECTS_NOTHING,
             )
+
+
+def _selects_any(index: Index, namespace: str, wanted: dict[str, str]) -> bool:
+    """Whether some pod of `namespace` carries every label of `wanted`: looked up through the
+    pods that carry its rarest label, so that many Canaries and pods in one namespace do not
+    make the check quadratic."""
+    memo = (f"pods-by-label {namespace}", 0)
+    if memo not in index.memo:
+        by_label: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for labels in index.pod_labels.get(namespace, []):
+            for pair in labels.items():
+                by_label.setdefault(pair, []).append(labels)
+        index.memo[memo] = by_label
+    table: dict[tuple[str, str], list[dict[str, str]]] = index.memo[memo]
+    if not wanted:
+        return bool(index.pod_labels.get(namespace))
+    rarest = min((table.get(pair, []) for pair in wanted.items()), key=len)
+    return any(all(labels.get(k) == v for k, v in wanted.items()) for labels in rarest)
 
 
 def _hosts(
