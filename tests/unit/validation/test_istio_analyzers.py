@@ -91,6 +91,7 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
     "analyze-list-type.yaml": {
         "front": [("IST0132", "VirtualService default/front")],
         "typo": [("IST0101", "Gateway default/shop-gww")],
+        "foo": [("IST0145", "conflicts with Gateway default/alpha ")],
     },
     "destinationrule-with-fake-host.yaml": {
         "fake": [
