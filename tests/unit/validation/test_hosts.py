@@ -73,3 +73,55 @@ def test_a_service_entry_host_is_no_missing_destination(tmp_path: Path) -> None:
     assert messages(tmp_path, canary(), mirror, destination_rule(), _service(), entry) == []
     entry["spec"]["exportTo"] = ["."]
     assert len(messages(tmp_path, canary(), mirror, destination_rule(), _service(), entry)) == 1
+
+
+def test_unreadable_gateway_servers_and_selectors_are_not_judged(tmp_path: Path) -> None:
+    """A Gateway's odd fields give no IST0162 or IST0145 and no traceback (unknown is not bad),
+    while its readable server is still judged."""
+    gateway_pods = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gw", "namespace": "istio-system"},
+        "spec": {"template": {"metadata": {"labels": {"istio": "ingressgateway"}}}},
+    }
+    gateway_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "gw", "namespace": "istio-system"},
+        "spec": {"selector": {"istio": "ingressgateway"}, "ports": [{"port": 80}, 4]},
+    }
+    odd = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": "shop"},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [
+                {"port": {"number": "8080"}, "hosts": ["*"]},
+                5,
+                {"port": 9},
+                {"port": {"number": 8443}, "hosts": ["*"]},
+            ],
+        },
+    }
+    twin = {**odd, "metadata": {"name": "twin", "namespace": "shop"}}
+    twin["spec"] = {
+        "selector": ["istio"],
+        "servers": [{"port": {"number": "8080"}, "hosts": ["*"]}],
+    }
+    vs = virtual_service(hosts=["shop.example.com"])
+    vs["spec"]["gateways"] = ["edge"]
+    found = messages(
+        tmp_path,
+        canary(),
+        vs,
+        destination_rule(),
+        _service(),
+        gateway_pods,
+        gateway_service,
+        odd,
+        twin,
+    )
+    assert len(found) == 1, found
+    assert "IST0162 " in found[0], found[0]
+    assert "port 8443" in found[0], found[0]
