@@ -115,6 +115,8 @@ def _rivals(
     hosts = set(_hosts(server))
     bind = server.get("bind") if isinstance(server.get("bind"), str) else ""
     mine = _selector_key(gateway)
+    if mine is None:
+        return []
     me = istio_key(gateway)
     found: list[str] = []
     for other in _servers(index).get(port, []):
@@ -132,6 +134,8 @@ def _servers(index: Index) -> dict[int, list[_Server]]:
         by_port: dict[int, list[_Server]] = {}
         for key, gateway in index.gateways.items():
             selector = _selector_key(gateway)
+            if selector is None:
+                continue
             for server in fields.servers(gateway.obj):
                 port = fields.server_port(server)
                 bind = server.get("bind")
@@ -160,8 +164,10 @@ def _same_pods(index: Index, one: str, other: str) -> bool:
     return any(_selects(both, labels) for pods in index.pod_labels.values() for labels in pods)
 
 
-def _selector_key(gateway: Placed[mesh.IstioObject]) -> str:
-    return json.dumps(fields.selector(gateway.obj) or {}, sort_keys=True)
+def _selector_key(gateway: Placed[mesh.IstioObject]) -> str | None:
+    """The selector as a comparable string; None when it cannot be read (then never judged)."""
+    selector = fields.selector(gateway.obj)
+    return None if selector is None else json.dumps(selector, sort_keys=True)
 
 
 def _hosts(server: dict[str, Any]) -> list[str]:
