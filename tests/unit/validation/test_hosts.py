@@ -107,7 +107,7 @@ def test_unreadable_gateway_servers_and_selectors_are_not_judged(tmp_path: Path)
     twin = {**odd, "metadata": {"name": "twin", "namespace": "shop"}}
     twin["spec"] = {
         "selector": ["istio"],
-        "servers": [{"port": {"number": "8080"}, "hosts": ["*"]}],
+        "servers": [{"port": {"number": 8443}, "hosts": ["*"]}],
     }
     vs = virtual_service(hosts=["shop.example.com"])
     vs["spec"]["gateways"] = ["edge"]
