@@ -1,12 +1,14 @@
 """Check each Canary against everything it touches in Istio, as Istio itself would join them.
 
 What `istioctl analyze` would say about the objects a Canary manages (each finding naming the
-analyzer code it matches: IST0101, IST0109, IST0112, IST0130, IST0132), and what only a canary
-controller cares about (which route it manages, whether stable and canary can both be reached).
-Pure functions of parsed objects; every finding sits on the Canary's document and names the
-other objects and the field of each. The concerns live apart: `routes` (which route, and can it
-be managed), `gateways` (where it is served, who else serves its hosts), `targets` (hosts,
-ports, mirrors), `rules` (which DestinationRules apply); this module joins them and checks the
+analyzer code it matches: IST0101, IST0109, IST0112, IST0130, IST0131, IST0132, IST0145,
+IST0162, IST0173, IST0174), and what only a canary controller cares about (which route it
+manages, whether stable and canary can both be reached). Pure functions of parsed objects; every
+finding sits on the Canary's document and names the other objects and the field of each. The
+concerns live apart: `routes` (which route, and can it be managed), `gateways` (where it is
+served, who else serves its hosts), `ingress` (whether traffic reaches those Gateways),
+`targets` (hosts, ports, mirrors), `rules` (which DestinationRules apply), `hosts` (Services
+and ServiceEntries, and the pods a subset selects); this module joins them and checks the
 Canary's subsets against the rules that apply.
 
 What is not in the paths is assumed to live in the cluster: a missing VirtualService, Gateway,
@@ -30,7 +32,18 @@ from typing import Any
 from canary.api import istio as mesh
 from canary.api.resources import Canary
 from canary.api.spec import Variant
-from canary.validation import fields, gateways, mtls, people, routes, rules, targets, templates
+from canary.validation import (
+    fields,
+    gateways,
+    hosts,
+    ingress,
+    mtls,
+    people,
+    routes,
+    rules,
+    targets,
+    templates,
+)
 from canary.validation.findings import About, Finding
 from canary.validation.inventory import Index, Key, Placed, istio_key, model_key, not_found
 
@@ -44,6 +57,7 @@ def check_canary(placed: Placed[Canary], index: Index) -> list[Finding]:
     routes.check(about, placed.obj, index, managed)
     if managed.placed is not None:
         gateways.check(about, routes.vs_path(placed.obj), index, managed.placed)
+        ingress.check(about, routes.vs_path(placed.obj), index, managed.placed)
         if managed.route is not None:
             targets.check(about, index, managed.placed, managed.route, namespace)
     _check_destination_rule(about, placed.obj, index, managed)
@@ -83,6 +97,11 @@ def _check_destination_rule(
     if not joined.rules:
         return
     rules.check_duplicates(about, path, managed.service, joined)
+    used = {
+        f"spec.{role}.subset": v.subset
+        for role, v in (("stable", spec.stable), ("canary", spec.canary))
+    }
+    hosts.check(about, path, index, joined, service=managed.service, caller=caller, subsets=used)
     _check_gateway_callers(about, path, index, managed, joined)
     dr = joined.names
     route = managed.route

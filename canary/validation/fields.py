@@ -47,19 +47,55 @@ def service_export_to(service: IstioObject) -> list[str]:
 
 def server_hosts(gateway: IstioObject, namespace: str) -> list[str]:
     """Every server's hosts as Istio's analyzer reads them: `./h` is `namespace/h`, `*/h` `h`."""
+    return [host for server in servers(gateway) for host in hosts_of(server, namespace)]
+
+
+def servers(gateway: IstioObject) -> list[dict[str, Any]]:
+    """A Gateway's `spec.servers` that are mappings."""
+    written = _spec(gateway).get("servers")
+    return [s for s in written if isinstance(s, dict)] if isinstance(written, list) else []
+
+
+def hosts_of(server: dict[str, Any], namespace: str) -> list[str]:
+    """One server's hosts, read as `server_hosts` reads them."""
     found: list[str] = []
-    servers = _spec(gateway).get("servers")
-    for server in servers if isinstance(servers, list) else []:
-        for written in _strings(server.get("hosts") if isinstance(server, dict) else None):
-            owner, slash, name = written.partition("/")
-            if not slash:
-                found.append(written)
-            elif owner == ".":
-                found.append(f"{namespace}/{name}")
-            elif owner == "*":
-                found.append(name)
-            else:
-                found.append(written)
+    for written in _strings(server.get("hosts")):
+        owner, slash, name = written.partition("/")
+        if not slash:
+            found.append(written)
+        elif owner == ".":
+            found.append(f"{namespace}/{name}")
+        elif owner == "*":
+            found.append(name)
+        else:
+            found.append(written)
+    return found
+
+
+def server_port(server: dict[str, Any]) -> int | None:
+    port = server.get("port")
+    number = port.get("number") if isinstance(port, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def selector(gateway: IstioObject) -> dict[str, str] | None:
+    """A Gateway's `spec.selector` (None: unreadable)."""
+    written = _spec(gateway).get("selector")
+    return {} if written is None else _labels(written)
+
+
+def service_target_ports(service: IstioObject) -> set[int]:
+    """The ports a Service forwards TCP to, as IngressGatewayPortAnalyzer reads them: each
+    port's numeric targetPort and its port (a protocol left out is Kubernetes' TCP)."""
+    found: set[int] = set()
+    ports = _spec(service).get("ports")
+    for entry in ports if isinstance(ports, list) else []:
+        if not isinstance(entry, dict) or entry.get("protocol", "TCP") != "TCP":
+            continue
+        for key in ("port", "targetPort"):
+            value = entry.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                found.add(value)
     return found
 
 
@@ -138,6 +174,38 @@ def service_ports(service: IstioObject) -> list[int]:
         for entry in (ports if isinstance(ports, list) else [])
         if isinstance(entry, dict) and isinstance(entry.get("port"), int)
     ]
+
+
+def pod_labels(workload: IstioObject) -> dict[str, str] | None:
+    """A Pod's labels, or those of the pods a Deployment runs (`spec.template`); None if unsure."""
+    if workload.get("kind") == "Deployment":
+        template = _spec(workload).get("template")
+        metadata = template.get("metadata") if isinstance(template, dict) else None
+    else:
+        metadata = workload.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    labels = metadata.get("labels")
+    return {} if labels is None else _labels(labels)
+
+
+def service_selector(service: IstioObject) -> dict[str, str] | None:
+    """A Service's `spec.selector`, a ServiceEntry's `workloadSelector.labels`; None: unreadable."""
+    spec = _spec(service)
+    if service.get("kind") == "ServiceEntry":
+        selector = spec.get("workloadSelector")
+        labels = selector.get("labels") if isinstance(selector, dict) else None
+    else:
+        labels = spec.get("selector")
+    return {} if labels is None else _labels(labels)
+
+
+def _labels(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return None
+    return dict(value)
 
 
 def _http_entry(virtual_service: IstioObject, index: int) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class Inventory:
     destination_rules: list[Placed[IstioObject]] = field(default_factory=list)
     gateways: list[Placed[IstioObject]] = field(default_factory=list)
     services: list[Placed[IstioObject]] = field(default_factory=list)
+    service_entries: list[Placed[IstioObject]] = field(default_factory=list)
+    # Pods and Deployments: read for the labels of the pods they run, nothing else.
+    workloads: list[Placed[IstioObject]] = field(default_factory=list)
     peer_authentications: list[Placed[IstioObject]] = field(default_factory=list)
 
 
@@ -68,6 +71,11 @@ class Index:
     gateways: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     services: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
     peer_authentications: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
+    service_entries: dict[Key, Placed[IstioObject]] = field(default_factory=dict)
+    # The labels of each pod the paths hold or a Deployment would run, by namespace.
+    pod_labels: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    # Namespaces with a Pod or Deployment whose labels cannot be read: no "selects no pod" there.
+    pods_unknown: set[str] = field(default_factory=set)
     # DestinationRules without a workload selector, in file order, by the host they resolve to;
     # wildcard hosts also by namespace alone, since a lookup must try each of them.
     rules_by_host: dict[HostKey, list[Placed[IstioObject]]] = field(default_factory=dict)
@@ -93,7 +101,14 @@ class Index:
             gateways=_first(inventory.gateways, istio_key),
             services=_first(inventory.services, istio_key),
             peer_authentications=_first(inventory.peer_authentications, istio_key),
+            service_entries=_first(inventory.service_entries, istio_key),
         )
+        for workload in inventory.workloads:
+            labels = fields.pod_labels(workload.obj)
+            if labels is None:
+                index.pods_unknown.add(istio_key(workload)[0])
+            else:
+                index.pod_labels.setdefault(istio_key(workload)[0], []).append(labels)
         for key, rule in index.destination_rules.items():
             host = mesh.destination_host(rule.obj)
             if host is None or mesh.workload_selector(rule.obj):

@@ -37,9 +37,10 @@ from canary.validation.inventory import Inventory, Placed
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
-ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
-# Kubernetes Services, which the analysis joins by host for their ports.
-INDEXED = {("", "Service")}
+ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
+# Kubernetes Services, which the analysis joins by host for their ports; Pods and Deployments,
+# whose labels say whether a subset selects any pod.
+INDEXED = {("", "Service"): ("v1",), ("", "Pod"): ("v1",), ("apps", "Deployment"): ("v1",)}
 # mTLS policy, read for the mTLS findings.
 SECURITY_GROUP = "security.istio.io"
 SECURITY_VERSIONS = ("v1", "v1beta1")
@@ -127,8 +128,11 @@ def _add(where: Where, body: Any, loaded: Loaded) -> None:
     group, _, version = api_version.rpartition("/")
     if group == GROUP:
         _add_canary_dev(where, body, kind, loaded)
-    elif (group == ISTIO_GROUP and kind in ISTIO_KINDS) or (group, kind) in INDEXED:
+    elif group == ISTIO_GROUP and kind in ISTIO_KINDS:
         _add_istio(where, body, kind, version, loaded)
+    elif (group, kind) in INDEXED:
+        served = INDEXED[(group, kind)]
+        _add_istio(where, body, kind, version, loaded, group=group or "", versions=served)
     elif group == SECURITY_GROUP and kind == "PeerAuthentication":
         _add_istio(
             where, body, kind, version, loaded, group=SECURITY_GROUP, versions=SECURITY_VERSIONS
@@ -181,7 +185,7 @@ def _add_istio(
     versions: tuple[str, ...] = ISTIO_VERSIONS,
 ) -> None:
     if version not in versions:
-        served = ", ".join(f"{group}/{each}" for each in versions)
+        served = ", ".join(f"{group}/{each}" if group else each for each in versions)
         loaded.findings.append(
             Finding(where, "apiVersion", f"{body['apiVersion']!r} is not served (use {served})")
         )
@@ -204,7 +208,10 @@ def _add_istio(
         "VirtualService": inventory.virtual_services,
         "DestinationRule": inventory.destination_rules,
         "Gateway": inventory.gateways,
+        "ServiceEntry": inventory.service_entries,
         "Service": inventory.services,
+        "Pod": inventory.workloads,
+        "Deployment": inventory.workloads,
         "PeerAuthentication": inventory.peer_authentications,
     }[kind].append(Placed(where, body))
 

@@ -27,6 +27,9 @@ _KINDS = (
     ("DestinationRule", "DestinationRules"),
     ("Gateway", "Gateways"),
     ("Service", "Services"),
+    ("ServiceEntry", "ServiceEntries"),
+    ("Pod", "Pods"),
+    ("Deployment", "Deployments"),
     ("PeerAuthentication", "PeerAuthentications"),
 )
 

@@ -18,7 +18,9 @@ destinations the service); the hosts matter only to say which requests reach the
 - Weights are relative, as Istio reads them since 1.15: whole numbers >= 0, a missing one 0, and
   with several destinations any total but 0 (Istio refuses 0).
 - The route must be reachable (IST0130, Istio's rule): no route without a match before it, and
-  not every one of its matches already taken by an earlier route.
+  not every one of its matches already taken by an earlier route. Nor may each of its matches
+  be covered by an earlier `uri.prefix` match (Istio marks each such match IST0131, ineffective;
+  a route with all of them so is never used, so the finding carries IST0131).
 - A host reached only by `tcp`/`tls` routes, or a VirtualService whose routes delegate, cannot
   be managed, and the finding says so in those words.
 """
@@ -36,6 +38,7 @@ from canary.validation.findings import About
 from canary.validation.inventory import Index, Key, Placed, model_key, not_found
 
 UNREACHABLE = "IST0130"
+INEFFECTIVE = "IST0131"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,7 @@ def _check_reachable(about: About, managed: Managed, where: str, route: mesh.Rou
     assert managed.placed is not None
     vs = managed.placed.obj
     earlier: dict[str, str] = {}
+    written: list[tuple[Any, str]] = []
     for before in mesh.http_routes(vs)[: route.index]:
         matches = fields.http_matches(vs, before.index)
         if not matches:
@@ -225,6 +229,7 @@ def _check_reachable(about: About, managed: Managed, where: str, route: mesh.Rou
             return
         for match in matches:
             earlier.setdefault(_match_key(match), before.label)
+            written.append((match, before.label))
     mine = fields.http_matches(vs, route.index)
     if mine and all(_match_key(match) in earlier for match in mine):
         taken = sorted({earlier[_match_key(match)] for match in mine})
@@ -234,6 +239,48 @@ def _check_reachable(about: About, managed: Managed, where: str, route: mesh.Rou
             f"({', '.join(taken)})",
             code=UNREACHABLE,
         )
+        return
+    covering = [_covering(match, written) for match in mine]
+    if mine and all(covering):
+        taken = sorted({label for label in covering if label})
+        about.add(
+            "spec.service.route",
+            f"{where} is unreachable: every one of its matches is covered by an earlier route's "
+            f"prefix match ({', '.join(taken)})",
+            code=INEFFECTIVE,
+        )
+
+
+def _covering(match: Any, written: list[tuple[Any, str]]) -> str | None:
+    """The earlier route that takes every request `match` takes, if there is one.
+
+    Istio's prefix rule (coveredValidation) reports an earlier `uri.prefix` that starts the later
+    match's as IST0131; it reads a missing method as GET, which would call a route reachable by
+    POST unreachable, so here an earlier match covers only when each of its other conditions is
+    in the later one too, unchanged: what is certain, not what Istio guesses.
+    """
+    if not isinstance(match, dict):
+        return None
+    uri = match.get("uri")
+    later = uri.get("prefix", uri.get("exact")) if isinstance(uri, dict) else None
+    if not isinstance(later, str):
+        return None
+    rest = {key: value for key, value in match.items() if key not in ("name", "uri")}
+    # Ignoring case widens a match: only an earlier one that ignores it too can cover it.
+    widened = rest.get("ignoreUriCase") is True
+    for before, label in written:
+        if not isinstance(before, dict):
+            continue
+        prefix = before.get("uri")
+        prefix = prefix.get("prefix") if isinstance(prefix, dict) and len(prefix) == 1 else None
+        if not isinstance(prefix, str) or not later.startswith(prefix):
+            continue
+        conditions = {k: v for k, v in before.items() if k not in ("name", "uri")}
+        if widened and conditions.get("ignoreUriCase") is not True:
+            continue
+        if all(rest.get(key) == value for key, value in conditions.items()):
+            return label
+    return None
 
 
 def _match_key(match: Any) -> str:

@@ -6,7 +6,8 @@ managed route's destinations and its mirrors (`mirror`, `mirrors[].destination`)
   namespace) must be a Kubernetes Service in the paths, exported (annotation
   `networking.istio.io/exportTo`) to the VirtualService's namespace: IST0101. Only when the
   paths hold Services at all (else they live in the cluster), and only cluster hosts: any other
-  name may be a ServiceEntry's.
+  name may be a ServiceEntry's in the cluster. A host a ServiceEntry in the paths defines
+  (`hosts.defined`, as Istio looks them up) is found, whatever its name.
 - A destination without a port, to a Service with several, is IST0112: Envoy cannot tell which
   port is meant. A port the Service does not have is IST0101 (`host:port`).
 - A mirror to a subset no applying DestinationRule defines is IST0101: the mirrored copies go
@@ -16,7 +17,7 @@ managed route's destinations and its mirrors (`mirror`, `mirrors[].destination`)
 from __future__ import annotations
 
 from canary.api import istio as mesh
-from canary.validation import fields, rules
+from canary.validation import fields, hosts, rules
 from canary.validation.findings import About
 from canary.validation.inventory import Index, Placed, istio_key
 
@@ -57,11 +58,13 @@ def _check_service(
     host = mesh.fqdn(target.host, namespace)
     service = index.services_by_host.get(host)
     if service is None:
+        if hosts.defined(index, host, namespace) is not None:
+            return
         if index.services and mesh.service_namespace(host) is not None:
             about.add(
                 "spec.service.route",
-                f"{where} {target.path} sends to {target.host}, but no Service {host} is in the "
-                "paths",
+                f"{where} {target.path} sends to {target.host}, but no Service or ServiceEntry "
+                f"{host} is in the paths",
                 code=NOT_FOUND,
             )
         return

@@ -539,7 +539,8 @@ def test_mirrors_to_a_missing_subset_or_host_are_ist0101(tmp_path: Path) -> None
     found = messages(tmp_path, canary(), vs, destination_rule(), _service())
     assert found == [
         f"{SERVICE}.route: IST0101 VirtualService shop/web spec.http[0].mirrors[0].destination "
-        "sends to shadow, but no Service shadow.shop.svc.cluster.local is in the paths",
+        "sends to shadow, but no Service or ServiceEntry shadow.shop.svc.cluster.local is in the "
+        "paths",
         f"{SERVICE}.route: IST0101 VirtualService shop/web spec.http[0].mirror mirrors to "
         "web/v9, a subset no DestinationRule for web.shop.svc.cluster.local defines (subsets: "
         "v1, v2)",

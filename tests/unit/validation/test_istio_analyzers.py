@@ -6,17 +6,23 @@ Each file in tests/data/istio-analyzers/ is our own, modelled on one of the case
 VirtualService the case is about. The table says, per Canary, which Istio codes its findings
 carry and which object each names; a Canary not listed must have no finding at all.
 
+Istio reports some of these on the other object (the Gateway, the DestinationRule); validate
+reports them on the Canary whose traffic they stop, with Istio's code. Where Istio's rule
+guesses (a prefix match without a method read as GET; pods of any namespace counted for a
+Service), the file says how validate stays with what is certain.
+
 Cases left out, and why:
-- gateway-* (IngressGatewayPortAnalyzer), conflicting-gateways*: about a Gateway's workload and
-  ports, or two Gateways on one port, not about a route a Canary manages.
-- destinationrule-subsets-not-select-pods, -with-topology-labels, -empty-topology-labels,
-  destinationrule-with-fake-host: need Pods, Nodes or ServiceEntries, which validate does not read.
-- destinationrule-*-mutual-*, -simple-*, -with-ca: TLS settings (the mTLS helper's part).
+- gateway-no-workload (IST0101 for a Gateway selector without pods), gateway-secrets*,
+  gateway-duplicate-certificate, conflicting-gateways-invalid-port: about the gateway's
+  deployment and certificates, not whether a managed route's traffic arrives; a Gateway whose
+  pods the files do not hold is taken to be served in the cluster.
+- destinationrule-subsets-with-topology-labels, -empty-topology-labels: need Nodes (topology
+  labels istiod adds to pods), which validate does not read.
+- destinationrule-*-mutual-*, -simple-*, -with-ca: TLS settings (the mTLS checks' part).
 - virtualservice_jwtclaimroute (needs RequestAuthentication),
-  virtualservice_route_rule_no_effects_ingress (needs the ingress Pods and Services),
-  virtualservice_overlappingmatches (IST0130 between prefixes, asked of routes a Canary does not
-  manage).
-- analyze-list-type.yaml belongs to the loader (`kind: List`).
+  virtualservice_route_rule_no_effects_ingress (needs the ingress Pods' sidecar settings).
+- The IST0131 Info for a single covered match of a route with other matches left: the route
+  still moves traffic, so it is not a finding for a Canary.
 """
 
 from __future__ import annotations
@@ -62,8 +68,8 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "b-south": [("IST0109", "VirtualService north/menu-b")],
     },
     "virtualservice-destinationhosts.yaml": {
-        "bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
-        "mirror-bogus": [("IST0101", "Service web-bogus.default.svc.cluster.local")],
+        "bogus": [("IST0101", "ServiceEntry web-bogus.default.svc.cluster.local")],
+        "mirror-bogus": [("IST0101", "ServiceEntry web-bogus.default.svc.cluster.local")],
         "bogusport": [("IST0101", "web:999")],
         "two-port-missing": [("IST0112", "Service default/web-2port")],
         "api-cross": [("IST0101", "Service default/api is not exported to istio-system")],
@@ -77,6 +83,35 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
         "twice": [("IST0130", "VirtualService default/twice spec.http[1]")],
         "stream": [("", "cannot be managed: VirtualService default/stream")],
         "sni": [("", "cannot be managed: VirtualService default/sni")],
+    },
+    "virtualservice-overlappingmatches.yaml": {
+        "products": [("IST0131", "VirtualService default/products spec.http[1]")],
+        "headed": [("IST0131", "VirtualService default/headed spec.http[1]")],
+    },
+    "analyze-list-type.yaml": {
+        "front": [("IST0132", "VirtualService default/front")],
+        "typo": [("IST0101", "Gateway default/shop-gww")],
+        "foo": [("IST0145", "conflicts with Gateway default/alpha ")],
+    },
+    "destinationrule-with-fake-host.yaml": {
+        "fake": [
+            ("IST0101", "ServiceEntry fake-svc.default.svc.cluster.local"),
+            ("IST0174", "DestinationRule default/fake-host"),
+        ],
+        "vault": [("IST0174", "DestinationRule default/vault")],
+    },
+    "destinationrule-subsets-not-select-pods.yaml": {
+        "no-pods": [("IST0173", "DestinationRule default/httpbin subset v3")],
+    },
+    "gateway-no-port.yaml": {
+        "beta": [("IST0162", "Gateway default/shop-gw, whose server on port 8004")],
+        "dns": [("IST0162", "Gateway default/shop-gw, whose server on port 53")],
+    },
+    "conflicting-gateways.yaml": {
+        "alpha": [("IST0145", "conflicts with Gateway default/beta ")],
+        "beta": [("IST0145", "conflicts with Gateway default/alpha ")],
+        "edge": [("IST0145", "conflicts with Gateway default/edge-wide ")],
+        "edge-wide": [("IST0145", "conflicts with Gateway default/edge ")],
     },
 }
 

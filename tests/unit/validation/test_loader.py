@@ -68,14 +68,17 @@ def test_a_missing_path_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_istio_objects_are_kept_as_dicts_and_other_kinds_ignored(tmp_path: Path) -> None:
-    """VirtualService, DestinationRule and Gateway pass through; a Deployment is no error."""
+    """VirtualService, DestinationRule and Gateway pass through, a Deployment is read for its
+    pods' labels; a ConfigMap is no error."""
     gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g"}}
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
     vs = virtual_service()
     vs["spec"]["tcp"] = [{"whatever": {"istio": "adds next"}}]
-    file = write(tmp_path / "mix.yaml", vs, destination_rule(), gateway, deployment)
+    file = write(tmp_path / "mix.yaml", vs, destination_rule(), gateway, deployment, config)
     loaded = loader.load([file])
     assert loaded.findings == []
+    assert [placed.obj for placed in loaded.inventory.workloads] == [deployment]
     assert loaded.inventory.virtual_services[0].obj == vs
     assert len(loaded.inventory.destination_rules) == 1
     assert len(loaded.inventory.gateways) == 1
