@@ -9,6 +9,9 @@ router and sources the controller then uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import structlog
 
 from canary.adapters.envoy_admin import EnvoyAdmin
@@ -40,9 +43,11 @@ def local_controller(
     metrics: PrometheusMetrics,
     *,
     chat: ChatPublisher | None = None,
+    callers: Sequence[str] | None = None,
 ) -> Controller:
     """`chat` tells the Canary's notifications (its outbox is started and stopped by the
-    caller)."""
+    caller); `callers` are the admin addresses of the Envoys preflight asks for the route (see
+    `caller_proxies`; None: the client side alone)."""
     reconciler = Reconciler(
         store=store,
         workloads=store,
@@ -60,10 +65,30 @@ def local_controller(
         ),
         query_set=builtins.QuerySet.ENVOY,
         chat=chat,
-        # The client-side Envoy stands for the callers' sidecars (localmesh/pods.py).
-        preflight=Preflight(pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.admin_url])),
+        preflight=Preflight(
+            pods=LocalPods(store, mesh),
+            proxies=EnvoyAdmin(list(callers) if callers is not None else [mesh.admin_url]),
+        ),
     )
     return Controller(reconciler, resync=1.0)
+
+
+def caller_proxies(mesh: LocalMesh, objects: Sequence[dict[str, Any]]) -> list[str]:
+    """The admin addresses of the Envoys that should serve the demo's route, as istiod would
+    program them: the client-side Envoy (standing for the callers' sidecars, localmesh/pods.py)
+    where a VirtualService is bound to `mesh` (no `gateways` means that), the ingress gateway
+    where one is bound to a Gateway. Asking the client side for an edge-only route would hold
+    every ingress rollout on "serves no route", which is how Istio is meant to behave."""
+    bound = {
+        str(gateway)
+        for body in objects
+        if body.get("kind") == "VirtualService"
+        for gateway in ((body.get("spec") or {}).get("gateways") or ["mesh"])
+    }
+    found = [mesh.admin_url] if "mesh" in bound or not bound else []
+    if mesh.gateway is not None and bound - {"mesh"}:
+        found.append(mesh.gateway.admin_url)
+    return found
 
 
 class _MeshPrometheus:

@@ -42,7 +42,7 @@ from canary.demo import (
 )
 from canary.demo import mtls as demo_mtls
 from canary.demo.chat import DemoChat
-from canary.demo.controller import local_controller
+from canary.demo.controller import caller_proxies, local_controller
 from canary.demo.scenario import SLOW_MS, SLOW_RATE
 from canary.demo.slack import SlackSettings
 from canary.localmesh.gateway import LocalGateway
@@ -144,7 +144,11 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             )
             chat = DemoChat(store, options.slack) if options.slack.on else None
             controller = local_controller(
-                store, mesh, metrics, chat=None if chat is None else chat.publisher
+                store,
+                mesh,
+                metrics,
+                chat=None if chat is None else chat.publisher,
+                callers=caller_proxies(mesh, seeded),
             )
             url = "" if chat is None else chat.interactions_url
             for line in slack.header(options.slack, url):
