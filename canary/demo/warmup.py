@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from canary.controller import observe, preflight
 from canary.controller.reconcile import Reconciler
 from canary.engine.preflight import PreflightItem
-from canary.errors import CanaryError
+from canary.errors import CanaryError, InvalidSpec
 from canary.ports import CanaryKey
 
 # Prometheus waits up to 5 s before its first scrape (localmesh/mesh.py), then scrapes every
@@ -69,6 +69,13 @@ def wait(
     ports = reconciler.preflight
     if ports is None:
         return Warmup(True, 0.0, reason="no preflight in this controller; not waiting")
+    if stored.spec.canary.target_ref is not None:
+        try:
+            reconciler.workloads.target(key.namespace, stored.spec.canary.target_ref)
+        except InvalidSpec as exc:
+            # The controller makes such a Canary Invalid and never runs its preflight.
+            said = "; ".join(f"spec.canary.{problem}" for problem in exc.problems)
+            return Warmup(False, 0.0, reason=f"not waiting: {said}")
     route = observe.route_of(key, stored.spec, stored.status.stable_subset, uid=stored.uid)
     items: tuple[PreflightItem, ...] = ()
     # Bounded in count as well as in time, whatever a backend's answers take.

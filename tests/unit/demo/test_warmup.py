@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from canary.api.spec import CanarySpec
+from canary.api.spec import CanarySpec, TargetRef
 from canary.api.status import CanaryStatus
 from canary.controller.preflight import Preflight
 from canary.controller.reconcile import Reconciler
 from canary.controller.sources import Sources
 from canary.demo import warmup
-from canary.engine.observation import Measurement
+from canary.engine.observation import Measurement, TargetState
+from canary.errors import InvalidSpec
 from canary.fakes import (
     FakeClock,
     FakeMetrics,
@@ -55,13 +56,22 @@ class ScrapedAfter(FakeMetrics):
         return Measurement.no_data(query=query)
 
 
+class MissingTarget(FakeWorkloads):
+    def target(self, namespace: str, target: TargetRef) -> TargetState:
+        raise InvalidSpec(f"targetRef: Deployment {namespace}/{target.name} not found")
+
+
 def reconciler(
-    metrics: FakeMetrics, *, applied: bool = True, spec: CanarySpec | None = SPEC
+    metrics: FakeMetrics,
+    *,
+    applied: bool = True,
+    spec: CanarySpec | None = SPEC,
+    workloads: FakeWorkloads | None = None,
 ) -> Reconciler:
     store = FakeStore({KEY: StoredCanary(KEY, spec, CanaryStatus())})
     return Reconciler(
         store=store,
-        workloads=FakeWorkloads(),
+        workloads=workloads or FakeWorkloads(),
         router=FakeRouter(applied=applied),
         notifier=FakeNotifier(),
         clock=FakeClock(),
@@ -103,3 +113,14 @@ def test_a_canary_that_does_not_parse_is_left_to_the_controller() -> None:
     waited = warmup.wait(reconciler(metrics, spec=None), KEY, limit=5.0)
     assert (waited.ready, waited.seconds, metrics.asked) == (False, 0.0, [])
     assert waited.line() == "mesh: Canary shop/reviews cannot be read; not waiting for the mesh"
+
+
+def test_a_canary_the_controller_makes_invalid_is_not_waited_for() -> None:
+    metrics = ScrapedAfter()
+    target = SPEC.canary.model_copy(update={"target_ref": TargetRef(name="reviews-v2")})
+    spec = SPEC.model_copy(update={"canary": target})
+    waited = warmup.wait(reconciler(metrics, spec=spec, workloads=MissingTarget()), KEY, limit=5.0)
+    assert (waited.ready, waited.seconds, metrics.asked) == (False, 0.0, [])
+    assert waited.line() == (
+        "mesh: not waiting: spec.canary.targetRef: Deployment shop/reviews-v2 not found"
+    )
