@@ -26,32 +26,28 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from canary.adapters.envoy_admin import EnvoyAdmin
 from canary.adapters.jaeger import JaegerTraces
 from canary.adapters.prometheus import PrometheusMetrics
-from canary.adapters.webhooks import HttpWebhooks
-from canary.api import builtins
-from canary.api.metric_template import PrometheusProvider
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
-from canary.api.traces import JaegerProvider
-from canary.controller.chat.publisher import ChatPublisher
-from canary.controller.clock import SystemClock
-from canary.controller.notify import FanOut, LogNotifier
-from canary.controller.preflight import Preflight
-from canary.controller.reconcile import Reconciler
-from canary.controller.scheduler import Controller
-from canary.controller.sources import Sources, promql
-from canary.controller.traces import spans_of
-from canary.demo import ingress, report, scenario, slack, timeline, trace_summary, traces, view
+from canary.demo import (
+    ingress,
+    report,
+    scenario,
+    slack,
+    timeline,
+    trace_summary,
+    traces,
+    view,
+    warmup,
+)
 from canary.demo import mtls as demo_mtls
 from canary.demo.chat import DemoChat
+from canary.demo.controller import caller_proxies, local_controller
 from canary.demo.scenario import SLOW_MS, SLOW_RATE
 from canary.demo.slack import SlackSettings
 from canary.localmesh.gateway import LocalGateway
 from canary.localmesh.loadgen import Request
 from canary.localmesh.mesh import LocalMesh, VersionSpec
-from canary.localmesh.pods import LocalPods
-from canary.localmesh.router import LocalRouter
 from canary.localmesh.store import LocalStore
 
 log = structlog.get_logger("canary.demo")
@@ -148,7 +144,11 @@ def run(options: DemoOptions, console: Console) -> Outcome:
             )
             chat = DemoChat(store, options.slack) if options.slack.on else None
             controller = local_controller(
-                store, mesh, metrics, chat=None if chat is None else chat.publisher
+                store,
+                mesh,
+                metrics,
+                chat=None if chat is None else chat.publisher,
+                callers=caller_proxies(mesh, seeded),
             )
             url = "" if chat is None else chat.interactions_url
             for line in slack.header(options.slack, url):
@@ -158,6 +158,8 @@ def run(options: DemoOptions, console: Console) -> Outcome:
                     chat.start()
                 if outsider is not None:
                     outsider.start()
+                waited = warmup.wait(controller.reconciler, plan.key)
+                console.print(waited.line(), markup=False, highlight=False, soft_wrap=True)
                 controller.start()
                 samples = _watch(
                     store,
@@ -242,59 +244,6 @@ def _mix(options: DemoOptions) -> list[tuple[Request, int]]:
         (Request(method, path, scenario.CHECKOUT_BODY if method == "POST" else None), weight)
         for method, path, weight in scenario.TRACE_MIX
     ]
-
-
-def local_controller(
-    store: LocalStore,
-    mesh: LocalMesh,
-    metrics: PrometheusMetrics,
-    *,
-    chat: ChatPublisher | None = None,
-) -> Controller:
-    """The real controller, wired to the local mesh instead of a cluster; `chat` tells the
-    Canary's notifications (its outbox is started and stopped by the caller)."""
-    reconciler = Reconciler(
-        store=store,
-        workloads=store,
-        router=LocalRouter(store, mesh),
-        notifier=FanOut([LogNotifier(), store]),
-        clock=SystemClock(),
-        sources=Sources(
-            builtin=metrics,
-            webhooks=HttpWebhooks(),
-            secrets=store,
-            metrics={
-                PrometheusProvider: promql(_MeshPrometheus(metrics)),
-                JaegerProvider: spans_of(traces.MeshJaeger(mesh.jaeger_url if mesh.jaeger else "")),
-            },
-        ),
-        query_set=builtins.QuerySet.ENVOY,
-        chat=chat,
-        # The Envoy the users call through stands for the callers' proxies: the client side, as
-        # the callers' sidecars (localmesh/pods.py), or at the edge the ingress gateway.
-        preflight=Preflight(
-            pods=LocalPods(store, mesh), proxies=EnvoyAdmin([mesh.callers_admin_url]), tls=store
-        ),
-    )
-    return Controller(reconciler, resync=1.0)
-
-
-class _MeshPrometheus:
-    """On the local mesh a template's Prometheus is the mesh's own: its series are there, and
-    the address a policy names (a cluster's) is not reachable from here. Said once per
-    address, so nobody takes the demo for a test of that address."""
-
-    def __init__(self, metrics: PrometheusMetrics) -> None:
-        self.metrics = metrics
-        self._said: set[str] = set()
-
-    def __call__(self, backend: PrometheusProvider, namespace: str) -> PrometheusMetrics:
-        if backend.address not in self._said:
-            self._said.add(backend.address)
-            log.info(
-                "demo.prometheus_replaced", asked=backend.address, answered_by=self.metrics.url
-            )
-        return self.metrics
 
 
 def _watch(

@@ -434,14 +434,6 @@ class LocalMesh:
         return spec.load_host if spec is not None and spec.load_host else self.service
 
     @property
-    def callers_admin_url(self) -> str:
-        """The admin of the Envoy the users call through: the gateway's when the load goes through
-        it (an edge route, which the client side does not serve), else the client side's."""
-        if self.gateway is not None and self.gateway.publisher.spec.load_host:
-            return self.gateway.admin_url
-        return self.admin_url
-
-    @property
     def inbound_modes(self) -> dict[str, str]:
         """What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE); {} without
         mTLS."""

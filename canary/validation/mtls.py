@@ -74,9 +74,7 @@ def _rules_for(index: Index, host: str) -> list[istio.IstioObject]:
 def _policies_for(index: Index, namespace: str) -> list[istio.IstioObject]:
     """The PeerAuthentications that can apply to a workload in `namespace`: its own and the
     root namespace's."""
-    by_namespace: dict[str, list[istio.IstioObject]] | None = index.memo.get(
-        _POLICIES_BY_NAMESPACE
-    )
+    by_namespace: dict[str, list[istio.IstioObject]] | None = index.memo.get(_POLICIES_BY_NAMESPACE)
     if by_namespace is None:
         by_namespace = {}
         for (found_in, _), placed in index.peer_authentications.items():

@@ -71,11 +71,11 @@ def test_a_healthy_v2_is_promoted(tmp_path: Path) -> None:
         100,
         "v2",
     )
-    # The mesh is born with the Canary: until its Prometheus has scraped the stable's first
-    # requests, preflight holds the first step on the missing series, and says so once.
+    # The demo starts its controller once its mesh can answer preflight (demo/warmup.py), so
+    # preflight passes at the first tick: a healthy demo never shows it failing.
+    assert "mesh ready for preflight after" in output, output[:3000]
     preflight = [e for e in report["events"] if e["reason"].startswith("Preflight")]
-    assert preflight[-1]["reason"] == "PreflightPassed", preflight
-    assert all("✗ metric series" in e["message"] for e in preflight[:-1]), preflight
+    assert [e["reason"] for e in preflight] == ["PreflightPassed"], preflight
     reasons = [e["reason"] for e in report["events"] if not e["reason"].startswith("Preflight")]
     assert reasons == [
         "RolloutStarted",
