@@ -107,7 +107,9 @@ def _gather(
         spec,
         route_of(KEY, spec),
         Traffic({"v1": 100, "v2": 0}, applied=True),
-        preflight.Preflight(pods=LocalPods(store, local), proxies=EnvoyAdmin([local.admin_url])),
+        preflight.Preflight(
+            pods=LocalPods(store, local), proxies=EnvoyAdmin([local.admin_url]), tls=store
+        ),
         templates,  # type: ignore[arg-type]
         sources,
         builtins.QuerySet.ENVOY,
@@ -163,6 +165,7 @@ def test_preflight_on_the_real_mesh(
             "callers' proxies": ItemState.OK,
             "metric series": ItemState.OK,
             "chaos stats": ItemState.OK,
+            "mtls": ItemState.OK,
         }, items
         assert items["sidecars"].seen == "ready pods with the sidecar: v1 1/1, v2 1/1"
         assert items["callers' proxies"].seen == "1 proxy(ies) serve {v1: 100}"
