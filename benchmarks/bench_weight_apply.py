@@ -75,8 +75,15 @@ class RecordingPlane:
         self,
         virtual_services: Sequence[dict[str, Any]],
         destination_rules: Sequence[dict[str, Any]],
+        gateways: Sequence[dict[str, Any]] = (),
+        peer_authentications: Sequence[dict[str, Any]] | None = None,
     ) -> int:
-        self.last_pushed = self.mesh.push(virtual_services, destination_rules)
+        self.last_pushed = self.mesh.push(
+            virtual_services,
+            destination_rules,
+            gateways=gateways,
+            peer_authentications=peer_authentications,
+        )
         return self.last_pushed
 
     def applied_version(self) -> int | None:
