@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,9 @@ import yaml
 from canary.validation import loader, reading
 from canary.validation.findings import Finding, Where
 from tests.unit.validation.documents import canary, write
+
+# The unprivileged user of Debian and most Linux systems.
+NOBODY = 65534
 
 
 def _lines(paths: list[Path]) -> list[str]:
@@ -49,27 +55,57 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     assert _lines([tmp_path]) == [expected]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads whatever the mode says")
-def test_an_unreadable_file_and_folder_are_reported_not_skipped(tmp_path: Path) -> None:
-    secret = write(tmp_path / "secret.yaml", canary())
-    locked = tmp_path / "locked"
+def test_an_unreadable_file_and_folder_are_reported_not_skipped() -> None:
+    """Real modes: as root (which reads any mode) the reading runs in a child that drops to the
+    unprivileged `nobody`, so CI, which runs as root, checks what a user would."""
+    base = Path(tempfile.mkdtemp(prefix="canary-unreadable-"))
+    base.chmod(0o755)  # the unprivileged reader must be able to walk into it
+    secret = write(base / "secret.yaml", canary())
+    locked = base / "locked"
     write(locked / "inside.yaml", canary())
     secret.chmod(0)
     locked.chmod(0)
     try:
-        lines = _lines([tmp_path])
+        lines = _lines_unprivileged([base])
     finally:
         locked.chmod(0o755)
+        shutil.rmtree(base)
     assert lines == [
         f"{locked}: cannot read folder: permission denied",
         f"{secret}: cannot read: permission denied",
     ]
 
 
-def test_permission_denied_is_reported_for_root_too(
+def _lines_unprivileged(paths: list[Path]) -> list[str]:
+    """`_lines` as a user without root's override of file modes."""
+    if os.geteuid() != 0:
+        return _lines(paths)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        code = 0
+        try:
+            os.close(reader)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(writer, json.dumps(_lines(paths)).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as answer:
+        found = answer.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged reader failed"
+    result: list[str] = json.loads(found)
+    return result
+
+
+def test_permission_denied_from_the_calls_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Root reads any mode, so the refusals are made by the calls themselves here."""
+    """The refusals made by the calls themselves (as on a filesystem that says no to root)."""
     secret = write(tmp_path / "secret.yaml", canary())
     locked = tmp_path / "locked"
     write(locked / "inside.yaml", canary())
