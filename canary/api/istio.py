@@ -11,6 +11,7 @@ taken as written (`reviews.prod` is not expanded), and `*.example.com` matches b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,16 @@ def subsets(destination_rule: IstioObject) -> dict[str, dict[str, str]]:
                 {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
             )
     return found
+
+
+def subset_selector(
+    given: Mapping[str, str], destination_rule: IstioObject | None, subset: str
+) -> dict[str, str]:
+    """The labels that select a subset's pods: the Canary's when it gives them, else the
+    DestinationRule subset's; empty when neither does (a selector that would take every pod)."""
+    if given:
+        return dict(given)
+    return dict(subsets(destination_rule).get(subset) or {}) if destination_rule else {}
 
 
 def _route(index: int, route: Any) -> Route:

@@ -32,8 +32,7 @@ class Identities:
     service_id: str
 
 
-def issue(directory: Path, *, namespace: str, service: str, instances: Sequence[str]) -> Identities:
-    ca = LocalCA.create(directory)
+def issue(ca: LocalCA, *, namespace: str, service: str, instances: Sequence[str]) -> Identities:
     service_id = spiffe_id(namespace, service)
     client_id = spiffe_id(namespace, CLIENT_ACCOUNT)
     return Identities(

@@ -98,6 +98,7 @@ class LocalMesh:
         self.peer_authentications = list(peer_authentications)
         # What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE), with mTLS.
         self.identities: identity.Identities | None = None
+        self._local_ca: LocalCA | None = None
         self.inbound_tls: InboundTls | None = None
         self.host = f"{service}.{namespace}.svc.cluster.local"
         self._own_workdir = workdir is None
@@ -295,7 +296,7 @@ class LocalMesh:
         }
         if self.mtls:
             self.identities = identity.issue(
-                self.workdir / "certs",
+                self._ca(),
                 namespace=self.namespace,
                 service=self.service,
                 instances=[name for _, name in names],
@@ -380,7 +381,7 @@ class LocalMesh:
                 spec=self.gateway_spec,
                 workdir=self.workdir / "gateway",
                 workloads=workloads,
-                ca=LocalCA.create(self.workdir / "ca"),
+                ca=self._ca(),
                 admin_port=gateway_ports[0],
                 http_port=gateway_ports[1],
                 https_port=gateway_ports[2],
@@ -438,6 +439,13 @@ class LocalMesh:
         """What each instance's inbound Envoy accepts (STRICT, PERMISSIVE, DISABLE); {} without
         mTLS."""
         return {} if self.inbound_tls is None else self.inbound_tls.modes
+
+    def _ca(self) -> LocalCA:
+        """The mesh's one root, as Citadel is a cluster's: the workloads' certificates and the
+        gateway's are signed by it, so a client that trusts it trusts both."""
+        if self._local_ca is None:
+            self._local_ca = LocalCA.create(self.workdir / "ca")
+        return self._local_ca
 
     @staticmethod
     def _started(part: T | None) -> T:

@@ -24,7 +24,7 @@ class LocalPods:
         self.mesh = mesh
 
     def subset_pods(self, ref: RouteRef, subset: SubsetRef) -> SubsetPods:
-        labels = dict(subset.labels) or self._rule_labels(ref, subset.name)
+        labels = self._labels(ref, subset)
         pods = tuple(
             PodView(
                 name=instance.name,
@@ -36,14 +36,14 @@ class LocalPods:
         )
         return SubsetPods(tuple(sorted(labels.items())), pods)
 
-    def _rule_labels(self, ref: RouteRef, subset: str) -> dict[str, str]:
+    def _labels(self, ref: RouteRef, subset: SubsetRef) -> dict[str, str]:
         # Named as the local router finds it: the Canary's rule, else one named like the host.
         namespace, name = ref.destination_rule_key
         rule = self.store.get("DestinationRule", namespace, name or ref.host)
-        labels = {} if rule is None else istio.subsets(rule).get(subset) or {}
+        labels = istio.subset_selector(dict(subset.labels), rule, subset.name)
         if not labels:
             raise Unavailable(
-                f"subset {subset} has no labels in the Canary or the DestinationRule: its "
+                f"subset {subset.name} has no labels in the Canary or the DestinationRule: its "
                 "instances cannot be told apart"
             )
         return labels

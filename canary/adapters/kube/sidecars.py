@@ -27,7 +27,7 @@ class KubePods:
         self.cache = cache
 
     def subset_pods(self, ref: RouteRef, subset: SubsetRef) -> SubsetPods:
-        labels = dict(subset.labels) or self._rule_labels(ref, subset.name)
+        labels = self._labels(ref, subset)
         try:
             listed = list_items(self.rest, POD.path(ref.namespace), label_selector=selector(labels))
         except ApiError as exc:
@@ -41,14 +41,15 @@ class KubePods:
         )
         return SubsetPods(tuple(sorted(labels.items())), pods)
 
-    def _rule_labels(self, ref: RouteRef, subset: str) -> dict[str, str]:
-        rule = cached_destination_rule(self.cache, ref)
-        labels = {} if rule is None else istio.subsets(rule).get(subset) or {}
+    def _labels(self, ref: RouteRef, subset: SubsetRef) -> dict[str, str]:
+        labels = istio.subset_selector(
+            dict(subset.labels), cached_destination_rule(self.cache, ref), subset.name
+        )
         if not labels:
             # Listing with no selector would take every pod of the namespace for the subset's.
             raise Unavailable(
-                f"subset {subset} has no labels in the Canary or the DestinationRule: its pods "
-                "cannot be told apart"
+                f"subset {subset.name} has no labels in the Canary or the DestinationRule: its "
+                "pods cannot be told apart"
             )
         return labels
 

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from canary.localmesh import envoy, identity, pilot, procs
+from canary.localmesh.certs import LocalCA
 from tests.e2e.istio.conftest import assert_no_nacks
 from tests.istiod import run
 from tests.kubeenv import cluster
@@ -279,7 +280,7 @@ def sides(
         # istiod runs with enableAutoMtls: false; certificates for the ISTIO_MUTUAL cases.
         mesh_tls=pilot.MeshTls(
             identity=identity.issue(
-                workdir / "certs", namespace=namespace, service="demo", instances=()
+                LocalCA.create(workdir / "certs"), namespace=namespace, service="demo", instances=()
             ).client,
             auto_mtls=False,
         ),

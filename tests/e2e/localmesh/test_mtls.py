@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from canary.localmesh import certs, envoy, identity, pilot, procs
+from canary.localmesh.certs import LocalCA
 from tests.e2e.pilot.conftest import Upstream
 
 Json = dict[str, Any]
@@ -101,7 +102,9 @@ def world(envoy_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     workdir = tmp_path_factory.mktemp("mtls")
     upstreams = {mode: Upstream(f"demo-{mode.lower()}", mode.lower()) for mode in MODES}
     names = [f"demo-{mode.lower()}" for mode in MODES]
-    ids = identity.issue(workdir / "certs", namespace="default", service="demo", instances=names)
+    ids = identity.issue(
+        LocalCA.create(workdir / "certs"), namespace="default", service="demo", instances=names
+    )
     try:
         with procs.Supervisor(workdir / "logs") as supervisor:
             inbound: dict[str, tuple[int, str]] = {}

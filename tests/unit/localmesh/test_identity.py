@@ -11,6 +11,7 @@ from typing import Any
 from cryptography import x509
 
 from canary.localmesh import envoy, identity
+from canary.localmesh.certs import LocalCA
 from canary.localmesh.inbound_tls import InboundTls
 
 
@@ -22,7 +23,9 @@ def _policy(mode: str, **selector: str) -> dict[str, Any]:
 
 
 def test_instances_share_the_services_spiffe_identity(tmp_path: Path) -> None:
-    ids = identity.issue(tmp_path, namespace="shop", service="web", instances=["web-v1-0"])
+    ids = identity.issue(
+        LocalCA.create(tmp_path), namespace="shop", service="web", instances=["web-v1-0"]
+    )
     cert = x509.load_pem_x509_certificate(ids.instances["web-v1-0"].cert_chain.read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
@@ -43,7 +46,7 @@ def test_accepts_picks_the_port_entry_of_a_workload_policy() -> None:
 def test_a_push_rewrites_only_the_listeners_whose_mode_changes(tmp_path: Path) -> None:
     names = ["demo-v1-0", "demo-v2-0"]
     identities = identity.issue(
-        tmp_path / "certs", namespace="default", service="demo", instances=names
+        LocalCA.create(tmp_path / "certs"), namespace="default", service="demo", instances=names
     )
     inbound = InboundTls(
         identities, namespace="default", service="demo", port=80, peer_authentications=[]
