@@ -44,9 +44,6 @@ INDEXED = {("", "Service"): ("v1",), ("", "Pod"): ("v1",), ("apps", "Deployment"
 # mTLS policy, read for the mTLS findings.
 SECURITY_GROUP = "security.istio.io"
 SECURITY_VERSIONS = ("v1", "v1beta1")
-# Kept for the callers that name them here.
-SUFFIXES = reading.SUFFIXES
-files = reading.files
 
 _SHAPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
@@ -64,7 +61,7 @@ class Loaded:
 
 def load(paths: Iterable[Path | str]) -> Loaded:
     loaded = Loaded()
-    for file in files(paths, loaded.findings):
+    for file in reading.files(paths, loaded.findings):
         try:
             load_file(file, loaded)
         except Exception as exc:

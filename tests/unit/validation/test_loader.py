@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from canary.validation import loader
+from canary.validation import loader, reading
 from canary.validation.findings import Where
 from tests.unit.validation.documents import canary, destination_rule, virtual_service, write
 
@@ -51,7 +51,7 @@ def test_folders_are_read_recursively_in_sorted_order_skipping_hidden_ones(
     write(tmp_path / "b" / "c.yaml", destination_rule())
     write(tmp_path / ".git" / "x.yaml", [1])
     (tmp_path / "notes.txt").write_text("not yaml: [")
-    files = list(loader.files([tmp_path], []))
+    files = list(reading.files([tmp_path], []))
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.yaml", "b/c.yaml", "b/z.yml"]
 
 
