@@ -42,9 +42,9 @@ class KubePods:
         return SubsetPods(tuple(sorted(labels.items())), pods)
 
     def _labels(self, ref: RouteRef, subset: SubsetRef) -> dict[str, str]:
-        labels = istio.subset_selector(
-            dict(subset.labels), cached_destination_rule(self.cache, ref), subset.name
-        )
+        if subset.labels:
+            return dict(subset.labels)  # the rule is then not read: it need not exist yet
+        labels = istio.subset_selector({}, cached_destination_rule(self.cache, ref), subset.name)
         if not labels:
             # Listing with no selector would take every pod of the namespace for the subset's.
             raise Unavailable(
