@@ -227,6 +227,12 @@ class Analysis(Model):
         "step of 0 would send the canary nothing to judge).",
     )
     metrics: list[MetricCheck] = Field(default_factory=list, description="The checks of a step.")
+    advance_early: bool = Field(
+        default=False,
+        description="Advance to the next step before interval has passed once every enforced "
+        "check that compares with stable has shown equivalence within its minEffect (and the "
+        "other checks pass). Off by default: a step then holds its whole interval.",
+    )
     webhooks: list[Webhook] = Field(default_factory=list, description="Gates and hooks.")
 
     @model_validator(mode="after")
