@@ -171,11 +171,15 @@ def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
 
 def log_regression_evidence(state: SequentialState) -> float:
     """The log e-value against H0: the canary's rate is at most stable's."""
+    if len(state.log_evidence) != len(GRID):
+        return 0.0
     return _log_sum_exp(state.log_evidence[index] for index in _ABOVE_ONE) + _LOG_REGRESSION_WEIGHT
 
 
 def log_equivalence_evidence(state: SequentialState) -> float:
     """The log e-value against H0': the canary's rate is minEffect times stable's or more."""
+    if len(state.log_evidence) != len(GRID):
+        return 0.0
     return _log_equivalence(state.log_evidence, state.log_evidence_min_effect, state.min_effect)
 
 
