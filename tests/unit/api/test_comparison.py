@@ -8,8 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from canary.api import problems
+from canary.api.comparison import Comparison
 from canary.api.metric_template import MetricTemplateSpec
 from canary.api.spec import CanarySpec
+from canary.api.status import MAX_COMPARISONS, CanaryStatus
+from canary.engine import sequential
 
 
 def _spec(metric: dict[str, Any], **analysis: Any) -> CanarySpec:
@@ -119,3 +122,11 @@ def test_a_template_compares_only_when_both_queries_name_the_side(
 ) -> None:
     problem = _template(query, requests).comparison_problem()
     assert (words in problem) if words else problem == ""
+
+
+def test_the_status_carries_each_test_and_refuses_an_unbounded_list() -> None:
+    state = sequential.start("errors", revision="r1", comparison=Comparison())
+    status = CanaryStatus.model_validate({"sequential": [state.to_wire()]})
+    assert status.sequential == (state,)
+    with pytest.raises(ValidationError, match="sequential"):
+        CanaryStatus.model_validate({"sequential": [state.to_wire()] * (MAX_COMPARISONS + 1)})
