@@ -152,7 +152,9 @@ def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
         state.stable_requests + n_s,
         state.stable_bad + y,
     )
-    verdict, decided_after = _verdict(state, log_evidence, log_min_effect, totals[0])
+    regression = _log_regression(log_evidence)
+    equivalence = _log_equivalence(log_evidence, log_min_effect, state.min_effect)
+    verdict, decided_after = _verdict(state, regression, equivalence, totals[0])
     new = _state(
         name=state.name,
         revision=state.revision,
@@ -166,14 +168,14 @@ def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
         verdict=verdict,
         decided_after=decided_after,
     )
-    return Outcome(new, record(new))
+    return Outcome(new, _record(new, regression, equivalence, ""))
 
 
 def log_regression_evidence(state: SequentialState) -> float:
     """The log e-value against H0: the canary's rate is at most stable's."""
     if len(state.log_evidence) != len(GRID):
         return 0.0
-    return _log_sum_exp(state.log_evidence[index] for index in _ABOVE_ONE) + _LOG_REGRESSION_WEIGHT
+    return _log_regression(state.log_evidence)
 
 
 def log_equivalence_evidence(state: SequentialState) -> float:
@@ -185,12 +187,18 @@ def log_equivalence_evidence(state: SequentialState) -> float:
 
 def record(state: SequentialState, *, message: str = "") -> ComparisonRecord:
     """What a tick records: the verdict, both e-values, each side's rate with its interval."""
+    return _record(state, log_regression_evidence(state), log_equivalence_evidence(state), message)
+
+
+def _record(
+    state: SequentialState, regression: float, equivalence: float, message: str
+) -> ComparisonRecord:
     return records.built(
         ComparisonRecord,
         {
             "verdict": state.verdict,
-            "regression_evidence": _shown(log_regression_evidence(state)),
-            "equivalence_evidence": _shown(log_equivalence_evidence(state)),
+            "regression_evidence": _shown(regression),
+            "equivalence_evidence": _shown(equivalence),
             "threshold": 1.0 / state.alpha,
             "canary": _estimate(state.canary_bad, state.canary_requests, state.alpha),
             "stable": _estimate(state.stable_bad, state.stable_requests, state.alpha),
@@ -200,21 +208,22 @@ def record(state: SequentialState, *, message: str = "") -> ComparisonRecord:
     )
 
 
+def _log_regression(log_evidence: tuple[float, ...]) -> float:
+    return _log_sum_exp(log_evidence[index] for index in _ABOVE_ONE) + _LOG_REGRESSION_WEIGHT
+
+
 def _verdict(
-    state: SequentialState,
-    log_evidence: tuple[float, ...],
-    log_min_effect: float,
-    canary_requests: float,
+    state: SequentialState, regression: float, equivalence: float, canary_requests: float
 ) -> tuple[ComparisonVerdict, float | None]:
+    """The verdict after a reading whose log e-values are `regression` and `equivalence`."""
     if state.verdict is ComparisonVerdict.REGRESSION:
         return state.verdict, state.decided_after
     level = math.log(1.0 / state.alpha)
-    regression = _log_sum_exp(log_evidence[index] for index in _ABOVE_ONE) + _LOG_REGRESSION_WEIGHT
     if regression >= level:
         return ComparisonVerdict.REGRESSION, canary_requests
     if state.verdict is ComparisonVerdict.EQUIVALENT:
         return state.verdict, state.decided_after
-    if _log_equivalence(log_evidence, log_min_effect, state.min_effect) >= level:
+    if equivalence >= level:
         return ComparisonVerdict.EQUIVALENT, canary_requests
     return ComparisonVerdict.UNDECIDED, None
 
