@@ -6,6 +6,7 @@ import json
 import math
 import random
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -220,3 +221,24 @@ def test_a_plain_regression_is_caught_within_the_rollout() -> None:
     rng = random.Random(SEED)
     caught = [traffic.run(traffic.Rollout(ratio=5), DEFAULT, rng) for _ in range(100)]
     assert all(outcome.regression_at is not None for outcome in caught)
+
+
+def test_equivalence_is_shown_for_a_a_and_rarely_for_a_canary_min_effect_times_worse() -> None:
+    """Equivalence's own error, calling a canary exactly minEffect times worse "equivalent",
+    stays under alpha too, while identical versions are shown equivalent in most rollouts."""
+    rng = random.Random(SEED)
+    busy = traffic.Rollout(rps=400)
+    rollouts = 1000
+    same = sum(
+        traffic.run(busy, DEFAULT, rng).equivalent_at is not None for _ in range(rollouts // 4)
+    )
+    worse = replace(busy, ratio=DEFAULT.min_effect)
+    wrongly = sum(
+        traffic.run(worse, DEFAULT, rng).equivalent_at is not None for _ in range(rollouts)
+    )
+    print(
+        f"seed {SEED}: A/A equivalent in {same} of {rollouts // 4}; "
+        f"{DEFAULT.min_effect}x called equivalent in {wrongly} of {rollouts}"
+    )
+    assert same / (rollouts // 4) > 0.5
+    assert wrongly / rollouts < DEFAULT.alpha
