@@ -242,3 +242,11 @@ def test_equivalence_is_shown_for_a_a_and_rarely_for_a_canary_min_effect_times_w
     )
     assert same / (rollouts // 4) > 0.5
     assert wrongly / rollouts < DEFAULT.alpha
+
+
+def test_the_state_and_record_built_without_validation_equal_validated_ones() -> None:
+    outcome = sequential.observe(_fresh(), step=1, counts=Counts(1000, 41, 9000, 90))
+    for built in (outcome.state, outcome.record):
+        validated = type(built).model_validate(built.model_dump())
+        assert built == validated
+        assert built.model_fields_set == validated.model_fields_set
