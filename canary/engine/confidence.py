@@ -33,6 +33,8 @@ _LOG_BETA_PRIOR = math.lgamma(_PRIOR_A) + math.lgamma(_PRIOR_B) - math.lgamma(_P
 # Newton's steps are bounded in number; the ends are wanted to a part in 10^9 of log q.
 _MAX_STEPS = 60
 _TOLERANCE = 1e-9
+# Fewer events than this are none (fractional counts come from extrapolated increases).
+_NONE = 1e-9
 
 
 def interval(bad: float, requests: float, *, alpha: float) -> tuple[float, float]:
@@ -52,8 +54,9 @@ def interval(bad: float, requests: float, *, alpha: float) -> tuple[float, float
     )
     # The interval is where -bad log q - good log(1 - q) < log(1/alpha) - log_mixture.
     level = math.log(1.0 / alpha) - log_mixture
-    low = math.exp(_outer_root(bad, good, level)) if bad > 0 else 0.0
-    high = -math.expm1(_outer_root(good, bad, level)) if good > 0 else 1.0
+    # A side with (next to) no events leaves its end open: Newton's start would overflow.
+    low = math.exp(_outer_root(bad, good, level)) if bad > _NONE else 0.0
+    high = -math.expm1(_outer_root(good, bad, level)) if good > _NONE else 1.0
     return low, high
 
 
@@ -68,8 +71,12 @@ def _outer_root(count: float, other: float, level: float) -> float:
     v = min(-level / count, peak) - 1.0
     for _ in range(_MAX_STEPS):
         share = math.exp(v)
-        value = -count * v - (other * math.log1p(-share) if other > 0 else 0.0) - level
-        slope = -count + other * share / (1.0 - share)
+        rest = -math.expm1(v)
+        if other > 0 and rest <= 0:
+            # v rounds to 0: the end lies closer to 1 than a float can tell.
+            return v
+        value = -count * v - (other * math.log(rest) if other > 0 else 0.0) - level
+        slope = -count + (other * share / rest if other > 0 else 0.0)
         if slope >= 0:
             # Only at the minimum itself, which lies inside the interval: v is its end.
             return v

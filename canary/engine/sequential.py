@@ -69,6 +69,9 @@ _LOG_GRID = tuple(math.log(ratio) for ratio in GRID)
 # The regression mixture: every grid point above 1, equal weights.
 _ABOVE_ONE = tuple(index for index, ratio in enumerate(GRID) if ratio > 1.0 + 1e-12)
 _LOG_REGRESSION_WEIGHT = -math.log(len(_ABOVE_ONE))
+# More requests than a step of any service serves: a reading beyond it is a broken query, and
+# sums of such would leave the floats JSON (the status) can hold.
+MAX_COUNT = 1e15
 # A count may exceed its total by this much before it is refused: increase() extrapolates.
 _SLACK = 1e-6
 
@@ -293,6 +296,8 @@ def _problem(state: SequentialState, *, step: int, counts: Counts) -> str:
         for what, value in (("requests", requests), ("bad events", bad)):
             if not math.isfinite(value) or value < 0:
                 return f"{side} {what}: {value!r} is not a count; reading ignored"
+            if value > MAX_COUNT:
+                return f"{side} {what}: {value:g} is more than any service serves; reading ignored"
         if bad > requests * (1 + _SLACK) + _SLACK:
             return f"{side}: {bad:g} bad events of {requests:g} requests; reading ignored"
     if step < state.step:

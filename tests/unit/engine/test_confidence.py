@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canary.engine import confidence
 from tests import traffic
@@ -82,3 +84,19 @@ def _wilson(bad: int, requests: int, rate: float) -> bool:
         z * math.sqrt(p * (1 - p) / requests + z * z / (4 * requests**2)) / (1 + z * z / requests)
     )
     return centre - half <= rate <= centre + half
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(0, 1e15).flatmap(lambda n: st.tuples(st.floats(0, n), st.just(n))),
+    st.floats(1e-6, 0.2),
+)
+def test_any_counts_give_an_interval_around_the_estimate(
+    counts: tuple[float, float], alpha: float
+) -> None:
+    bad, requests = counts
+    low, high = confidence.interval(bad, requests, alpha=alpha)
+    assert 0.0 <= low <= high <= 1.0
+    if requests > 0:
+        assert low <= bad / requests * (1 + 1e-9)
+        assert bad / requests <= high * (1 + 1e-9)

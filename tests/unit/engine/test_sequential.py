@@ -9,6 +9,8 @@ import time
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canary.api.comparison import Comparison, ComparisonVerdict, SequentialState
 from canary.engine import sequential
@@ -123,6 +125,7 @@ def test_a_regression_overrides_an_earlier_equivalence() -> None:
         (0, Counts(10, math.nan, 10, 0), "canary bad events: nan is not a count"),
         (0, Counts(10, 0, math.inf, 0), "stable requests: inf is not a count"),
         (0, Counts(10, 11, 10, 0), "canary: 11 bad events of 10 requests"),
+        (0, Counts(10, 0, 1e16, 0), "stable requests: 1e+16 is more than any service serves"),
         (0, Counts(50, 1, 900, 9), "canary requests went down from 100 to 50 within step 0"),
         (0, Counts(100, 3, 900, 8), "stable bad events went down from 9 to 8"),
     ],
@@ -250,3 +253,39 @@ def test_the_state_and_record_built_without_validation_equal_validated_ones() ->
         validated = type(built).model_validate(built.model_dump())
         assert built == validated
         assert built.model_fields_set == validated.model_fields_set
+
+
+_side = st.integers(0, 5000).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n)))
+_reading = st.tuples(st.booleans(), _side, _side)
+_garbage = st.sampled_from([math.nan, math.inf, -1.0, 1e300])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_reading, _garbage), max_size=30))
+def test_any_stream_of_readings_is_counted_once_and_never_raises(readings: list[object]) -> None:
+    """Whatever arrives, each accepted request is counted once, the evidence stays finite, and a
+    proven regression is never taken back."""
+    state, step, proven = _fresh(), 0, False
+    counted = [0.0, 0.0, 0.0, 0.0]
+    since_step = [0.0, 0.0, 0.0, 0.0]
+    for reading in readings:
+        if isinstance(reading, float):
+            outcome = sequential.observe(state, step=step, counts=Counts(reading, 0, 10, 0))
+            assert outcome.state is state
+            assert outcome.record.message
+            continue
+        assert isinstance(reading, tuple)
+        new_step, (n_c, x), (n_s, y) = reading
+        if new_step:
+            step, since_step = step + 1, [0.0, 0.0, 0.0, 0.0]
+        fresh = [since_step[0] + n_c, since_step[1] + x, since_step[2] + n_s, since_step[3] + y]
+        outcome = sequential.observe(state, step=step, counts=Counts(*fresh))
+        assert not outcome.record.message
+        counted = [a + b for a, b in zip(counted, (n_c, x, n_s, y), strict=True)]
+        since_step, state = fresh, outcome.state
+        assert all(math.isfinite(value) for value in state.log_evidence)
+        if proven:
+            assert state.verdict is ComparisonVerdict.REGRESSION
+        proven = state.verdict is ComparisonVerdict.REGRESSION
+    totals = [state.canary_requests, state.canary_bad, state.stable_requests, state.stable_bad]
+    assert totals == counted
