@@ -34,7 +34,8 @@ def _after(readings: list[tuple[int, Counts]], **comparison: float) -> Sequentia
 def test_a_fresh_test_has_no_evidence_either_way() -> None:
     record = sequential.record(_fresh())
     assert record.verdict is ComparisonVerdict.UNDECIDED
-    assert (record.regression_evidence, record.equivalence_evidence) == (1.0, 1.0)
+    assert record.regression_evidence == pytest.approx(1.0)
+    assert record.equivalence_evidence == pytest.approx(1.0)
     assert record.threshold == 100.0
     assert (record.canary.low, record.canary.high, record.canary.rate) == (0.0, 1.0, None)
 
@@ -72,7 +73,11 @@ def test_the_e_value_is_the_mixture_of_binomial_likelihood_ratios() -> None:
         return math.comb(15, 9) * theta**9 * (1 - theta) ** 6
 
     above = [ratio for ratio in sequential.GRID if ratio > 1.000001]
-    expected = sum(likelihood(ratio) / likelihood(1.0) for ratio in above) / len(above)
+    weights = [1 / ratio for ratio in above]
+    assert pytest.approx([w / sum(weights) for w in weights]) == sequential.REGRESSION_PRIOR
+    expected = sum(
+        w * likelihood(ratio) / likelihood(1.0) for w, ratio in zip(weights, above, strict=True)
+    ) / sum(weights)
     assert math.exp(sequential.log_regression_evidence(state)) == pytest.approx(expected)
     window = [ratio for ratio in sequential.GRID if 1 / 1.5 - 1e-9 <= ratio < 1.5 - 1e-9]
     expected = sum(likelihood(r) for r in window) / len(window) / likelihood(1.5)
