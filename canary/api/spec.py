@@ -261,6 +261,11 @@ class Analysis(Model):
                 f"checkInterval ({self.check_interval}) is longer than interval "
                 f"({self.interval}); a step would end before it was checked"
             )
+        if self.advance_early and not any(metric.compare for metric in self.metrics):
+            raise ValueError(
+                "advanceEarly: no metric compares with stable, so nothing could show a step "
+                "good early; set compare on a metric or drop advanceEarly"
+            )
         for kind, names in (
             ("metrics", [metric.name for metric in self.metrics]),
             ("webhooks", [hook.name for hook in self.webhooks]),

@@ -49,6 +49,15 @@ def test_a_comparison_takes_the_defaults_and_needs_no_threshold() -> None:
     )
 
 
+def test_advance_early_needs_a_comparing_metric() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _spec({"name": "request-success-rate", "thresholdRange": {"min": 99}}, advanceEarly=True)
+    assert problems.lines(caught.value, CanarySpec) == [
+        "analysis.advanceEarly: no metric compares with stable, so nothing could show a step "
+        "good early; set compare on a metric or drop advanceEarly"
+    ]
+
+
 def test_a_comparison_may_stand_beside_a_threshold() -> None:
     metric = {"name": "request-success-rate", "thresholdRange": {"min": 95}, "compare": {}}
     assert _spec(metric).analysis.metrics[0].threshold_range is not None
