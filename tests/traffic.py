@@ -15,9 +15,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from canary.api.comparison import Comparison, ComparisonVerdict
 from canary.engine import sequential
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,10 @@ def run(rollout: Rollout, comparison: Comparison, rng: random.Random) -> Outcome
             counts[2] += stable
             counts[3] += binomial(rng, stable, rollout.stable_rate)
             state = sequential.observe(
-                state, step=step, counts=sequential.Counts(*map(float, counts))
+                state,
+                step=step,
+                since=T0 + timedelta(seconds=step * rollout.step_s),
+                counts=sequential.Counts(*map(float, counts)),
             ).state
             served_requests, served_bad = state.canary_requests, state.canary_bad
             if state.verdict is ComparisonVerdict.REGRESSION:

@@ -12,6 +12,7 @@ whatever the number of ticks.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -78,10 +79,11 @@ class ComparisonVerdict(StrEnum):
 class SequentialState(Model):
     """One comparing check's test, carried through a rollout so a restarted controller resumes it.
 
-    The step's counts are the cumulative counts since the step's start as last read, so that the
-    next reading adds only what is new; the totals are the rollout's. `logEvidence` holds, for each
-    point of the engine's fixed grid of rate ratios, the log likelihood ratio of that ratio
-    against 1 over everything seen; `logEvidenceMinEffect` the same at minEffect.
+    The step's counts are the cumulative counts since the step's clock started (`since`) as last
+    read, so that the next reading adds only what is new; the totals are the rollout's.
+    `logEvidence` holds, for each point of the engine's fixed grid of rate ratios, the log
+    likelihood ratio of that ratio against 1 over everything seen; `logEvidenceMinEffect` the
+    same at minEffect.
     """
 
     name: str = Field(description="The check's name.")
@@ -89,6 +91,11 @@ class SequentialState(Model):
     alpha: float = Field(description="The alpha the test runs at.")
     min_effect: float = Field(description="The minEffect the test runs at.")
     step: int = Field(ge=0, description="The step the step counts belong to.")
+    since: datetime | None = Field(
+        default=None,
+        description="When the window of the step counts began (the step's clock start); unset "
+        "before the first reading.",
+    )
     step_canary_requests: float = Field(ge=0, description="Canary requests since the step began.")
     step_canary_bad: float = Field(ge=0, description="Canary bad events since the step began.")
     step_stable_requests: float = Field(ge=0, description="Stable requests since the step began.")

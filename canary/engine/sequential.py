@@ -44,8 +44,10 @@ The mixture is a discrete prior on a fixed grid of ratios, evenly spaced in log 
 is a few dozen `math.log` calls and a reading with no bad events costs nothing (L = 1). The grid
 is part of the stored state's meaning: changing it starts stored tests over.
 
-Readings are cumulative counts since the step's start (as Prometheus gives them over the step's
-exact window); the state keeps the last one, so each request is seen once.
+Readings are cumulative counts since the step's clock started (as Prometheus gives them over
+the step's exact window); the state keeps the last one and the window's start, so each request
+is seen once. A window is a step and its start: a step whose clock starts over (drift, a
+suspension) counts from zero again, as a new step does.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from canary.api.comparison import (
     Comparison,
@@ -101,13 +104,14 @@ class Outcome:
 
 
 def start(name: str, *, revision: str, comparison: Comparison) -> SequentialState:
-    """A test with nothing seen yet, for step 0 of `revision`."""
+    """A test with nothing seen yet, for `revision`."""
     return _state(
         name=name,
         revision=revision,
         alpha=comparison.alpha,
         min_effect=comparison.min_effect,
         step=0,
+        since=None,
         step_counts=(0.0, 0.0, 0.0, 0.0),
         totals=(0.0, 0.0, 0.0, 0.0),
         log_evidence=(0.0,) * len(GRID),
@@ -117,14 +121,15 @@ def start(name: str, *, revision: str, comparison: Comparison) -> SequentialStat
     )
 
 
-def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
-    """The test after one more reading of `step`: the new state and the tick's record.
+def observe(state: SequentialState, *, step: int, since: datetime, counts: Counts) -> Outcome:
+    """The test after one more reading of `step`, counted since `since` (the step's clock
+    start): the new state and the tick's record.
 
     Counts that cannot be (negative, not finite, more bad events than requests, fewer than the
-    step's last reading, an earlier step) change nothing: the record keeps the state's verdict
+    window's last reading, an earlier window) change nothing: the record keeps the state's verdict
     and says why, so the caller can judge it like a measurement with no data.
     """
-    problem = _problem(state, step=step, counts=counts)
+    problem = _problem(state, step=step, since=since, counts=counts)
     if problem:
         return Outcome(state, record(state, message=problem))
     fresh = (
@@ -133,7 +138,7 @@ def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
         counts.stable_requests,
         counts.stable_bad,
     )
-    if step == state.step:
+    if (step, since) == (state.step, state.since):
         before = (
             state.step_canary_requests,
             state.step_canary_bad,
@@ -172,6 +177,7 @@ def observe(state: SequentialState, *, step: int, counts: Counts) -> Outcome:
         alpha=state.alpha,
         min_effect=state.min_effect,
         step=step,
+        since=since,
         step_counts=fresh,
         totals=totals,
         log_evidence=log_evidence,
@@ -293,7 +299,7 @@ def _estimate(bad: float, requests: float, alpha: float) -> RateEstimate:
     )
 
 
-def _problem(state: SequentialState, *, step: int, counts: Counts) -> str:
+def _problem(state: SequentialState, *, step: int, since: datetime, counts: Counts) -> str:
     if len(state.log_evidence) != len(GRID):
         return (
             f"the stored test has {len(state.log_evidence)} grid points, this engine "
@@ -313,7 +319,12 @@ def _problem(state: SequentialState, *, step: int, counts: Counts) -> str:
             return f"{side}: {bad:g} bad events of {requests:g} requests; reading ignored"
     if step < state.step:
         return f"step {step} is before step {state.step} already judged; reading ignored"
-    if step == state.step:
+    if step == state.step and state.since is not None and since < state.since:
+        return (
+            f"step {step}'s window from {since.isoformat()} began before the one already "
+            f"counted ({state.since.isoformat()}); reading ignored"
+        )
+    if (step, since) == (state.step, state.since):
         before = (
             ("canary requests", state.step_canary_requests, counts.canary_requests),
             ("canary bad events", state.step_canary_bad, counts.canary_bad),
@@ -336,6 +347,7 @@ def _state(
     alpha: float,
     min_effect: float,
     step: int,
+    since: datetime | None,
     step_counts: tuple[float, ...],
     totals: tuple[float, ...],
     log_evidence: tuple[float, ...],
@@ -351,6 +363,7 @@ def _state(
             "alpha": alpha,
             "min_effect": min_effect,
             "step": step,
+            "since": since,
             "step_canary_requests": step_counts[0],
             "step_canary_bad": step_counts[1],
             "step_stable_requests": step_counts[2],

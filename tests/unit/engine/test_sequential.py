@@ -7,6 +7,7 @@ import math
 import random
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from canary.engine.sequential import Counts
 from tests import traffic
 
 DEFAULT = Comparison()
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _fresh(**comparison: float) -> SequentialState:
@@ -27,7 +29,7 @@ def _fresh(**comparison: float) -> SequentialState:
 def _after(readings: list[tuple[int, Counts]], **comparison: float) -> SequentialState:
     state = _fresh(**comparison)
     for step, counts in readings:
-        state = sequential.observe(state, step=step, counts=counts).state
+        state = sequential.observe(state, step=step, since=T0, counts=counts).state
     return state
 
 
@@ -103,6 +105,18 @@ def test_a_new_step_counts_from_its_own_start_with_its_own_share() -> None:
     )
 
 
+def test_a_step_whose_clock_starts_over_counts_from_zero_again() -> None:
+    """Drift or a suspension restarts the step's clock: its counts start from that moment."""
+    state = _after([(0, Counts(100, 3, 900, 9))])
+    later = T0 + timedelta(seconds=30)
+    again = sequential.observe(state, step=0, since=later, counts=Counts(50, 1, 450, 4))
+    assert not again.record.message
+    assert (again.state.canary_requests, again.state.since) == (150, later)
+    earlier = sequential.observe(again.state, step=0, since=T0, counts=Counts(500, 10, 4500, 40))
+    assert earlier.state is again.state
+    assert "began before the one already counted" in earlier.record.message
+
+
 def test_readings_without_bad_events_change_no_evidence() -> None:
     state = _after([(0, Counts(100, 2, 900, 5)), (0, Counts(5000, 2, 50_000, 5))])
     assert state.log_evidence == _after([(0, Counts(100, 2, 900, 5))]).log_evidence
@@ -111,7 +125,9 @@ def test_readings_without_bad_events_change_no_evidence() -> None:
 def test_a_regression_once_proven_stays_proven() -> None:
     proven = _after([(0, Counts(1000, 50, 9000, 50))])
     assert proven.decided_after == 1000
-    later = sequential.observe(proven, step=1, counts=Counts(1_000_000, 10, 1_000_000, 10_000))
+    later = sequential.observe(
+        proven, step=1, since=T0, counts=Counts(1_000_000, 10, 1_000_000, 10_000)
+    )
     assert later.state.verdict is ComparisonVerdict.REGRESSION
     assert later.state.decided_after == 1000
 
@@ -119,7 +135,7 @@ def test_a_regression_once_proven_stays_proven() -> None:
 def test_a_regression_overrides_an_earlier_equivalence() -> None:
     shown = _after([(0, Counts(100_000, 1000, 100_000, 1000))])
     assert shown.verdict is ComparisonVerdict.EQUIVALENT
-    worse = sequential.observe(shown, step=1, counts=Counts(50_000, 2500, 50_000, 500))
+    worse = sequential.observe(shown, step=1, since=T0, counts=Counts(50_000, 2500, 50_000, 500))
     assert worse.state.verdict is ComparisonVerdict.REGRESSION
 
 
@@ -139,7 +155,7 @@ def test_counts_that_cannot_be_change_nothing_and_say_why(
     step: int, counts: Counts, words: str
 ) -> None:
     state = _after([(0, Counts(100, 3, 900, 9))])
-    outcome = sequential.observe(state, step=step, counts=counts)
+    outcome = sequential.observe(state, step=step, since=T0, counts=counts)
     assert outcome.state is state
     assert words in outcome.record.message
     assert outcome.record.verdict is state.verdict
@@ -147,14 +163,14 @@ def test_counts_that_cannot_be_change_nothing_and_say_why(
 
 def test_an_earlier_step_is_refused() -> None:
     state = _after([(2, Counts(100, 3, 900, 9))])
-    outcome = sequential.observe(state, step=1, counts=Counts(200, 3, 900, 9))
+    outcome = sequential.observe(state, step=1, since=T0, counts=Counts(200, 3, 900, 9))
     assert outcome.state is state
     assert "step 1 is before step 2" in outcome.record.message
 
 
 def test_a_stored_test_of_another_grid_is_not_carried_on() -> None:
     state = _fresh().model_copy(update={"log_evidence": (0.0, 0.0)})
-    outcome = sequential.observe(state, step=0, counts=Counts(100, 3, 900, 9))
+    outcome = sequential.observe(state, step=0, since=T0, counts=Counts(100, 3, 900, 9))
     assert outcome.state is state
     assert "grid points" in outcome.record.message
 
@@ -165,8 +181,8 @@ def test_a_restarted_controller_carries_the_same_test_on() -> None:
     wire = json.dumps(kept.to_wire())
     restored = SequentialState.model_validate(json.loads(wire))
     more = Counts(400, 13, 1600, 10)
-    assert sequential.observe(restored, step=1, counts=more) == sequential.observe(
-        kept, step=1, counts=more
+    assert sequential.observe(restored, step=1, since=T0, counts=more) == sequential.observe(
+        kept, step=1, since=T0, counts=more
     )
 
 
@@ -177,6 +193,7 @@ def test_the_state_is_bounded_however_long_the_test_runs() -> None:
         state = sequential.observe(
             state,
             step=tick // 50,
+            since=T0,
             counts=Counts(tick % 50 * 10, tick % 50, tick % 50 * 90, tick % 50),
         ).state
     # Only the numbers' digits grow: the shape is a fixed grid and a few counts.
@@ -253,7 +270,7 @@ def test_equivalence_is_shown_for_a_a_and_rarely_for_a_canary_min_effect_times_w
 
 
 def test_the_state_and_record_built_without_validation_equal_validated_ones() -> None:
-    outcome = sequential.observe(_fresh(), step=1, counts=Counts(1000, 41, 9000, 90))
+    outcome = sequential.observe(_fresh(), step=1, since=T0, counts=Counts(1000, 41, 9000, 90))
     for built in (outcome.state, outcome.record):
         validated = type(built).model_validate(built.model_dump())
         assert built == validated
@@ -275,7 +292,9 @@ def test_any_stream_of_readings_is_counted_once_and_never_raises(readings: list[
     since_step = [0.0, 0.0, 0.0, 0.0]
     for reading in readings:
         if isinstance(reading, float):
-            outcome = sequential.observe(state, step=step, counts=Counts(reading, 0, 10, 0))
+            outcome = sequential.observe(
+                state, step=step, since=T0, counts=Counts(reading, 0, 10, 0)
+            )
             assert outcome.state is state
             assert outcome.record.message
             continue
@@ -284,7 +303,7 @@ def test_any_stream_of_readings_is_counted_once_and_never_raises(readings: list[
         if new_step:
             step, since_step = step + 1, [0.0, 0.0, 0.0, 0.0]
         fresh = [since_step[0] + n_c, since_step[1] + x, since_step[2] + n_s, since_step[3] + y]
-        outcome = sequential.observe(state, step=step, counts=Counts(*fresh))
+        outcome = sequential.observe(state, step=step, since=T0, counts=Counts(*fresh))
         assert not outcome.record.message
         counted = [a + b for a, b in zip(counted, (n_c, x, n_s, y), strict=True)]
         since_step, state = fresh, outcome.state
