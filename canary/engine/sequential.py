@@ -89,7 +89,7 @@ _SLACK = 1e-6
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """One reading: each side's requests and bad events since the step's start."""
+    """One reading: each side's requests and bad events since the window began (`since`)."""
 
     canary_requests: float
     canary_bad: float
