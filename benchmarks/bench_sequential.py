@@ -79,7 +79,7 @@ def main() -> None:
         outcomes = [traffic.run(rollout, comparison, rng) for _ in range(args.rollouts)]
         caught = sorted(o.regression_at for o in outcomes if o.regression_at is not None)
         median = f"{statistics.median(caught):.0f}" if caught else "-"
-        p90 = f"{caught[int(0.9 * (len(caught) - 1))]:.0f}" if caught else "-"
+        p90 = f"{caught[math.ceil(0.9 * len(caught)) - 1]:.0f}" if caught else "-"
         requests = statistics.median(o.canary_requests for o in outcomes)
         bad = statistics.median(o.canary_bad for o in outcomes)
         equivalent = sum(o.equivalent_at is not None for o in outcomes) / len(outcomes)
