@@ -17,7 +17,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from canary.api import builtins
-from canary.api.metrics import MAX_MIN_REQUESTS, MetricMode, NoDataPolicy
+from canary.api.metrics import (
+    MAX_MIN_REQUESTS,
+    MetricCheck,
+    MetricMode,
+    NoDataPolicy,
+    ThresholdRange,
+)
 from canary.api.spec import MAX_THRESHOLD, CanarySpec, WebhookType
 from canary.api.status import Phase
 from canary.engine.observation import ChaosReading, GateResult, Measurement
@@ -237,7 +243,7 @@ def frames(draw: st.DrawFn, spec: CanarySpec, *, clean: bool = False) -> Frame:
     if clean:
         measured = {
             metric.name: Measurement.of(
-                _inside(metric.threshold_range.min, metric.threshold_range.max), samples=2**40
+                _inside(_range(metric).min, _range(metric).max), samples=2**40
             )
             for metric in analysis.metrics
         }
@@ -254,7 +260,7 @@ def frames(draw: st.DrawFn, spec: CanarySpec, *, clean: bool = False) -> Frame:
         gap = int(draw(st.sampled_from((analysis.interval_seconds, DAY))))
         return Frame(gap, measured, gates, True, True, 0, None, draw(readings()), None, None)
     measured = {
-        metric.name: draw(measurements(metric.threshold_range.model_dump(exclude_none=True)))
+        metric.name: draw(measurements(_range(metric).model_dump(exclude_none=True)))
         for metric in analysis.metrics
     }
     gates = {
@@ -356,3 +362,9 @@ def statuses(draw: st.DrawFn, spec: CanarySpec, revisions: tuple[str, ...]) -> d
         for experiment in spec.chaos
     ]
     return {key: value for key, value in status.items() if value is not None}
+
+
+def _range(metric: MetricCheck) -> ThresholdRange:
+    # The specs drawn here all set a range (none only compares with stable).
+    assert metric.threshold_range is not None
+    return metric.threshold_range

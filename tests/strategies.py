@@ -188,6 +188,8 @@ def measurements(
         message = draw(st.sampled_from(("timeout", "connection refused", "bad_data: parse error")))
         return Measurement.error(message, query=query)
     enough = metric.min_requests or 0
+    # The specs drawn here all set a range (none only compares with stable).
+    assert metric.threshold_range is not None
     if answer == FEW_REQUESTS:
         samples = draw(st.none() | st.integers(0, enough - 1)) if enough else None
         return Measurement.of(draw(_inside(metric.threshold_range)), query=query, samples=samples)

@@ -36,6 +36,8 @@ DURATION = "request-duration"
 TRACE_ERROR_RATE = "trace-error-rate"
 TRACE_DURATION = "trace-duration"
 NAMES = frozenset({SUCCESS_RATE, DURATION, TRACE_ERROR_RATE, TRACE_DURATION})
+# The built-ins that measure latency: compared with stable as the share over a bucket bound.
+LATENCY = frozenset({DURATION, TRACE_DURATION})
 # The built-ins that judge one operation: their check must say which in templateVariables.
 PER_OPERATION = frozenset({TRACE_ERROR_RATE, TRACE_DURATION})
 OPERATION = "operation"

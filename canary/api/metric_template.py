@@ -19,6 +19,8 @@ from canary.api.traces import JaegerProvider
 
 # Variables every rendering provides; a template may also use the Canary's templateVariables.
 STANDARD_VARIABLES = frozenset({"namespace", "service", "subset", "version", "interval"})
+# The variables that tell one side from the other: a comparison renders a query for each.
+SIDE_VARIABLES = frozenset({"subset", "version"})
 
 
 class TLS(Model):
@@ -210,6 +212,26 @@ class MetricTemplateSpec(Model):
         """Every text a rendering fills in: the query texts, and the backend's own."""
         queries = tuple(text for text in (self.query, self.requests_query) if text)
         return queries + self.backend_templated()
+
+    def comparison_problem(self) -> str:
+        """Why a check could not compare canary with stable on this template ("" if it can).
+
+        A comparison reads the query as the count of bad events and requestsQuery as the count
+        of requests, each rendered once for the canary and once for stable: both must name the
+        side they count.
+        """
+        kind = self.provider.kind
+        if kind not in QUERY_BACKENDS:
+            return f"provider.{kind}: a comparison counts requests; use a query backend"
+        if self.requests_query is None:
+            return "requestsQuery: a comparison needs each side's number of requests"
+        for field, text in (("query", self.query or ""), ("requestsQuery", self.requests_query)):
+            if not templating.variables(text) & SIDE_VARIABLES:
+                return (
+                    f"{field}: uses neither {{{{ subset }}}} nor {{{{ version }}}}, so it cannot "
+                    "be asked for the stable side"
+                )
+        return ""
 
     def custom_variables(self) -> frozenset[str]:
         used: frozenset[str] = frozenset()

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from canary.api import builtins
 from canary.api.base import Duration, Finite, Model
+from canary.api.comparison import Comparison
 
 
 class NoDataPolicy(StrEnum):
@@ -91,11 +92,13 @@ class MetricCheck(Model):
         "metrics, trace-error-rate and trace-duration, with templateVariables.operation) or any "
         "name when templateRef is set.",
     )
-    threshold_range: ThresholdRange = Field(
-        description="The range a passing value lies in, bounds finite. A measured +Inf or -Inf "
+    threshold_range: ThresholdRange | None = Field(
+        default=None,
+        description="The range a passing value lies in, bounds finite; required unless compare "
+        "is set. A measured +Inf or -Inf "
         "(PromQL's x/0) never passes: it fails the bound it is beyond, and an open side too. "
         "histogram_quantile answers the largest finite bucket bound, not +Inf, when requests are "
-        "slower than every bucket: keep a latency max below that bound."
+        "slower than every bucket: keep a latency max below that bound.",
     )
     interval: Duration = Field(
         default="1m",
@@ -129,9 +132,19 @@ class MetricCheck(Model):
         default=MetricMode.ENFORCE,
         description="enforce: the verdict counts. observe: measured and reported, never counted.",
     )
+    compare: Comparison | None = Field(
+        default=None,
+        description="Compare the canary's rate of bad events with stable's by a sequential test "
+        "that may be looked at every tick (beside or instead of thresholdRange): a proven "
+        "regression rolls back at once; shown equivalence may advance early (advanceEarly). "
+        "For a built-in, bad events are 5xx or errors, or for a latency check requests slower "
+        "than compare.slowerThan; for a template, its query counts the bad events and its "
+        "requestsQuery the requests, each rendered once per side.",
+    )
 
     @model_validator(mode="after")
     def _resolvable(self) -> Self:
+        self._comparable()
         if self.template_ref is None and self.name not in builtins.NAMES:
             known = ", ".join(sorted(builtins.NAMES))
             close = difflib.get_close_matches(self.name, sorted(builtins.NAMES), n=1)
@@ -150,3 +163,29 @@ class MetricCheck(Model):
                 f"templateVariables.{builtins.OPERATION} (e.g. POST /checkout)"
             )
         return self
+
+    def _comparable(self) -> None:
+        compare = self.compare
+        if compare is None:
+            if self.threshold_range is None:
+                raise ValueError(
+                    "thresholdRange: required unless compare is set (e.g. thresholdRange: "
+                    "{min: 99}, or compare: {against: stable})"
+                )
+            return
+        latency = self.template_ref is None and self.name in builtins.LATENCY
+        if latency and compare.slower_than is None:
+            raise ValueError(
+                f"compare.slowerThan: {self.name} is compared as the share of requests slower "
+                "than a bound; name one of the histogram's bucket bounds, e.g. 250ms"
+            )
+        if not latency and compare.slower_than is not None:
+            what = (
+                "a template's query counts its own bad events"
+                if self.template_ref
+                else (f"{self.name} is no latency check")
+            )
+            raise ValueError(
+                f"compare.slowerThan: only request-duration and trace-duration count slow "
+                f"requests; {what}"
+            )

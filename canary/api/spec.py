@@ -227,6 +227,12 @@ class Analysis(Model):
         "step of 0 would send the canary nothing to judge).",
     )
     metrics: list[MetricCheck] = Field(default_factory=list, description="The checks of a step.")
+    advance_early: bool = Field(
+        default=False,
+        description="Advance to the next step before interval has passed once every enforced "
+        "check that compares with stable has shown equivalence within its minEffect (and the "
+        "other checks pass). Off by default: a step then holds its whole interval.",
+    )
     webhooks: list[Webhook] = Field(default_factory=list, description="Gates and hooks.")
 
     @model_validator(mode="after")
@@ -254,6 +260,11 @@ class Analysis(Model):
             raise ValueError(
                 f"checkInterval ({self.check_interval}) is longer than interval "
                 f"({self.interval}); a step would end before it was checked"
+            )
+        if self.advance_early and not any(metric.compare for metric in self.metrics):
+            raise ValueError(
+                "advanceEarly: no metric compares with stable, so nothing could show a step "
+                "good early; set compare on a metric or drop advanceEarly"
             )
         for kind, names in (
             ("metrics", [metric.name for metric in self.metrics]),

@@ -19,10 +19,13 @@ from pydantic import BaseModel, Field, model_validator
 from canary.api.base import Model
 from canary.api.chaos import Trial
 from canary.api.commands import CommandResult
+from canary.api.comparison import ComparisonRecord, SequentialState
 from canary.api.people import ApprovalRecord
 from canary.api.traces import SpanEvidence
 
 HISTORY_LIMIT = 50
+# The most checks a Canary's status carries a sequential test for: more than any spec needs.
+MAX_COMPARISONS = 32
 # The controller writes every time of the status from its clock, so one outside these years, or
 # without a time zone, was written by hand: the engine's clock arithmetic (a deadline shifted by
 # a suspension, a naive time compared with an aware one) would raise on it at every tick.
@@ -93,6 +96,11 @@ class CheckResult(Model):
         default=None,
         description="For a trace check: the operation, how many spans were judged (a sample or "
         "all), and example trace IDs of the worst.",
+    )
+    comparison: ComparisonRecord | None = Field(
+        default=None,
+        description="For a check that compares with stable: the sequential test's verdict, its "
+        "e-values, and each side's rate with its confidence sequence, as of this check.",
     )
     revision: str = Field(description="The revision the measurement judged.")
     step: int = Field(description="The step it judged.")
@@ -220,6 +228,12 @@ class CanaryStatus(Model):
     approvals: tuple[ApprovalRecord, ...] = Field(
         default=(),
         description="The approval gates of this rollout, asked and decided, in order.",
+    )
+    sequential: tuple[SequentialState, ...] = Field(
+        default=(),
+        max_length=MAX_COMPARISONS,
+        description="The state of each comparing check's sequential test in this rollout, by "
+        "check name, so a restarted controller carries the same test on.",
     )
 
     @model_validator(mode="after")

@@ -134,7 +134,7 @@ def watch(
             backend=backend,
             tags={version: query.tags for version, query in asked.items()},
             window_s=window,
-            threshold_max=metric.threshold_range.max,
+            threshold_max=(metric.threshold_range.max if metric.threshold_range else None),
         )
     return None
 

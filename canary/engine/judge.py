@@ -42,6 +42,9 @@ def _missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float
 
 
 _PASSED = Judgement(Verdict.PASS, "")
+_NOT_JUDGED = Judgement(
+    Verdict.FAIL, "compare: the comparison with stable is not judged by this controller yet"
+)
 _WHY_MISSING = {
     MeasurementKind.NO_DATA: "no data",
     MeasurementKind.NAN: "NaN (no requests in the window?)",
@@ -68,12 +71,15 @@ class Rule:
 
     @classmethod
     def of(cls, check: MetricCheck) -> Rule:
+        # A check that only compares has no range: every value lies inside its open sides
+        # (the comparison itself is judged by engine/sequential.py).
+        bounds = check.threshold_range
         return cls(
             name=check.name,
-            low=check.threshold_range.min,
-            high=check.threshold_range.max,
+            low=bounds.min if bounds else None,
+            high=bounds.max if bounds else None,
             min_requests=check.min_requests,
-            threshold=check.threshold_range.describe(),
+            threshold=bounds.describe() if bounds else "",
             on_no_data=check.on_no_data,
             no_data_timeout=(
                 durations.seconds(check.no_data_timeout) if check.no_data_timeout else None
@@ -93,6 +99,10 @@ def verdict(
     rule: Rule, measurement: Measurement, *, waited: float, step_interval: float
 ) -> Judgement:
     """`metric`, for a check already made a `Rule`: what the engine calls on every judged tick."""
+    if rule.low is None and rule.high is None:
+        # A check that only compares with stable: until decide judges comparisons
+        # (engine/sequential.py), failing is the one verdict that cannot promote a regression.
+        return _NOT_JUDGED
     value = measurement.value
     minimum = rule.min_requests
     samples = measurement.samples

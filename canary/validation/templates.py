@@ -57,6 +57,9 @@ def check(about: About, canary: Canary, index: Index) -> None:
                 f"{template} needs {', '.join(names)} (its queries use {uses}); given: {given}"
                 + _flagger(needed),
             )
+        problem = placed.obj.spec.comparison_problem() if metric.compare else ""
+        if problem:
+            about.add(f"{path}.compare", f"{template} cannot be compared with stable: {problem}")
         counts_spans = placed.obj.spec.provider.kind not in QUERY_BACKENDS
         if metric.min_requests is not None and counts_spans:
             kind = placed.obj.spec.provider.kind

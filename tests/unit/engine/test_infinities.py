@@ -72,6 +72,7 @@ def test_too_few_requests_is_judged_before_the_value() -> None:
 
 def test_the_threshold_range_never_holds_an_infinity() -> None:
     limits = _metric({"min": 99}).threshold_range
+    assert limits is not None
     assert limits.holds(99.5)
     assert not limits.holds(INF)
     assert not limits.holds(math.nan)

@@ -33,6 +33,7 @@ VALUES = {
     "counted": True,
     "message": "",
     "spans": None,
+    "comparison": None,
     "revision": "abc",
     "step": 1,
     "weight": 25,

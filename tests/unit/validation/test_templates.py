@@ -91,3 +91,21 @@ def test_a_template_variable_no_template_could_use_is_named(tmp_path: Path) -> N
         "Canary shop/web spec.analysis.metrics[0].templateVariables.service-name: no template "
         "can use {{ service-name }}: a variable's name is letters, digits and _ (e.g. service_name)"
     ]
+
+
+def test_a_comparison_needs_a_template_that_can_be_asked_for_stable(tmp_path: Path) -> None:
+    """Compared with stable, the query counts bad events and requestsQuery requests, once per
+    side: a query that names no side could only ever count the canary's (or everyone's)."""
+    comparing = _uses(compare={"alpha": 0.01})
+    del comparing["spec"]["analysis"]["metrics"][0]["thresholdRange"]
+    found = messages(tmp_path, comparing, metric_template(requestsQuery="sum(requests)"))
+    assert found == [
+        "Canary shop/web spec.analysis.metrics[0].compare: MetricTemplate shop/errors cannot be "
+        "compared with stable: query: uses neither {{ subset }} nor {{ version }}, so it cannot "
+        "be asked for the stable side"
+    ]
+    per_side = metric_template(
+        query="sum(increase(errors{version='{{ version }}'}[{{ interval }}]))",
+        requestsQuery="sum(increase(requests{version='{{ version }}'}[{{ interval }}]))",
+    )
+    assert messages(tmp_path, comparing, per_side) == []
