@@ -115,6 +115,22 @@ class ChaosReading:
 
 
 @dataclass(frozen=True, slots=True)
+class CountsReading:
+    """A comparing check's evidence at one tick: each side's requests and bad events counted
+    from `since` (engine/comparing.window_start) to the tick, read over that exact window.
+
+    Each count is a Measurement so an error or no data keeps its kind: the comparison never
+    takes an unknown count for zero.
+    """
+
+    since: datetime
+    canary_requests: Measurement
+    canary_bad: Measurement
+    stable_requests: Measurement
+    stable_bad: Measurement
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     # The revision of what is being rolled out (see revision.of): a measurement counts only for
     # the revision it judged.
@@ -128,6 +144,8 @@ class Observation:
     # The Canary's metadata.generation this observation was made for.
     generation: int = 0
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    # The comparing checks' counts (engine/comparing.py), by check name, when they are due.
+    comparisons: Mapping[str, CountsReading] = field(default_factory=dict)
     gates: Mapping[str, GateResult] = field(default_factory=dict)
     # The faults in place for the Canary's service; None when they could not be read.
     faults: tuple[ActiveFault, ...] | None = ()
