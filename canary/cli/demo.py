@@ -25,6 +25,8 @@ from canary.cli.root import main
             "slow-traces-metrics",
             "mtls-strict",
             "ingress",
+            "subtle",
+            "noisy",
         ]
     ),
     default="good",
@@ -40,14 +42,18 @@ from canary.cli.root import main
     "mtls-strict: the good rollout in a STRICT namespace with ISTIO_MUTUAL, while a plaintext "
     "caller outside the mesh is refused by a v2 sidecar; Envoy's handshake counters close it. "
     "ingress: a healthy v2 rolled out at the edge: users call https://shop.example.test "
-    "through the mesh's ingress gateway (Gateway + VirtualService), promoted.",
+    "through the mesh's ingress gateway (Gateway + VirtualService), promoted. "
+    "subtle: v1 fails 1% of requests and v2 3%, both above the check's min: 95 line; the "
+    "success-rate check compares v2 with v1 (a sequential test at alpha 0.01), proves v2 worse "
+    "and rolls it back. noisy: v1 and v2 both fail 2%; the comparison finds v2 no worse and "
+    "it is promoted, while a min: 99 line judged beside it as a dry run (mode: observe) says "
+    "when it would have rolled back a healthy v2. Both run at 200 requests a second.",
 )
 @click.option(
     "--error-rate",
     type=click.FloatRange(0.0, 1.0),
-    default=0.2,
-    show_default=True,
-    help="The share of v2's answers that are 503 in the bad scenario.",
+    help="The share of v2's answers that are 503 in the bad, subtle and noisy scenarios "
+    "(default: 0.2 in bad, 0.03 in subtle, 0.02 in noisy).",
 )
 @click.option(
     "--latency-ms",
@@ -69,9 +75,8 @@ from canary.cli.root import main
 @click.option(
     "--stable-error-rate",
     type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    show_default=True,
-    help="The share of the stable version's answers that are 503, in every scenario.",
+    help="The share of the stable version's answers that are 503, in every scenario "
+    "(default: 0, but 0.01 in subtle and 0.02 in noisy).",
 )
 @click.option(
     "--slow-ms",
@@ -90,9 +95,8 @@ from canary.cli.root import main
 @click.option(
     "--rate",
     type=click.FloatRange(1.0, 500.0),
-    default=40.0,
-    show_default=True,
-    help="Requests per second from the load generator.",
+    help="Requests per second from the load generator (default: 40, but 200 in subtle and "
+    "noisy, so the comparison sees enough requests within about two minutes).",
 )
 @click.option(
     "--timeout",
@@ -146,14 +150,14 @@ from canary.cli.root import main
 def demo(
     *,
     scenario: str,
-    error_rate: float,
+    error_rate: float | None,
     latency_ms: float,
     stable_latency_ms: float | None,
     canary_latency_ms: float | None,
-    stable_error_rate: float,
+    stable_error_rate: float | None,
     slow_ms: float,
     slow_rate: float,
-    rate: float,
+    rate: float | None,
     timeout: float,
     policy: Path | None,
     report_dir: Path,
@@ -164,16 +168,16 @@ def demo(
 ) -> None:
     """Run a real canary rollout on a local Envoy mesh with Prometheus, and watch it.
 
-    Exits 0 when the rollout ends as the scenario should (good, chaos and ingress: Succeeded at
-    100% v2;
-    bad, chaos-unprotected and slow-traces: Failed at 100% v1), 1 otherwise, 2 when something
-    the demo needs is missing (Envoy, Prometheus, or for slow-traces Jaeger).
+    Exits 0 when the rollout ends as the scenario should (good, chaos, ingress and noisy:
+    Succeeded at 100% v2, noisy without a proven regression; bad, chaos-unprotected,
+    slow-traces and subtle: Failed at 100% v1, subtle by a proven regression), 1 otherwise, 2
+    when something the demo needs is missing (Envoy, Prometheus, or for slow-traces Jaeger).
     """
     from rich.console import Console
     from rich.markup import escape
 
     from canary.controller import logs
-    from canary.demo import run, slack
+    from canary.demo import comparing, run, slack
     from canary.demo import scenario as scenarios
     from canary.errors import CanaryError
     from canary.localmesh.envoy import EnvoyNotFound
@@ -194,6 +198,15 @@ def demo(
     # The live view owns the terminal; the controller's own log goes to a file beside the report.
     log_file = log_path.open("w", encoding="utf-8")
     logs.configure(json=False, level="info", stream=log_file)
+    # A scenario that compares with stable brings its own world: both versions fail a little,
+    # and the load is raised so the comparison sees enough requests (demo/comparing.py).
+    world = comparing.WORLDS.get(scenario)
+    if error_rate is None:
+        error_rate = world.canary_error_rate if world else 0.2
+    if stable_error_rate is None:
+        stable_error_rate = world.stable_error_rate if world else 0.0
+    if rate is None:
+        rate = comparing.RATE if world else 40.0
     options = run.DemoOptions(
         scenario=scenarios.Scenario(scenario),
         error_rate=error_rate,

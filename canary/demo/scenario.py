@@ -20,7 +20,7 @@ from canary.api import istio
 from canary.api.people import Decision
 from canary.api.resources import Canary
 from canary.api.status import CanaryStatus
-from canary.demo import mtls
+from canary.demo import comparing, mtls
 from canary.ports import CanaryKey
 
 NAMESPACE = "default"
@@ -50,6 +50,12 @@ class Scenario(StrEnum):
     # The good v2 rolled out at the edge: users call shop.example.test over HTTPS through the
     # mesh's ingress gateway, whose VirtualService the Canary manages (ingress.py).
     INGRESS = "ingress"
+    # v1 fails 1% of requests, v2 3%: both above a min: 95 line, and the comparison with
+    # stable proves v2 worse; rolled back (comparing.py).
+    SUBTLE = "subtle"
+    # v1 and v2 both fail 2%: the comparison finds v2 no worse and it is promoted, while a
+    # min: 99 line, judged beside it as a dry run, would have rolled it back (comparing.py).
+    NOISY = "noisy"
 
     @property
     def chaos(self) -> bool:
@@ -59,11 +65,19 @@ class Scenario(StrEnum):
     def traced(self) -> bool:
         return self in (Scenario.SLOW_TRACES, Scenario.SLOW_TRACES_METRICS)
 
+    @property
+    def compares(self) -> bool:
+        return self in (Scenario.SUBTLE, Scenario.NOISY)
+
 
 @dataclass(frozen=True, slots=True)
 class Expected:
     phase: str
     canary_weight: int
+    # For a scenario that compares with stable: whether the comparison must have proven a
+    # regression (the reason for its rollback), or must not have (its promotion); None for the
+    # others.
+    regression: bool | None = None
 
 
 EXPECTED = {
@@ -75,6 +89,8 @@ EXPECTED = {
     Scenario.SLOW_TRACES_METRICS: Expected(phase="Failed", canary_weight=0),
     Scenario.MTLS_STRICT: Expected(phase="Succeeded", canary_weight=100),
     Scenario.INGRESS: Expected(phase="Succeeded", canary_weight=100),
+    Scenario.SUBTLE: Expected(phase="Failed", canary_weight=0, regression=True),
+    Scenario.NOISY: Expected(phase="Succeeded", canary_weight=100, regression=False),
 }
 
 # The slow-traces scenario, tuned so the verdict is right for the right reason. A fifth of the
@@ -278,16 +294,22 @@ def objects(
     chosen: Scenario = Scenario.GOOD, *, approval: bool = False, jaeger: str = LOCAL_JAEGER
 ) -> list[dict[str, Any]]:
     """The scenario's objects; `jaeger` is the address of the trace template, if it has one."""
+    rollout = canary(
+        step_seconds=comparing.STEP_SECONDS if chosen.compares else 12,
+        chaos=chosen.chaos,
+        approval=approval,
+        traced=chosen.traced,
+        span_metrics=chosen is Scenario.SLOW_TRACES_METRICS,
+    )
     found = [
         virtual_service(),
         destination_rule(outlier_detection=chosen is not Scenario.CHAOS_UNPROTECTED),
-        canary(
-            chaos=chosen.chaos,
-            approval=approval,
-            traced=chosen.traced,
-            span_metrics=chosen is Scenario.SLOW_TRACES_METRICS,
-        ),
+        comparing.compared(rollout, dry_run_line=chosen is Scenario.NOISY)
+        if chosen.compares
+        else rollout,
     ]
+    if chosen is Scenario.NOISY:
+        found.append(comparing.success_rate_template(NAMESPACE))
     if chosen.traced:
         found.append(trace_template(jaeger))
     if chosen is Scenario.MTLS_STRICT:

@@ -1,7 +1,9 @@
 """What the demo records once a second: the rollout's state and what users of each version saw.
 
 With a trace check, also the judged operation's spans of each version (how many, and the
-check's value of them, e.g. their p99), asked of Jaeger directly (traces.py).
+check's value of them, e.g. their p99), asked of Jaeger directly (traces.py). With a check that
+compares with stable, its sequential test as the tick's record has it: each side's rate and
+interval, and the e-value against 1/alpha.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from canary.api import builtins, templating
+from canary.api.comparison import ComparisonRecord, RateEstimate
 from canary.api.status import CanaryStatus
 from canary.demo.traces import SpanWatch
 from canary.engine.observation import Measurement
@@ -32,6 +35,49 @@ _EJECTED = (
 
 
 @dataclass(frozen=True, slots=True)
+class RateView:
+    """One side's rate of bad events with its confidence sequence, as fractions."""
+
+    rate: float | None
+    low: float
+    high: float
+    requests: float
+    bad: float
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonView:
+    """A comparing check's sequential test as of one tick (the record's `comparison`)."""
+
+    verdict: str
+    # The e-value against "the canary is no worse than stable", and the 1/alpha it must reach.
+    evidence: float
+    threshold: float
+    equivalence: float
+    canary: RateView
+    stable: RateView
+    decided_after: float | None
+    message: str
+
+    @classmethod
+    def of(cls, record: ComparisonRecord) -> ComparisonView:
+        return cls(
+            verdict=str(record.verdict),
+            evidence=record.regression_evidence,
+            threshold=record.threshold,
+            equivalence=record.equivalence_evidence,
+            canary=_rate(record.canary),
+            stable=_rate(record.stable),
+            decided_after=record.decided_after,
+            message=record.message,
+        )
+
+
+def _rate(estimate: RateEstimate) -> RateView:
+    return RateView(estimate.rate, estimate.low, estimate.high, estimate.requests, estimate.bad)
+
+
+@dataclass(frozen=True, slots=True)
 class CheckView:
     name: str
     verdict: str
@@ -43,6 +89,10 @@ class CheckView:
     examples: tuple[str, ...] = ()
     # When the record was measured (ISO 8601), to tell one tick's record from the next.
     at: str = ""
+    # False for an observe-mode check (a dry run whose verdicts never count).
+    counted: bool = True
+    # For a check that compares with stable: the test as of this record.
+    comparison: ComparisonView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +132,8 @@ class Sample:
     canary: str = VERSIONS[1]
     # The ingress gateway's own counters, when the rollout runs behind one (ingress.py).
     gateway: dict[str, int] = field(default_factory=dict)
+    # What each observe-mode check would have done had it counted (demo/dry_run.py).
+    dry_run: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +196,8 @@ def sample(
                 spans=c.spans.spans if c.spans else None,
                 examples=tuple(c.spans.examples) if c.spans else (),
                 at=c.at.isoformat(),
+                counted=c.counted,
+                comparison=None if c.comparison is None else ComparisonView.of(c.comparison),
             )
             for c in status.checks
         ),

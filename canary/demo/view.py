@@ -2,7 +2,10 @@
 
 With a trace check, the versions' table has a column for the judged operation's spans (e.g.
 `POST /checkout p99 ms`, and how many spans), and the trace check's row names the operation and
-its slowest traces.
+its slowest traces. A check that compares with stable gets a line of its own below the table:
+each side's rate with its confidence sequence and the regression e-value against 1/alpha, so the
+estimate is seen narrowing tick by tick; an observe-mode check's verdicts are marked as a dry
+run, with a line saying what it would have done had it counted.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from canary.demo import verdicts
 from canary.demo.timeline import CheckView, Sample
 
 _PHASE_STYLE = {
@@ -61,12 +65,23 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     checks.add_column("")
     for check in latest.checks:
         style = {"pass": "green", "fail": "red"}.get(check.verdict, "yellow")
+        # A dry run's failure is shown, never in red: it does not count.
+        verdict = check.verdict if check.counted else f"{check.verdict} (dry run)"
         checks.add_row(
             check.name,
             _number(check.value, "", 2),
-            Text(check.verdict, style=style),
+            Text(verdict, style=style if check.counted else "dim"),
             Text(_evidence(check), style="dim"),
         )
+    # Each comparing check's test as of its latest tick: the estimates narrowing, the evidence.
+    compared = [
+        Text.assemble(
+            (f"{check.name} vs stable ", "bold"),
+            verdicts.line(check.comparison, stable=latest.stable, canary=latest.canary),
+        )
+        for check in latest.checks
+        if check.comparison is not None
+    ]
     callers = Text.assemble(
         ("all callers ", "bold"),
         _number(latest.callers_success_rate, "% success", 2),
@@ -91,6 +106,8 @@ def render(latest: Sample, *, scenario: str, elapsed_limit: float, decide: str =
     if latest.gateway:
         parts.append(_gateway(latest.gateway))
     parts.append(checks)
+    parts.extend(compared)
+    parts.extend(Text(line, style="dim") for line in latest.dry_run)
     if latest.chaos:
         parts.append(experiments)
     parts.append(footer)
