@@ -17,7 +17,7 @@ import pytest
 from canary.api.comparison import ComparisonVerdict
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Phase, Verdict
-from canary.engine import comparing
+from canary.engine import comparing, revision, sequential
 from canary.engine.actions import Notify, SetWeights
 from canary.engine.observation import CountsReading, Measurement
 from canary.engine.replay import Replay, Route
@@ -263,8 +263,6 @@ def test_the_window_is_the_step_start_until_the_clock_restarts() -> None:
 
 
 def _state_after_a_reading(spec: CanarySpec, *, since: datetime, at: datetime) -> Any:
-    from canary.engine import revision, sequential
-
     assert spec.analysis.metrics[0].compare is not None
     state = sequential.start(
         "request-success-rate",
