@@ -3,7 +3,8 @@
 The picture is drawn by hand as SVG (a few polylines on a grid) so the report needs no plotting
 library; any browser opens it. With a trace check, a second panel below shows the judged
 operation's span value per version (e.g. the p99 of `POST /checkout` in ms) and the check's
-threshold, on the same time axis.
+threshold, on the same time axis; with a check that compares with stable, a panel of each
+side's rate of bad events with its confidence sequence as a band, and where the test decided.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from canary.demo.timeline import Sample
+from canary.demo.timeline import CheckView, Sample
 
 WIDTH, HEIGHT, MARGIN = 900, 380, 56
 SPAN_PANEL = 200
@@ -49,7 +50,8 @@ def svg(samples: Sequence[Sample], *, title: str, span_threshold: float | None =
     end = max((s.t for s in samples), default=1.0) or 1.0
     plot_w, plot_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
     traced = any(s.span_operation for s in samples)
-    height = HEIGHT + (SPAN_PANEL if traced else 0)
+    compared = any(_compared(s) for s in samples)
+    height = HEIGHT + (SPAN_PANEL if traced else 0) + (SPAN_PANEL if compared else 0)
 
     def x(t: float) -> float:
         return MARGIN + plot_w * t / end
@@ -125,6 +127,9 @@ def svg(samples: Sequence[Sample], *, title: str, span_threshold: float | None =
         )
     if traced:
         parts.extend(_span_panel(samples, x, top=HEIGHT, threshold=span_threshold))
+    if compared:
+        top = HEIGHT + (SPAN_PANEL if traced else 0)
+        parts.extend(_comparison_panel(samples, x, top=top))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -175,6 +180,69 @@ def _span_panel(
         parts.append(
             f'<rect x="{left}" y="{bottom + 16}" width="12" height="4" fill="{colours[version]}"/>'
             f'<text x="{left + 18}" y="{bottom + 22}">{version} spans</text>'
+        )
+    return parts
+
+
+def _compared(sample: Sample) -> CheckView | None:
+    """The sample's first check that compares with stable, if any."""
+    return next((check for check in sample.checks if check.comparison is not None), None)
+
+
+def _comparison_panel(
+    samples: Sequence[Sample], x: Callable[[float], float], *, top: float
+) -> list[str]:
+    """A comparing check's estimates over time: each side's rate of bad events, its confidence
+    sequence as a band around it, and a mark where the test decided."""
+    bottom = top + SPAN_PANEL - 30
+    points = [(s.t, c.comparison) for s in samples if (c := _compared(s)) and c.comparison]
+    rates = [r for _, v in points for r in (v.canary.rate, v.stable.rate) if r is not None]
+    # Early intervals are wide: the axis is the rates', so the bands narrowing into it show.
+    ceiling = max([*rates, 0.001]) * 3
+
+    def y(rate: float) -> float:
+        return bottom - (bottom - top - 20) * min(rate, ceiling) / ceiling
+
+    named = next(c for s in samples if (c := _compared(s)))
+    stable, canary = samples[0].stable, samples[0].canary
+    parts = [
+        f'<text x="{MARGIN}" y="{top + 10}" font-weight="bold">{escape(named.name)} compared '
+        "with stable: each side's rate of bad events and its confidence sequence</text>",
+        f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{bottom}" y2="{bottom}" stroke="#ddd"/>',
+        f'<text x="{MARGIN - 8}" y="{bottom + 4}" text-anchor="end">0%</text>',
+        f'<text x="{MARGIN - 8}" y="{y(ceiling) + 4:.1f}" text-anchor="end">'
+        f"{100 * ceiling:.1f}%</text>",
+    ]
+    for side, colour in (("stable", COLOURS["v1"]), ("canary", COLOURS["v2"])):
+        estimates = [
+            (t, rate) for t, view in points if (rate := getattr(view, side)).rate is not None
+        ]
+        if not estimates:
+            continue
+        upper = [f"{x(t):.1f},{y(rate.high):.1f}" for t, rate in estimates]
+        lower = [f"{x(t):.1f},{y(rate.low):.1f}" for t, rate in reversed(estimates)]
+        line = " ".join(f"{x(t):.1f},{y(rate.rate or 0.0):.1f}" for t, rate in estimates)
+        parts.append(
+            f'<polygon points="{" ".join(upper + lower)}" fill="{colour}" fill-opacity="0.18"/>'
+            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>'
+        )
+    decided = next(((t, v) for t, v in points if v.verdict != "undecided"), None)
+    if decided is not None:
+        t, view = decided
+        parts.append(
+            f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top + 16}" y2="{bottom}" '
+            'stroke="#c0392b" stroke-dasharray="6,4"/>'
+            f'<text x="{x(t) + 3:.1f}" y="{top + 28}" fill="#c0392b"'
+            f"{_anchor_near_edge(x(t))}>{escape(view.verdict)} (e-value "
+            f"{view.evidence:.3g} of {view.threshold:g})</text>"
+        )
+    for index, (label, colour) in enumerate(
+        ((f"{stable} bad events", COLOURS["v1"]), (f"{canary} bad events", COLOURS["v2"]))
+    ):
+        left = MARGIN + 140 * index
+        parts.append(
+            f'<rect x="{left}" y="{bottom + 16}" width="12" height="4" fill="{colour}"/>'
+            f'<text x="{left + 18}" y="{bottom + 22}">{escape(label)}</text>'
         )
     return parts
 

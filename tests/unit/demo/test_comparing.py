@@ -24,7 +24,7 @@ from canary.api.metrics import MetricMode
 from canary.api.resources import Canary
 from canary.api.status import CanaryStatus, CheckResult, MeasurementKind, Verdict
 from canary.cli import main
-from canary.demo import comparing, run, scenario, timeline, verdicts, view
+from canary.demo import comparing, report, run, scenario, timeline, verdicts, view
 from canary.engine import sequential
 from canary.validation import report as validation
 
@@ -323,3 +323,42 @@ def test_subtle_and_noisy_bring_their_world_and_load_unless_told_otherwise(
     assert (options.error_rate, options.stable_error_rate, options.rate) == wanted
     # An empty status is not what either scenario ends in: the demo exits 1.
     assert result.exit_code == 1, result.output
+
+
+def test_the_picture_draws_each_side_s_estimate_and_where_the_test_decided() -> None:
+    records = _records(canary_rate=0.03, stable_rate=0.01, ticks=30)
+    samples = [
+        timeline.Sample(
+            t=2.0 * index,
+            phase="Progressing",
+            message="",
+            canary_weight=10,
+            step=0,
+            failed_checks=0,
+            checks=(
+                timeline.CheckView(
+                    r.name,
+                    str(r.verdict),
+                    r.value,
+                    r.message,
+                    comparison=None
+                    if r.comparison is None
+                    else timeline.ComparisonView.of(r.comparison),
+                ),
+            ),
+        )
+        for index, r in enumerate(records)
+    ]
+    picture = report.svg(samples, title="canary demo (subtle)")
+    assert "request-success-rate compared with stable" in picture
+    # A band for each side, and the mark of the verdict.
+    assert picture.count("<polygon") == 2
+    assert "regression (e-value" in picture
+    assert "compared with stable" not in report.svg(
+        [
+            timeline.Sample(
+                t=0, phase="Progressing", message="", canary_weight=0, step=0, failed_checks=0
+            )
+        ],
+        title="good",
+    )
