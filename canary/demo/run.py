@@ -93,7 +93,7 @@ class Outcome:
         return (
             str(self.status.phase) == self.expected.phase
             and self.status.canary_weight == self.expected.canary_weight
-            and (regression is None or verdicts.proven(self.status) == regression)
+            and (regression is None or verdicts.proven(self.status) is regression)
         )
 
 

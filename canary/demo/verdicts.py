@@ -79,18 +79,22 @@ class Ledger:
         ]
         if len(failures) < self.threshold:
             return f"{line}: {so_far}; counted, it would not have rolled {canary} back"
-        fatal = failures[self.threshold - 1].record
-        value = "" if fatal.value is None else f" ({fatal.value:.2f})"
+        fatal = failures[self.threshold - 1]
+        record = fatal.record
+        value = "no data" if record.value is None else f"{record.value:.2f}"
         return (
             f"{line}: {so_far}; counted, it would have rolled {canary} back at step "
-            f"{fatal.step + 1} (weight {fatal.weight}%), at the rollout's failure "
-            f"{self.threshold} of threshold {self.threshold}{value}"
+            f"{record.step + 1} (weight {record.weight}%, t={fatal.t:.0f}s), where its {value} "
+            f"brought the rollout's failed checks to the threshold, {self.threshold}"
         )
 
 
-def proven(status: CanaryStatus) -> bool:
-    """Whether a comparing check of the rollout proved a regression (its state, or a record)."""
+def proven(status: CanaryStatus) -> bool | None:
+    """Whether a comparing check of the rollout proved a regression (by its stored test, or a
+    record); None when no comparison was ever made, which proves nothing either way."""
     records = (*status.checks, *status.history)
+    if not status.sequential and not any(record.comparison for record in records):
+        return None
     return any(state.verdict is ComparisonVerdict.REGRESSION for state in status.sequential) or any(
         _comparison_failed(record) for record in records
     )

@@ -164,7 +164,7 @@ def test_a_subtle_regression_is_told_with_its_estimates_and_the_requests_it_need
     assert first is not None
     assert first.decided_after is not None
     status = CanaryStatus(checks=(proven[0],))
-    assert verdicts.proven(status)
+    assert verdicts.proven(status) is True
     lines = verdicts.closing(
         _fed(records[: records.index(proven[0]) + 1]), stable="v1", canary="v2"
     )
@@ -209,13 +209,16 @@ def test_a_noisy_world_proves_nothing_and_the_dry_run_says_where_it_would_have_r
     ]
     merged = [r for pair in zip(compared, line, strict=True) for r in pair]
     ledger = _fed(merged)
-    assert not verdicts.proven(CanaryStatus(checks=tuple(merged[-2:]), history=tuple(merged)))
+    noisy = CanaryStatus(checks=tuple(merged[-2:]), history=tuple(merged))
+    assert verdicts.proven(noisy) is False
+    # A rollout that never compared proves nothing either way: not the noisy scenario's reason.
+    assert verdicts.proven(CanaryStatus(checks=tuple(line))) is None
     lines = verdicts.closing(ledger, stable="v1", canary="v2")
     assert lines[0].startswith("request-success-rate compared with stable: no regression proven")
     assert lines[-1] == (
         "threshold-policy (>= 99) is a dry run: it failed 18 of 20 judged ticks; counted, it "
-        "would have rolled v2 back at step 1 (weight 10%), at the rollout's failure 2 of "
-        "threshold 2 (98.00)"
+        "would have rolled v2 back at step 1 (weight 10%, t=14s), where its 98.00 brought the "
+        "rollout's failed checks to the threshold, 2"
     )
     assert ledger.dry_run("v2") == (lines[-1],)
 
@@ -240,7 +243,10 @@ def test_a_dry_run_counts_beside_the_counted_failures_as_the_engine_would() -> N
     assert (
         _fed([counted, *dry])
         .dry_run("v2")[0]
-        .endswith("at step 2 (weight 25%), at the rollout's failure 2 of threshold 2 (98.00)")
+        .endswith(
+            "at step 2 (weight 25%, t=8s), where its 98.00 brought the rollout's failed "
+            "checks to the threshold, 2"
+        )
     )
     assert _fed(dry).dry_run("v2") == (
         "threshold-policy (>= 99) is a dry run: it failed 1 of 6 judged ticks; counted, it would "
