@@ -35,18 +35,26 @@ class Seen:
 class Ledger:
     """Every judged record of the rollout once, oldest first, and what the dry runs would do.
 
-    `threshold` is the Canary's `analysis.threshold`: the rollout's failed checks that roll back.
+    `threshold` is the Canary's `analysis.threshold`: the rollout's failed checks that roll back;
+    `ranges` each check's thresholdRange as text (`>= 95`), for those that have one.
     """
 
-    def __init__(self, threshold: int) -> None:
+    def __init__(self, threshold: int, ranges: Mapping[str, str] | None = None) -> None:
         self.threshold = threshold
+        self.ranges = dict(ranges or {})
         self._seen: dict[tuple[str, datetime], Seen] = {}
 
     @classmethod
     def of(cls, bodies: Sequence[Mapping[str, Any]]) -> Ledger:
         """A ledger for the demo's Canary (among `bodies`, the objects the demo seeded)."""
         canary = next(Canary.model_validate(b) for b in bodies if b.get("kind") == "Canary")
-        return cls(canary.spec.analysis.threshold)
+        analysis = canary.spec.analysis
+        ranges = {
+            metric.name: metric.threshold_range.describe()
+            for metric in analysis.metrics
+            if metric.threshold_range is not None
+        }
+        return cls(analysis.threshold, ranges)
 
     def add(self, status: CanaryStatus, t: float) -> None:
         for record in (*status.history, *status.checks):
@@ -69,7 +77,7 @@ class Ledger:
         mine = self.records_of(name)
         judged = [s for s in mine if s.record.verdict is not Verdict.INCONCLUSIVE]
         failed = [s for s in judged if s.record.verdict is Verdict.FAIL]
-        line = f"{name} ({mine[-1].record.threshold}) is a dry run"
+        line = f"{name} ({self.ranges.get(name) or mine[-1].record.threshold}) is a dry run"
         so_far = f"it failed {len(failed)} of {len(judged)} judged ticks"
         # The engine's count: every counted failure of the rollout, with this check's added.
         failures = [
@@ -124,7 +132,7 @@ def closing(ledger: Ledger, *, stable: str, canary: str) -> list[str]:
         last = ComparisonView.of(_comparison(mine[-1].record))
         lines.append(f"{name} compared with stable: {_verdict(last, canary=canary)}")
         lines.append(f"  {line(last, stable=stable, canary=canary)}")
-        beside = _beside(ledger.records_of(name), canary)
+        beside = _beside(ledger.records_of(name), canary, ledger.ranges.get(name))
         if beside:
             lines.append(f"  {beside}")
         lines.append("  how the estimate narrowed:")
@@ -150,12 +158,12 @@ def _verdict(view: ComparisonView, *, canary: str) -> str:
     )
 
 
-def _beside(mine: Sequence[Seen], canary: str) -> str:
-    """The threshold a comparing check keeps beside its comparison, and whether it ever failed."""
-    values = [s.record for s in mine if s.record.threshold and s.record.value is not None]
-    if not values:
+def _beside(mine: Sequence[Seen], canary: str, threshold: str | None) -> str:
+    """The threshold a comparing check keeps beside its comparison, and whether it ever failed
+    (a failure of the comparison's own, a proven regression, is not the line's)."""
+    values = [s.record for s in mine if s.record.value is not None]
+    if not values or not threshold:
         return ""
-    threshold = values[-1].threshold
     failed = sum(1 for r in values if r.verdict is Verdict.FAIL and not _comparison_failed(r))
     lowest, highest = min(r.value or 0.0 for r in values), max(r.value or 0.0 for r in values)
     where = f"{canary}'s value ranged {lowest:.2f}..{highest:.2f}"

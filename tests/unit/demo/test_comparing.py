@@ -74,6 +74,13 @@ def test_noisy_judges_a_min_99_line_beside_it_as_a_dry_run_of_the_builtin_query(
     # 2% errors is below the line: the dry run fails while the comparison has nothing to say.
     assert 100 * (1 - comparing.NOISY.canary_error_rate) < line.threshold_range.min
     assert comparing.POLICY_CHECK not in {m.name for m in _canary(SUBTLE).spec.analysis.metrics}
+    ledger = verdicts.Ledger.of(bodies)
+    assert ledger.threshold == 2
+    assert ledger.ranges == {
+        builtins.SUCCESS_RATE: ">= 95",
+        builtins.DURATION: "<= 500",
+        comparing.POLICY_CHECK: ">= 99",
+    }
 
 
 @pytest.mark.parametrize("chosen", [SUBTLE, NOISY])
@@ -123,7 +130,7 @@ def _record(
     comparison: ComparisonRecord | None,
     tick: int,
     *,
-    threshold: str = ">= 95",
+    threshold: str = ">= 95; vs stable (alpha 0.01, minEffect 1.5)",
     counted: bool = True,
     failed: bool | None = None,
     step: int = 0,
@@ -149,7 +156,8 @@ def _record(
 
 def _fed(records: list[CheckResult], threshold: int = 2) -> verdicts.Ledger:
     """A ledger fed as the demo feeds it: once a second, the status's latest and last 50."""
-    ledger = verdicts.Ledger(threshold)
+    ranges = {"request-success-rate": ">= 95", comparing.POLICY_CHECK: ">= 99"}
+    ledger = verdicts.Ledger(threshold, ranges)
     for index, record in enumerate(records):
         status = CanaryStatus(checks=(record,), history=tuple(records[max(0, index - 49) : index]))
         ledger.add(status, t=2.0 * index)
