@@ -39,6 +39,13 @@ ALPHA = 0.01
 MIN_EFFECT = 1.5
 # The line the comparison stands beside: a typical SLO that 1-3% errors never cross.
 TYPICAL_MIN = 95
+# The line judges no fewer of v2's requests than this (its window, 25 s at the 10% step): on a
+# few dozen, 3% errors fail a 95% line often (2 bad in 37 requests is 94.6%; in one run of the
+# noisy scenario its first tick did), and the line must never fail here. It bounds the
+# comparison's pass too (not its proof, which holds at any count), so the wait for it is longer
+# than the step.
+LINE_MIN_REQUESTS = 500
+LINE_NO_DATA_TIMEOUT = "60s"
 # The threshold policy the noisy scenario shows in a dry run.
 STRICT_MIN = 99
 POLICY_CHECK = "threshold-policy"
@@ -67,6 +74,8 @@ def compared(canary: dict[str, Any], *, dry_run_line: bool) -> dict[str, Any]:
         if metric["name"] == builtins.SUCCESS_RATE:
             metric["compare"] = {"against": "stable", "alpha": ALPHA, "minEffect": MIN_EFFECT}
             metric["thresholdRange"] = {"min": TYPICAL_MIN}
+            metric["minRequests"] = LINE_MIN_REQUESTS
+            metric["noDataTimeout"] = LINE_NO_DATA_TIMEOUT
     if dry_run_line:
         window = analysis["interval"]
         analysis["metrics"].append(

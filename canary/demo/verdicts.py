@@ -166,10 +166,10 @@ def _beside(mine: Sequence[Seen], canary: str, threshold: str | None) -> str:
         return ""
     failed = sum(1 for r in values if r.verdict is Verdict.FAIL and not _comparison_failed(r))
     lowest, highest = min(r.value or 0.0 for r in values), max(r.value or 0.0 for r in values)
-    where = f"{canary}'s value ranged {lowest:.2f}..{highest:.2f}"
+    where = f"{canary}'s value {lowest:.2f}..{highest:.2f} over {len(values)} ticks"
     if failed:
-        return f"its {threshold} line failed {failed} of {len(values)} ticks ({where})"
-    return f"its {threshold} line never failed in {len(values)} ticks ({where})"
+        return f"its {threshold} line failed {failed} times ({where})"
+    return f"its {threshold} line never failed ({where})"
 
 
 def _comparison_failed(record: CheckResult) -> bool:
