@@ -76,7 +76,10 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         if verdict is Verdict.FAIL and rule.enforced:
             failures += 1
             if one.proven and not regression:
-                regression = f"{rule.name}: {one.judgement.message}"
+                # The proof's own words: a range judged beside it (passing, or waiting for
+                # minRequests) is not why the rollout rolls back.
+                assert one.compared is not None
+                regression = f"{rule.name}: {one.compared.judgement.message}"
             notices.append(
                 Notify(
                     reason=one.reason,
