@@ -39,9 +39,15 @@ class Ledger:
     `ranges` each check's thresholdRange as text (`>= 95`), for those that have one.
     """
 
-    def __init__(self, threshold: int, ranges: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        threshold: int,
+        ranges: Mapping[str, str] | None = None,
+        min_effects: Mapping[str, float] | None = None,
+    ) -> None:
         self.threshold = threshold
         self.ranges = dict(ranges or {})
+        self.min_effects = dict(min_effects or {})
         self._seen: dict[tuple[str, datetime], Seen] = {}
 
     @classmethod
@@ -54,7 +60,12 @@ class Ledger:
             for metric in analysis.metrics
             if metric.threshold_range is not None
         }
-        return cls(analysis.threshold, ranges)
+        min_effects = {
+            metric.name: metric.compare.min_effect
+            for metric in analysis.metrics
+            if metric.compare is not None
+        }
+        return cls(analysis.threshold, ranges, min_effects)
 
     def add(self, status: CanaryStatus, t: float) -> None:
         for record in (*status.history, *status.checks):
@@ -130,7 +141,13 @@ def closing(ledger: Ledger, *, stable: str, canary: str) -> list[str]:
     for name in compared:
         mine = [s for s in ledger.records_of(name) if s.record.comparison is not None]
         last = ComparisonView.of(_comparison(mine[-1].record))
-        lines.append(f"{name} compared with stable: {_verdict(last, canary=canary)}")
+        said = _verdict(
+            last,
+            canary=canary,
+            min_effect=ledger.min_effects.get(name),
+            counted=mine[-1].record.counted,
+        )
+        lines.append(f"{name} compared with stable: {said}")
         lines.append(f"  {line(last, stable=stable, canary=canary)}")
         beside = _beside(ledger.records_of(name), canary, ledger.ranges.get(name))
         if beside:
@@ -143,15 +160,20 @@ def closing(ledger: Ledger, *, stable: str, canary: str) -> list[str]:
     return lines
 
 
-def _verdict(view: ComparisonView, *, canary: str) -> str:
+def _verdict(view: ComparisonView, *, canary: str, min_effect: float | None, counted: bool) -> str:
+    after = "" if view.decided_after is None else f" after {view.decided_after:,.0f}"
     if view.verdict == ComparisonVerdict.REGRESSION:
-        after = "" if view.decided_after is None else f" after {view.decided_after:,.0f}"
+        then = "rolled back at once" if counted else "a dry run, so not rolled back"
         return (
             f"{canary} proven worse{after} of its requests (regression e-value reached "
-            f"1/alpha = {view.threshold:g}): rolled back at once"
+            f"1/alpha = {view.threshold:g}): {then}"
         )
     if view.verdict == ComparisonVerdict.EQUIVALENT:
-        return f"{canary} shown no worse than minEffect times stable's rate: no regression"
+        within = f"less than {min_effect:g}x" if min_effect else "within minEffect of"
+        return (
+            f"{canary} shown {within} stable's rate{after} of its requests (equivalence "
+            f"e-value reached 1/alpha = {view.threshold:g}): no regression"
+        )
     return (
         f"no regression proven (regression e-value {view.evidence:.3g}, short of 1/alpha = "
         f"{view.threshold:g}): nothing held against {canary}"

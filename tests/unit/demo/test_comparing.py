@@ -159,7 +159,7 @@ def _record(
 def _fed(records: list[CheckResult], threshold: int = 2) -> verdicts.Ledger:
     """A ledger fed as the demo feeds it: once a second, the status's latest and last 50."""
     ranges = {"request-success-rate": ">= 95", comparing.POLICY_CHECK: ">= 99"}
-    ledger = verdicts.Ledger(threshold, ranges)
+    ledger = verdicts.Ledger(threshold, ranges, {"request-success-rate": 1.5})
     for index, record in enumerate(records):
         status = CanaryStatus(checks=(record,), history=tuple(records[max(0, index - 49) : index]))
         ledger.add(status, t=2.0 * index)
@@ -231,6 +231,22 @@ def test_a_noisy_world_proves_nothing_and_the_dry_run_says_where_it_would_have_r
         "rollout's failed checks to the threshold, 2"
     )
     assert ledger.dry_run("v2") == (lines[-1],)
+
+
+def test_an_equivalence_shown_is_told_with_the_min_effect_it_was_shown_within() -> None:
+    records = _records(canary_rate=0.02, stable_rate=0.02, ticks=60, weight=50)
+    shown = [r for r in records if r.comparison and r.comparison.verdict == "equivalent"]
+    assert shown, "a large A/A rollout shows equivalence"
+    first = shown[0].comparison
+    assert first is not None
+    assert first.decided_after is not None
+    (said, *_) = verdicts.closing(_fed(records), stable="v1", canary="v2")
+    assert said == (
+        "request-success-rate compared with stable: v2 shown less than 1.5x stable's rate after "
+        f"{first.decided_after:,.0f} of its requests (equivalence e-value reached 1/alpha = "
+        "100): no regression"
+    )
+    assert verdicts.proven(CanaryStatus(checks=(records[-1],))) is False
 
 
 def test_a_dry_run_counts_beside_the_counted_failures_as_the_engine_would() -> None:
