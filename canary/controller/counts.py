@@ -131,8 +131,10 @@ def _texts(
             bad=templating.render(chosen.bad, given),
             absent_is_zero=chosen.absent_is_zero,
         )
-    if template.query is None or template.requests_query is None:
-        raise ValueError("the template needs a query (bad events) and a requestsQuery")
+    problem = template.comparison_problem()
+    if problem or template.query is None or template.requests_query is None:
+        # queries.resolve made such a Canary Invalid; never a crash, never a guess here.
+        raise ValueError(problem or "the template needs a query and a requestsQuery")
     return Texts(
         requests=templating.render(template.requests_query, values),
         bad=templating.render(template.query, values),
