@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,20 @@ class SteadyTraffic:
         return Measurement.of(requests, query=query)
 
 
-def spec() -> CanarySpec:
+class NoSuchBucket(SteadyTraffic):
+    """A histogram without the bound's bucket: the +Inf bucket answers, the bound's does not."""
+
+    def measure(self, query: str, *, requests_query: str | None = None) -> Measurement:
+        if "le=~" in query:
+            self.asked.append(query)
+            return Measurement.no_data(query=query, message="the query matched no series")
+        return super().measure(query, requests_query=requests_query)
+
+
+SUCCESS = {"name": "request-success-rate", "compare": {}}
+
+
+def spec(metric: dict[str, Any]) -> CanarySpec:
     return CanarySpec.model_validate(
         {
             "service": {"host": "reviews"},
@@ -74,16 +88,21 @@ def spec() -> CanarySpec:
                 "checkInterval": "10s",
                 "threshold": 5,
                 "stepWeights": [20, 50],
-                "metrics": [{"name": "request-success-rate", "compare": {}}],
+                "metrics": [metric],
             },
         }
     )
 
 
-def rollout(bad_rate: dict[str, float], ticks: int) -> tuple[CanaryStatus, SteadyTraffic]:
+def rollout(
+    bad_rate: dict[str, float],
+    ticks: int,
+    metric: dict[str, Any] = SUCCESS,
+    world: type[SteadyTraffic] = SteadyTraffic,
+) -> tuple[CanaryStatus, SteadyTraffic]:
     router = FakeRouter(weights={ROUTE: {"v1": 100, "v2": 0}})
-    traffic = SteadyTraffic(router, bad_rate=bad_rate)
-    store = FakeStore(stored={KEY: StoredCanary(KEY, spec(), CanaryStatus())})
+    traffic = world(router, bad_rate=bad_rate)
+    store = FakeStore(stored={KEY: StoredCanary(KEY, spec(metric), CanaryStatus())})
     clock = FakeClock()
     reconciler = Reconciler(
         store=store,
@@ -122,3 +141,15 @@ def test_a_canary_like_stable_is_promoted(rate: float) -> None:
     assert test.verdict is not ComparisonVerdict.REGRESSION
     # Every request of both steps counted once: 2 windows of 60 s, at 20% then 50% of 100/s.
     assert test.canary_requests == 100 * (0.2 * 60 + 0.5 * 60)
+
+
+def test_a_latency_bound_that_is_no_bucket_fails_the_check_saying_so() -> None:
+    slow = {"name": "request-duration", "compare": {"slowerThan": "300ms"}}
+    status, _ = rollout({"v1": 0.0, "v2": 0.0}, ticks=20, metric=slow, world=NoSuchBucket)
+    assert status.phase is Phase.FAILED
+    assert status.history
+    for record in status.history:
+        assert record.message == (
+            "canary bad events: compare.slowerThan: the histogram has no bucket le=300 (ms); "
+            "slowerThan must be one of the histogram's bucket bounds"
+        )
