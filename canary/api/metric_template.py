@@ -8,6 +8,7 @@ and one more adapter, chosen by the sub-model's type (see controller/sources.py)
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -21,6 +22,8 @@ from canary.api.traces import JaegerProvider
 STANDARD_VARIABLES = frozenset({"namespace", "service", "subset", "version", "interval"})
 # The variables that tell one side from the other: a comparison renders a query for each.
 SIDE_VARIABLES = frozenset({"subset", "version"})
+# PromQL's windowed rates, which a comparison's cumulative counts must not use.
+_WINDOWED = re.compile(r"\b(rate|irate|increase)\s*\(")
 
 
 class TLS(Model):
@@ -230,6 +233,15 @@ class MetricTemplateSpec(Model):
                 return (
                     f"{field}: uses neither {{{{ subset }}}} nor {{{{ version }}}}, so it cannot "
                     "be asked for the stable side"
+                )
+        for field, text in (("query", self.query or ""), ("requestsQuery", self.requests_query)):
+            if _WINDOWED.search(text) or "interval" in templating.variables(text):
+                # The comparison reads a count as its value at the tick less its value at the
+                # window's start (api/counts.py): a windowed rate or increase has no meaning there.
+                return (
+                    f"{field}: a comparison counts over its own exact window, so it needs a "
+                    'cumulative count (e.g. sum(errors_total{version="{{ version }}"})); drop '
+                    "rate()/increase() and {{ interval }}"
                 )
         return ""
 

@@ -54,17 +54,17 @@ class Tick:
 
 
 def due(
-    metric: MetricCheck, query: queries.ResolvedQuery, evidence: Evidence, where: Tick
+    metric: MetricCheck, query: queries.ResolvedQuery, evidence: Evidence, tick: Tick
 ) -> CountsReading | None:
     """The reading of a check that is due this tick; None for a check that does not compare
     or whose window has not begun (no live step)."""
     if metric.compare is None:
         return None
-    since = comparing.window_start(where.status, metric.name)
+    since = comparing.window_start(tick.status, metric.name)
     if since is None:
         return None
     canary, stable = queries.variables(
-        where.key, where.spec, metric, stable_subset=where.stable_subset
+        tick.key, tick.spec, metric, stable_subset=tick.stable_subset
     )
     return read(
         metric,
@@ -72,8 +72,8 @@ def due(
         canary=canary,
         stable=stable,
         since=since,
-        now=where.now,
-        query_set=where.query_set,
+        now=tick.now,
+        query_set=tick.query_set,
         evidence=evidence,
     )
 
@@ -131,8 +131,10 @@ def _texts(
             bad=templating.render(chosen.bad, given),
             absent_is_zero=chosen.absent_is_zero,
         )
-    if template.query is None or template.requests_query is None:
-        raise ValueError("the template needs a query (bad events) and a requestsQuery")
+    problem = template.comparison_problem()
+    if problem or template.query is None or template.requests_query is None:
+        # queries.resolve made such a Canary Invalid; never a crash, never a guess here.
+        raise ValueError(problem or "the template needs a query and a requestsQuery")
     return Texts(
         requests=templating.render(template.requests_query, values),
         bad=templating.render(template.query, values),

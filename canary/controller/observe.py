@@ -2,7 +2,8 @@
 
 `engine.wanted` names the checks that are due; everything else (the live split, the target's
 readiness and pod template) is read on every tick because it is cheap (the cache) and every
-phase depends on it. Each check's evidence comes through its source's port (see sources.py).
+phase depends on it. Each check's evidence comes through its source's port (see sources.py); a
+check that compares with stable gets each side's counts over an exact window (counts.py).
 Problems that make the Canary un-actionable are collected, not raised, so the engine can record
 them all as one InvalidSpec condition.
 """
@@ -178,7 +179,7 @@ def observe(
 def _measure(
     metrics: tuple[MetricCheck, ...],
     resolved: Mapping[str, tuple[queries.ResolvedQuery, Evidence]],
-    where: counts.Tick,
+    tick: counts.Tick,
 ) -> tuple[dict[str, Measurement], dict[str, CountsReading]]:
     """The due checks' values, and the comparing checks' counts."""
     measurements: dict[str, Measurement] = {}
@@ -187,8 +188,8 @@ def _measure(
         query, source = resolved[metric.name]
         # A compare-only check's query is a count, not a value to judge.
         if metric.compare is None or metric.threshold_range is not None:
-            measurements[metric.name] = source.measure(query, where.now)
-        reading = counts.due(metric, query, source, where)
+            measurements[metric.name] = source.measure(query, tick.now)
+        reading = counts.due(metric, query, source, tick)
         if reading is not None:
             comparisons[metric.name] = reading
     return measurements, comparisons

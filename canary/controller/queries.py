@@ -64,6 +64,14 @@ def resolve(
             f"spec.analysis.metrics[{metric.name}].templateRef: MetricTemplate "
             f"{namespace}/{metric.template_ref.name} not found"
         )
+    problem = template.spec.comparison_problem() if metric.compare is not None else ""
+    if problem:
+        # Checked here too, not only by `canary validate`: a template that cannot name the
+        # side would count the same requests for both, a comparison that proves nothing.
+        raise InvalidSpec(
+            f"spec.analysis.metrics[{metric.name}].compare: MetricTemplate {namespace}/"
+            f"{metric.template_ref.name} cannot be compared with stable: {problem}"
+        )
     requests = template.spec.requests_query
     # A backend's own texts (a trace check's operation, tags...) are rendered when it measures;
     # rendering them now too makes a variable nobody set Invalid before the first write.

@@ -19,6 +19,7 @@ from canary.api.comparison import (
     RateEstimate,
     SequentialState,
 )
+from canary.api.metrics import NoDataPolicy
 from canary.api.status import CanaryStatus, MeasurementKind, Verdict
 from canary.engine import judge, sequential
 from canary.engine.observation import CountsReading, Measurement
@@ -144,7 +145,11 @@ def _verdict(
             f"{counts.canary_requests:g} canary requests in this step, fewer than "
             f"{'minRequests ' if rule.min_requests else ''}{minimum}"
         )
-        return judge.missing(rule.on_no_data, why, waited=waited, wait_limit=wait_limit)
+        # Too few requests yet is no evidence, not a broken query: the counts start at the
+        # step's start, and the first scrapes of a step (or Envoy's histogram flush) may not
+        # have landed. So it waits, whatever onNoData says, up to the step's interval (or
+        # noDataTimeout), and fails only when the step ends without them.
+        return judge.missing(NoDataPolicy.WAIT, why, waited=waited, wait_limit=wait_limit)
     return judge.Judgement(Verdict.PASS, said)
 
 

@@ -12,17 +12,9 @@ data saying so, and Prometheus down is an error, never 0.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -34,8 +26,8 @@ from canary.controller import counts, queries
 from canary.controller.sources import PromQL
 from canary.engine.observation import CountsReading
 from canary.localmesh import procs
-from canary.localmesh.prometheus import Target, start_prometheus
 from canary.ports import CanaryKey
+from tests.e2e.adapters.conftest import Scraped
 
 KEY = CanaryKey("shop", "reviews")
 ISTIO = (
@@ -43,26 +35,6 @@ ISTIO = (
     'destination_service_name="reviews",destination_version="{version}"'
 )
 ENVOY = 'envoy_cluster_name="outbound|9080|{version}|reviews.shop.svc.cluster.local"'
-# How long to wait for Prometheus to show what the exporter serves (1 s scrapes).
-SEEN_TIMEOUT = 15.0
-
-
-class Exporter(BaseHTTPRequestHandler):
-    """Serves `counters` (series text -> value) in Prometheus' text format."""
-
-    counters: ClassVar[dict[str, float]] = {}
-    lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def do_GET(self) -> None:
-        with self.lock:
-            body = "".join(f"{series} {value:g}\n" for series, value in self.counters.items())
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def requests_of(version: str, code: str) -> str:
@@ -80,67 +52,26 @@ def envoy(version: str, code_class: str) -> str:
     return f"envoy_cluster_upstream_rq_xx{{{labels}}}"
 
 
-@dataclass(frozen=True, slots=True)
-class Scraped:
-    url: str
-
-    def value(self, query: str) -> float | None:
-        address = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-        with urllib.request.urlopen(address, timeout=5) as response:
-            result: list[Any] = json.load(response)["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
-
-    def set_and_wait(self, changes: dict[str, float]) -> float:
-        """Serves `changes`, waits until Prometheus has them all, and returns a moment (Unix
-        seconds) at which every one of them is stored: a window ending there counts them, one
-        starting there does not."""
-        with Exporter.lock:
-            Exporter.counters.update(changes)
-        deadline = time.monotonic() + SEEN_TIMEOUT
-        while any(self.value(series) != value for series, value in changes.items()):
-            assert time.monotonic() < deadline, f"Prometheus never showed {changes}"
-            time.sleep(0.2)
-        # The windows are read on a one-second grid: a second after the sample is seen, the
-        # grid point at or before the moment comes after the sample's own timestamp. The
-        # margin after it lets a scrape stamped before the moment finish reading the exporter
-        # before the caller changes anything.
-        moment = time.time() + 1.1
-        time.sleep(max(0.0, moment - time.time()) + 0.6)
-        return moment
+INITIAL = {
+    requests_of("v2", "200"): 100,
+    requests_of("v1", "200"): 1000,
+    # The canary's histogram spells its bounds as Envoy and Prometheus 2 keep them, the
+    # stable's as Prometheus 3 stores them: the same bound is found in both.
+    bucket("v2", "100"): 80,
+    bucket("v2", "250"): 90,
+    bucket("v2", "+Inf"): 100,
+    bucket("v1", "100.0"): 900,
+    bucket("v1", "250.0"): 950,
+    bucket("v1", "+Inf"): 1000,
+    envoy("v2", "2"): 40,
+    envoy("v1", "2"): 400,
+}
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
-    Exporter.counters = {
-        requests_of("v2", "200"): 100,
-        requests_of("v1", "200"): 1000,
-        # The canary's histogram spells its bounds as Envoy and Prometheus 2 keep them, the
-        # stable's as Prometheus 3 stores them: the same bound is found in both.
-        bucket("v2", "100"): 80,
-        bucket("v2", "250"): 90,
-        bucket("v2", "+Inf"): 100,
-        bucket("v1", "100.0"): 900,
-        bucket("v1", "250.0"): 950,
-        bucket("v1", "+Inf"): 1000,
-        envoy("v2", "2"): 40,
-        envoy("v1", "2"): 400,
-    }
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    try:
-        with procs.Supervisor(workdir / "logs") as supervisor:
-            handle = start_prometheus(
-                supervisor,
-                targets={"exporter": [Target(f"127.0.0.1:{exporter.server_address[1]}")]},
-                workdir=workdir,
-                port=procs.free_port(),
-            )
-            handle.wait_targets_up(expected=1, timeout=30)
-            yield Scraped(handle.url)
-    finally:
-        exporter.shutdown()
-        exporter.server_close()
+def counters(scraped: Scraped) -> float:
+    """Serves the counters as they stand before the test moves them; the moment they do."""
+    return scraped.set_and_wait(INITIAL)
 
 
 def spec_of(metric: dict[str, Any], host: str = "reviews") -> CanarySpec:
@@ -193,8 +124,8 @@ def values(reading: CountsReading) -> tuple[float | None, ...]:
 SUCCESS = {"name": "request-success-rate", "compare": {}}
 
 
-def test_counts_are_exactly_the_increments_in_the_window(scraped: Scraped) -> None:
-    since = scraped.set_and_wait({requests_of("v2", "200"): 100, envoy("v2", "2"): 40})
+def test_counts_are_exactly_the_increments_in_the_window(scraped: Scraped, counters: float) -> None:
+    since = counters
     middle = scraped.set_and_wait(
         {
             requests_of("v2", "200"): 130,
@@ -224,9 +155,11 @@ def test_counts_are_exactly_the_increments_in_the_window(scraped: Scraped) -> No
     # Consecutive windows tile time: each request is counted in exactly one.
     assert values(read(scraped.url, SUCCESS, middle, end)) == (12, 2, 0, 0)
     assert values(read(scraped.url, SUCCESS, since, end)) == (49, 9, 100, 0)
+    # A controller whose clock runs ahead of Prometheus' reads the latest samples all the same.
+    assert values(read(scraped.url, SUCCESS, since, end + 30)) == (49, 9, 100, 0)
 
 
-def test_a_bound_that_is_no_bucket_is_no_data_saying_so(scraped: Scraped) -> None:
+def test_a_bound_that_is_no_bucket_is_no_data_saying_so(scraped: Scraped, counters: float) -> None:
     now = time.time()
     reading = read(
         scraped.url, {"name": "request-duration", "compare": {"slowerThan": "300ms"}}, 0, now
@@ -237,7 +170,9 @@ def test_a_bound_that_is_no_bucket_is_no_data_saying_so(scraped: Scraped) -> Non
     assert reading.stable_bad.kind is MeasurementKind.NO_DATA
 
 
-def test_no_request_series_is_no_data_and_no_5xx_series_is_none(scraped: Scraped) -> None:
+def test_no_request_series_is_no_data_and_no_5xx_series_is_none(
+    scraped: Scraped, counters: float
+) -> None:
     reading = read(scraped.url, SUCCESS, 0, time.time(), host="ratings")
     assert reading.canary_requests.kind is MeasurementKind.NO_DATA
     assert reading.stable_requests.kind is MeasurementKind.NO_DATA

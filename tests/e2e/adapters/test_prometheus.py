@@ -8,10 +8,6 @@ no Prometheus.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +16,7 @@ from canary.api.metrics import MetricCheck
 from canary.api.status import MeasurementKind, Verdict
 from canary.engine import judge
 from canary.localmesh import procs
-from canary.localmesh.prometheus import Target, start_prometheus
+from tests.e2e.adapters.conftest import Scraped
 
 EXPOSITION = b"""# TYPE demo_requests_total counter
 demo_requests_total{code="200"} 100
@@ -36,33 +32,10 @@ demo_latency_count 10
 """
 
 
-class Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(EXPOSITION)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    with procs.Supervisor(workdir / "logs") as supervisor:
-        handle = start_prometheus(
-            supervisor,
-            targets={"exporter": [Target(f"127.0.0.1:{exporter.server_address[1]}")]},
-            workdir=workdir,
-            port=procs.free_port(),
-        )
-        handle.wait_targets_up(expected=1, timeout=30)
-        yield handle.url
-    exporter.shutdown()
-    exporter.server_close()
+def prometheus_url(scraped: Scraped) -> str:
+    scraped.publish(EXPOSITION, seen="demo_value")
+    return scraped.url
 
 
 def test_a_single_series_is_a_value(prometheus_url: str) -> None:

@@ -124,6 +124,20 @@ def _template(query: str, requests: str | None) -> MetricTemplateSpec:
         ),
         ('sum(e{s="{{ subset }}"})', "sum(requests)", "requestsQuery: uses neither"),
         ('sum(e{s="{{ subset }}"})', 'sum(r{v="{{ version }}"})', ""),
+        # Counted over the comparison's own exact window: a windowed rate means nothing there.
+        (
+            'sum(increase(e{s="{{ subset }}"}[{{ interval }}]))',
+            'sum(r{v="{{ version }}"})',
+            "query: a comparison counts over its own exact window",
+        ),
+        (
+            'sum(e{s="{{ subset }}"})',
+            'sum(rate (r{v="{{ version }}"}[1m]))',
+            "requestsQuery: a comparison counts over its own exact window",
+        ),
+        ('sum(e{s="{{ subset }}"}) * {{ interval }}', 'sum(r{v="{{ version }}"})', "cumulative"),
+        # A metric merely named like a function is no rate.
+        ('sum(error_rate_total{s="{{ subset }}"})', 'sum(r{v="{{ version }}"})', ""),
     ],
 )
 def test_a_template_compares_only_when_both_queries_name_the_side(

@@ -247,10 +247,12 @@ def status(**fields: Any) -> CanaryStatus:
     )
 
 
-def tick(spec: CanarySpec, state: CanaryStatus, provider: Provider) -> Any:
+def tick(
+    spec: CanarySpec, state: CanaryStatus, provider: Provider, errors: MetricTemplate = ERRORS
+) -> Any:
     route = route_of(KEY, spec)
     store = FakeStore(
-        stored={KEY: StoredCanary(KEY, spec, state)}, templates={("shop", "errors"): ERRORS}
+        stored={KEY: StoredCanary(KEY, spec, state)}, templates={("shop", "errors"): errors}
     )
     sources = Sources(builtin=provider, webhooks=FakeWebhooks(), secrets=FakeSecrets())
     return observe(
@@ -336,3 +338,17 @@ def test_the_window_starts_where_comparing_says(
     observed = tick(spec, state, provider)
     assert observed.comparisons["request-success-rate"].since == since
     assert f"@ {since.timestamp():.3f}" in provider.asked[0]
+
+
+def test_a_template_that_cannot_name_the_side_makes_the_canary_invalid() -> None:
+    """It would count the same requests for both sides: a comparison that proves nothing."""
+    provider = Provider().answering("", 1)
+    blind = template(query="sum(app_errors_total)", requestsQuery="sum(app_requests_total)")
+    observed = tick(spec_of(TEMPLATE_CHECK), status(), provider, blind)
+    assert observed.problems == (
+        "spec.analysis.metrics[errors].compare: MetricTemplate shop/errors cannot be compared "
+        "with stable: query: uses neither {{ subset }} nor {{ version }}, so it cannot be asked "
+        "for the stable side",
+    )
+    assert observed.comparisons == {}
+    assert provider.asked == []

@@ -17,7 +17,7 @@ import pytest
 from canary.api.comparison import ComparisonVerdict
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Phase, Verdict
-from canary.engine import comparing, revision, sequential
+from canary.engine import comparing, plan, revision, sequential
 from canary.engine.actions import Notify, SetWeights
 from canary.engine.observation import CountsReading, Measurement
 from canary.engine.replay import Replay, Route
@@ -292,3 +292,24 @@ def test_a_a_rollouts_through_decide_rarely_roll_back() -> None:
         rolled_back += status.phase is Phase.FAILED
     print(f"\n{rolled_back} false rollbacks in {A_A_ROLLOUTS} A/A rollouts through decide")
     assert rolled_back <= 0.01 * A_A_ROLLOUTS
+
+
+@pytest.mark.parametrize(("waited", "verdict"), [(5.0, Verdict.INCONCLUSIVE), (60.0, Verdict.FAIL)])
+def test_a_step_without_canary_requests_yet_waits_whatever_on_no_data_says(
+    waited: float, verdict: Verdict
+) -> None:
+    """The first scrapes of a step may not have landed: no canary request yet waits up to the
+    step's interval, even under onNoData: fail (the default), and fails only after it."""
+    spec = _spec()
+    rule = plan.of(spec).rules[0]
+    assert rule.compare is not None
+    status = CanaryStatus(
+        phase=Phase.PROGRESSING, revision=revision.of(spec), step=0, step_started_at=T0
+    )
+    zero = Measurement.of(0.0)
+    reading = CountsReading(T0, zero, zero, Measurement.of(900.0), Measurement.of(9.0))
+    compared = comparing.judged(
+        rule, rule.compare, reading, status, waited=waited, step_interval=60.0
+    )
+    assert compared.judgement.verdict is verdict
+    assert "0 canary requests in this step" in compared.judgement.message

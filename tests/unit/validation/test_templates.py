@@ -105,7 +105,17 @@ def test_a_comparison_needs_a_template_that_can_be_asked_for_stable(tmp_path: Pa
         "be asked for the stable side"
     ]
     per_side = metric_template(
-        query="sum(increase(errors{version='{{ version }}'}[{{ interval }}]))",
-        requestsQuery="sum(increase(requests{version='{{ version }}'}[{{ interval }}]))",
+        query="sum(errors{version='{{ version }}'})",
+        requestsQuery="sum(requests{version='{{ version }}'})",
     )
     assert messages(tmp_path, comparing, per_side) == []
+    # The comparison counts over its own exact window: a windowed increase means nothing there.
+    windowed = metric_template(
+        query="sum(increase(errors{version='{{ version }}'}[{{ interval }}]))",
+        requestsQuery="sum(requests{version='{{ version }}'})",
+    )
+    assert [line.split(": ", 2)[2] for line in messages(tmp_path, comparing, windowed)] == [
+        "query: a comparison counts over its own exact window, so it needs a cumulative count "
+        '(e.g. sum(errors_total{version="{{ version }}"})); drop rate()/increase() and '
+        "{{ interval }}"
+    ]
