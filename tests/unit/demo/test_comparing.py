@@ -24,6 +24,7 @@ from canary.api.metrics import MetricMode
 from canary.api.resources import Canary
 from canary.api.status import CanaryStatus, CheckResult, MeasurementKind, Verdict
 from canary.cli import main
+from canary.cli.demo import demo
 from canary.demo import comparing, report, run, scenario, timeline, verdicts, view
 from canary.engine import sequential
 from canary.validation import report as validation
@@ -394,3 +395,8 @@ def test_the_picture_draws_each_side_s_estimate_and_where_the_test_decided() -> 
         ],
         title="good",
     )
+
+
+def test_the_command_offers_every_scenario() -> None:
+    (option,) = [p for p in demo.params if p.name == "scenario"]
+    assert set(option.type.choices) == {str(s) for s in scenario.Scenario}  # type: ignore[attr-defined]
