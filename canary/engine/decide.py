@@ -32,6 +32,7 @@ from canary.engine import (
     preflight,
     records,
     releases,
+    rollback,
 )
 from canary.engine.actions import Action, CallWebhook, Decision, Notify
 from canary.engine.invalid import invalid
@@ -42,7 +43,7 @@ _PHASES = {
     Phase.INITIALIZING: phases.initializing,
     Phase.PROGRESSING: phases.progressing,
     Phase.PROMOTING: phases.promoting,
-    Phase.ROLLING_BACK: phases.rolling_back,
+    Phase.ROLLING_BACK: rollback.rolling_back,
 }
 
 
@@ -150,7 +151,7 @@ def _commanded(tick: Tick, command: Command) -> Decision | Tick:
         }
         tick = tick.with_status(records.evolve(tick.status, updates))
         if command.verb is Verb.REJECT:
-            rolled = phases.roll_back(tick, notice.message)
+            rolled = rollback.roll_back(tick, notice.message)
             return Decision(rolled.status, (notice, *rolled.actions), rolled.wake_after)
         # Approved: the gate opens in this same tick, where the phase reads the record back.
         decision = _run(tick)
@@ -158,7 +159,7 @@ def _commanded(tick: Tick, command: Command) -> Decision | Tick:
     if command.verb is Verb.ABORT:
         why = f"aborted{who} (canary abort)"
         updates = commands.answered(tick, command, accepted=True, message=f"rolling back: {why}")
-        return phases.roll_back(tick.with_status(records.evolve(tick.status, updates)), why)
+        return rollback.roll_back(tick.with_status(records.evolve(tick.status, updates)), why)
     updates = commands.answered(
         tick, command, accepted=True, message=f"starting over from the first step{who}"
     )
@@ -259,7 +260,7 @@ def _deadline_passed(tick: Tick) -> Decision:
     status = tick.status
     waited = f"{status.phase} passed its deadline while {status.message or 'waiting'}"
     if status.deadline_action == "rollback":
-        return phases.roll_back(tick, waited)
+        return rollback.roll_back(tick, waited)
     unverified = conditions.with_condition(
         status.conditions,
         type=conditions.ROLLBACK_VERIFIED,

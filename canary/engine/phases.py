@@ -22,28 +22,21 @@ from canary.engine import (
     gates,
     preflight,
     records,
+    rollback,
     settle,
 )
 from canary.engine.actions import (
-    Action,
-    CallWebhook,
-    ClearFaults,
     Decision,
     Notify,
     ScaleToZero,
 )
 from canary.engine.tick import (
-    PROPAGATION_POLL,
     Tick,
     elapsed,
     enter,
     set_weights,
     waiting,
 )
-
-
-def _post_rollout(tick: Tick, outcome: str) -> tuple[CallWebhook, ...]:
-    return tuple(CallWebhook(hook=hook, phase=outcome) for hook in tick.plan.post_rollout)
 
 
 def _replaced_a_rollout(tick: Tick) -> bool:
@@ -80,7 +73,7 @@ def initializing(tick: Tick) -> Decision:
         return unsettled
     asked = gates.rollback_asked(tick, plan.rollback)
     if asked is not None:
-        return _roll_back(_with(tick, asked[1]), asked[0])
+        return rollback.roll_back(_with(tick, asked[1]), asked[0])
     # canary promote --force skips the gates, a person having said yes; never the readiness:
     # traffic never goes to a canary without ready pods.
     forced = tick.status.promote_requested == "force"
@@ -118,7 +111,7 @@ def _after_preflight(tick: Tick, forced: bool) -> Decision:
         if checked.updates:
             tick = tick.with_status(records.evolve(tick.status, checked.updates))
         if checked.failed_checks >= plan.threshold:
-            return _roll_back(tick, "pre-rollout webhooks failed", checked.notices)
+            return rollback.roll_back(tick, "pre-rollout webhooks failed", checked.notices)
         refused = [h.name for h in pre_rollout if not _gate_open(tick, h.name)]
         if refused:
             decision = waiting(tick, f"waiting for pre-rollout webhook(s) {', '.join(refused)}")
@@ -143,7 +136,7 @@ def _held(tick: Tick, gate: gates.Gate) -> Decision:
 def _approval_held(tick: Tick, approval: approvals.Approval) -> Decision:
     """Waiting on a person (or rolling back, the gate having timed out)."""
     if approval.roll_back:
-        return _roll_back(tick, approval.roll_back, approval.notices)
+        return rollback.roll_back(tick, approval.roll_back, approval.notices)
     decision = waiting(tick, f"waiting for {tick.status.waiting_for}")
     return Decision(decision.status, (*approval.notices, *decision.actions), decision.wake_after)
 
@@ -204,14 +197,14 @@ def progressing(tick: Tick) -> Decision:
         tick = tick.with_status(records.evolve(status, {"data_wait_from": tick.now}))
     asked = gates.rollback_asked(tick, plan.rollback)
     if asked is not None:
-        return _roll_back(_with(tick, asked[1]), asked[0])
+        return rollback.roll_back(_with(tick, asked[1]), asked[0])
     checked = checks.run(tick, gates=plan.rollout)
     if checked.regression:
         # Proven at the stated alpha: waiting for `threshold` failures would only expose more
         # users to a canary already known to be worse.
-        return _roll_back(tick, checked.regression, checked.notices, checked.updates)
+        return rollback.roll_back(tick, checked.regression, checked.notices, checked.updates)
     if checked.failed_checks >= plan.threshold:
-        return _roll_back(
+        return rollback.roll_back(
             tick,
             f"{checked.failed_checks} failed checks reached the threshold {plan.threshold}",
             checked.notices,
@@ -245,7 +238,7 @@ def _chaos_held(tick: Tick, experiment: ChaosResult) -> Decision:
     )
     if failed and experiment.trial.on_failure == "rollback":
         notices = tuple(a for a in decision.actions if isinstance(a, Notify))
-        return _roll_back(
+        return rollback.roll_back(
             tick.with_status(decision.status),
             f"chaos experiment {experiment.name} failed",
             notices,
@@ -344,7 +337,7 @@ def promoting(tick: Tick) -> Decision:
         Phase.SUCCEEDED,
         reason="Promoted",
         message=f"{canary} receives 100% and is now the stable subset",
-        actions=_post_rollout(tick, "Succeeded"),
+        actions=rollback.post_rollout(tick, "Succeeded"),
         stable_subset=canary,
         stable_target=promoted_target,
         retired_target=retired,
@@ -371,60 +364,3 @@ def succeeded(tick: Tick) -> Decision:
     )
     updated = records.evolve(status, {"scaled_down_at": tick.now})
     return Decision(updated, (ScaleToZero(status.retired_target), Notify("ScaledDown", message)))
-
-
-def _roll_back(
-    tick: Tick,
-    why: str,
-    notices: tuple[Notify, ...] = (),
-    judged: Mapping[str, Any] | None = None,
-) -> Decision:
-    stopped = chaos.interrupted(tick, f"rolled back: {why}")
-    if stopped:
-        judged = {**(judged or {}), **stopped}
-    # Every fault goes before the weights move: a rollback must not leave the canary failing
-    # on purpose, whether or not this controller remembers injecting it.
-    clear: tuple[Action, ...] = ()
-    if stopped or tick.seen.faults or tick.seen.faults is None:
-        clear = (ClearFaults("rolling back"),)
-    decision = enter(
-        tick,
-        Phase.ROLLING_BACK,
-        reason="RollingBack",
-        message=f"{why}: sending 100% back to {tick.status.stable_subset}",
-        actions=(*clear, set_weights(tick.status, 0)),
-        deadline="fail",
-        warning=True,
-        judged=judged,
-        canary_weight=0,
-    )
-    return Decision(decision.status, (*notices, *decision.actions), wake_after=PROPAGATION_POLL)
-
-
-def roll_back(tick: Tick, why: str) -> Decision:
-    return _roll_back(tick, why)
-
-
-def rolling_back(tick: Tick) -> Decision:
-    unsettled = settle.settled(tick, 0)
-    if unsettled is not None:
-        return unsettled
-    stable = tick.status.stable_subset
-    verified = conditions.with_condition(
-        tick.status.conditions,
-        type=conditions.ROLLBACK_VERIFIED,
-        status="True",
-        reason="RolledBack",
-        message=f"the live route sends 100% to {stable} and the data plane applied it",
-        now=tick.now,
-    )
-    return enter(
-        tick,
-        Phase.FAILED,
-        base=verified,
-        reason="RolledBack",
-        message=f"rolled back: {stable} receives 100%",
-        actions=_post_rollout(tick, "Failed"),
-        warning=True,
-        step_started_at=None,
-    )

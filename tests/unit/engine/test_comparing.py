@@ -132,6 +132,9 @@ def test_a_canary_proven_worse_is_rolled_back_at_once_whatever_the_threshold() -
     assert "vs stable 1." in rolled or "vs stable 0.9" in rolled
     state = status.sequential[0]
     assert state.verdict is ComparisonVerdict.REGRESSION
+    # The end says why, not only that it went back.
+    assert status.message.startswith("rolled back: v1 receives 100% (request-success-rate: ")
+    assert "proven worse after" in status.message
 
 
 def test_a_canary_like_stable_walks_every_step_at_the_interval() -> None:
