@@ -27,8 +27,10 @@ import gc
 import pstats
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from canary.api.comparison import Comparison
 from canary.api.spec import CanarySpec
 from canary.api.status import (
     HISTORY_LIMIT,
@@ -39,10 +41,10 @@ from canary.api.status import (
     Phase,
     Verdict,
 )
-from canary.engine import revision
+from canary.engine import comparing, revision
 from canary.engine.actions import SetWeights
 from canary.engine.decide import decide
-from canary.engine.observation import Measurement, Observation, Traffic
+from canary.engine.observation import CountsReading, Measurement, Observation, Traffic
 from canary.engine.wanted import wanted
 
 TARGET = 20_000
@@ -76,6 +78,23 @@ SPEC = CanarySpec.model_validate(
                 },
             ],
         },
+    }
+)
+
+# The same Canary whose success-rate check also compares with stable (engine/comparing.py):
+# each judged tick then carries the sequential test on, on counts that grow with the step.
+COMPARING = SPEC.model_copy(
+    update={
+        "analysis": SPEC.analysis.model_copy(
+            update={
+                "metrics": [
+                    SPEC.analysis.metrics[0].model_copy(
+                        update={"compare": Comparison(alpha=0.01, min_effect=1.5)}
+                    ),
+                    *SPEC.analysis.metrics[1:],
+                ]
+            }
+        )
     }
 )
 
@@ -132,9 +151,24 @@ def full_history() -> CanaryStatus:
 Inputs = list[tuple[CanaryStatus, Observation, datetime]]
 
 
-def record(ticks: int) -> tuple[Inputs, Counter[str]]:
+def counted(status: CanaryStatus, now: datetime, scenario: str) -> dict[str, CountsReading]:
+    """The success-rate check's counts since its window began: 120 requests a second, a 1 in
+    1,000 failing on both sides (5 in 100 on a degrading canary from 50%)."""
+    since = comparing.window_start(status, SUCCESS)
+    if since is None:
+        return {}
+    seconds = (now - since).total_seconds()
+    share = status.canary_weight / 100
+    canary, stable = 120 * seconds * share, 120 * seconds * (1 - share)
+    bad = 0.05 if scenario == "degrading" and status.canary_weight >= 50 else 0.001
+    sides = (canary, round(canary * bad), stable, round(stable * 0.001))
+    return {SUCCESS: CountsReading(since, *(Measurement.of(float(n)) for n in sides))}
+
+
+def record(ticks: int, spec: CanarySpec = SPEC) -> tuple[Inputs, Counter[str]]:
     """Simulate `ticks` ticks of back-to-back rollouts; keep what each `decide` call is given."""
-    revisions = [revision.of(SPEC, target_revision=f"build-{n}") for n in range(2)]
+    revisions = [revision.of(spec, target_revision=f"build-{n}") for n in range(2)]
+    comparing_checks = spec is COMPARING
     observations: dict[tuple[object, ...], Observation] = {}
     status, now, rollout = full_history(), T0, 0
     route, applied_from = {"v1": 100, "v2": 0}, 0
@@ -144,7 +178,7 @@ def record(ticks: int) -> tuple[Inputs, Counter[str]]:
         scenario = SCENARIOS[rollout % len(SCENARIOS)]
         rev = revisions[rollout % 2]
         applied = tick >= applied_from
-        due = bool(wanted(SPEC, status, now).metrics)
+        due = bool(wanted(spec, status, now).metrics)
         key = (rev, route["v2"], applied, scenario, due)
         if key not in observations:
             observations[key] = Observation(
@@ -153,8 +187,10 @@ def record(ticks: int) -> tuple[Inputs, Counter[str]]:
                 measurements=answers(scenario, route["v2"]) if due else {},
             )
         seen = observations[key]
+        if comparing_checks and due:
+            seen = replace(seen, comparisons=counted(status, now, scenario))
         inputs.append((status, seen, now))
-        decision = decide(SPEC, status, seen, now)
+        decision = decide(spec, status, seen, now)
         for action in decision.actions:
             if isinstance(action, SetWeights) and route["v2"] != action.canary_weight:
                 route = {"v1": action.stable_weight, "v2": action.canary_weight}
@@ -170,8 +206,7 @@ def record(ticks: int) -> tuple[Inputs, Counter[str]]:
     return inputs, mix
 
 
-def timed(inputs: Inputs, *, with_wanted: bool) -> float:
-    spec = SPEC
+def timed(inputs: Inputs, *, with_wanted: bool, spec: CanarySpec = SPEC) -> float:
     start = time.perf_counter()
     if with_wanted:
         for status, seen, now in inputs:
@@ -207,11 +242,25 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(20)
         stats.sort_stats("cumulative").print_stats("canary", 20)
 
+    rates = {}
     for label, with_wanted in (("decide", False), ("wanted+decide", True)):
         best = min(timed(inputs, with_wanted=with_wanted) for _ in range(options.rounds))
-        rate = ticks / best
+        rate = rates[label] = ticks / best
         target = f" (target >= {TARGET:,})" if not with_wanted else ""
         print(f"{label}: {ticks} ticks in {best:.3f} s = {rate:,.0f} ticks/s{target}")
+
+    compared, compared_mix = record(options.ticks, COMPARING)
+    gc.collect()
+    gc.freeze()
+    print("the same Canary with its success-rate check also comparing with stable; rollouts:")
+    for outcome, count in sorted(compared_mix.items()):
+        print(f"  {outcome}: {count}")
+    best = min(timed(compared, with_wanted=False, spec=COMPARING) for _ in range(options.rounds))
+    rate = len(compared) / best
+    print(
+        f"decide, comparing: {len(compared)} ticks in {best:.3f} s = {rate:,.0f} ticks/s "
+        f"(target >= {TARGET:,}; {rate / rates['decide']:.2f}x the threshold-only Canary)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ version's requests, and the same two per operation from span metrics, `trace-err
 Each comes as two query sets: one for Istio's standard metrics (what a cluster with Istio
 telemetry exports) and one for plain Envoy stats (what the local mesh's Envoys export, and what a
 mesh without Istio telemetry has). Every built-in also has a request-count query, so a
-`minRequests` guard works without the user writing one.
+`minRequests` guard works without the user writing one, and a pair of cumulative counts
+(`COUNTS`: requests and bad events) that a check comparing with stable is judged on.
 
 The Envoy set relies on Istio's cluster naming, `outbound|<port>|<subset>|<host>`, which the
 local mesh's Pilot uses too. PromQL has no way to escape `|` in a regex short of `\\|`, so the
@@ -138,6 +139,71 @@ QUERIES: dict[QuerySet, dict[str, BuiltinQuery]] = {
             unit="milliseconds",
         ),
         **_span_queries(_SPANS_ENVOY),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CountQueries:
+    """What a comparing check counts (api/counts.py reads each over an exact window): the
+    requests and the bad events, each a cumulative count summed to one series, with
+    `{{ subset }}`/`{{ version }}` naming the side, and for a latency check `{{ bound }}`, the
+    pattern of the `le` spellings of compare.slowerThan (api/counts.bound_pattern).
+    """
+
+    requests: str
+    bad: str
+    # Whether no series at the window's end is 0 bad events: a 5xx or error counter appears
+    # with the first such event. A latency's bad events are the +Inf bucket less the bound's
+    # bucket: a bound that is no bucket has no series, which must stay no data, never 0 slow.
+    absent_is_zero: bool = True
+
+
+BOUND = "bound"
+
+
+def _slow(histogram: str, selector: str) -> CountQueries:
+    total = f'sum({histogram}{{{selector},le="+Inf"}})'
+    return CountQueries(
+        requests=total,
+        bad=f'{total} - sum({histogram}{{{selector},le=~"{{{{ {BOUND} }}}}"}})',
+        absent_is_zero=False,
+    )
+
+
+def _span_counts(selector: str) -> dict[str, CountQueries]:
+    calls = f"traces_span_metrics_calls_total{{{selector}}}"
+    return {
+        TRACE_ERROR_RATE: CountQueries(
+            requests=f"sum({calls})",
+            bad=(
+                f"sum(traces_span_metrics_calls_total{{{selector},"
+                'status_code="STATUS_CODE_ERROR"})'
+            ),
+        ),
+        TRACE_DURATION: _slow("traces_span_metrics_duration_milliseconds_bucket", selector),
+    }
+
+
+COUNTS: dict[QuerySet, dict[str, CountQueries]] = {
+    QuerySet.ISTIO: {
+        SUCCESS_RATE: CountQueries(
+            requests=f"sum(istio_requests_total{{{_ISTIO_SELECTOR}}})",
+            bad=f'sum(istio_requests_total{{{_ISTIO_SELECTOR},response_code=~"5.."}})',
+        ),
+        DURATION: _slow("istio_request_duration_milliseconds_bucket", _ISTIO_SELECTOR),
+        **_span_counts(_SPANS_ISTIO),
+    },
+    QuerySet.ENVOY: {
+        SUCCESS_RATE: CountQueries(
+            requests=f"sum(envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR}}})",
+            bad=(
+                f"sum(envoy_cluster_upstream_rq_xx{{{_ENVOY_SELECTOR},"
+                'envoy_response_code_class="5"})'
+            ),
+        ),
+        DURATION: _slow("envoy_cluster_upstream_rq_time_bucket", _ENVOY_SELECTOR),
+        **_span_counts(_SPANS_ENVOY),
     },
 }
 

@@ -17,6 +17,7 @@ from canary.cli.connection import Connection, connected
 from canary.cli.root import main
 
 if TYPE_CHECKING:
+    from canary.api.comparison import ComparisonRecord
     from canary.api.status import ChaosResult, CheckResult
     from canary.api.traces import SpanEvidence
     from canary.cluster.client import Event
@@ -156,6 +157,24 @@ def _measurement(record: CheckResult) -> list[str]:
         lines.append(f"      spans: {_spans(record.spans)}")
         if record.spans.examples:
             lines.append(f"      example traces: {', '.join(record.spans.examples)}")
+    if record.comparison is not None:
+        lines += _comparison(record.comparison)
+    return lines
+
+
+def _comparison(record: ComparisonRecord) -> list[str]:
+    from canary.engine import comparing
+
+    canary, stable = record.canary, record.stable
+    lines = [
+        f"      vs stable: {comparing.describe(record)}",
+        f"      evidence of a regression {record.regression_evidence:.3g}, of equivalence "
+        f"{record.equivalence_evidence:.3g} ({record.threshold:g} proves either); counted "
+        f"canary {canary.bad:,.0f} bad of {canary.requests:,.0f}, stable {stable.bad:,.0f} "
+        f"bad of {stable.requests:,.0f}",
+    ]
+    if record.message:
+        lines.append(f"      reading refused: {record.message}")
     return lines
 
 

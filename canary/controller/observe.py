@@ -9,16 +9,19 @@ them all as one InvalidSpec condition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from canary.api import builtins
+from canary.api.metrics import MetricCheck
 from canary.api.spec import CanarySpec
-from canary.controller import chaos_probe, hooks, preflight, queries
+from canary.controller import chaos_probe, counts, hooks, preflight, queries
 from canary.controller.sources import Evidence, Sources
 from canary.engine import revision
 from canary.engine.observation import (
     ActiveFault,
     ChaosReading,
+    CountsReading,
     GateResult,
     Measurement,
     Observation,
@@ -105,15 +108,11 @@ def observe(
     # Every check's source is resolved on every tick, not only when the check is due: a missing
     # template or Secret makes the Canary Invalid before its first write, and keeps it so.
     resolved: dict[str, tuple[queries.ResolvedQuery, Evidence]] = {}
+    stable_subset = route.subsets[0].name if route.subsets else ""
     for metric in spec.analysis.metrics:
         try:
             query = queries.resolve(
-                key,
-                spec,
-                metric,
-                store=store,
-                query_set=query_set,
-                stable_subset=route.subsets[0].name if route.subsets else "",
+                key, spec, metric, store=store, query_set=query_set, stable_subset=stable_subset
             )
             resolved[metric.name] = (query, sources.metrics_for(query.template))
         except InvalidSpec as exc:
@@ -134,11 +133,11 @@ def observe(
             problems.extend(f"{where}: {problem}" for problem in exc.problems)
     due = wanted(spec, status, now)
     measurements: dict[str, Measurement] = {}
+    comparisons: dict[str, CountsReading] = {}
     gates: dict[str, GateResult] = {}
     if not problems:
-        for metric in due.metrics:
-            query, source = resolved[metric.name]
-            measurements[metric.name] = source.measure(query, now)
+        tick = counts.Tick(key, spec, status, now, query_set, stable_subset)
+        measurements, comparisons = _measure(due.metrics, resolved, tick)
         for hook in due.webhooks:
             gates[hook.name] = sources.webhooks.call(asked[hook.name])
     checked = None
@@ -163,6 +162,7 @@ def observe(
         target_revision=target_revision,
         generation=stored.generation,
         measurements=measurements,
+        comparisons=comparisons,
         gates=gates,
         faults=faults,
         chaos=chaos,
@@ -173,6 +173,25 @@ def observe(
         chat_problems=chat_problems,
         preflight=checked,
     )
+
+
+def _measure(
+    metrics: tuple[MetricCheck, ...],
+    resolved: Mapping[str, tuple[queries.ResolvedQuery, Evidence]],
+    where: counts.Tick,
+) -> tuple[dict[str, Measurement], dict[str, CountsReading]]:
+    """The due checks' values, and the comparing checks' counts."""
+    measurements: dict[str, Measurement] = {}
+    comparisons: dict[str, CountsReading] = {}
+    for metric in metrics:
+        query, source = resolved[metric.name]
+        # A compare-only check's query is a count, not a value to judge.
+        if metric.compare is None or metric.threshold_range is not None:
+            measurements[metric.name] = source.measure(query, where.now)
+        reading = counts.due(metric, query, source, where)
+        if reading is not None:
+            comparisons[metric.name] = reading
+    return measurements, comparisons
 
 
 def _faults(router: Router, route: RouteRef) -> tuple[ActiveFault, ...] | None:

@@ -204,13 +204,20 @@ def metric_series(context: Context) -> PreflightItem:
 def _stable_query(
     context: Context, metric: str, resolved: queries.ResolvedQuery, stable: str
 ) -> str:
-    """The check's query as it would read for the stable subset, which has traffic now."""
+    """The check's query as it would read for the stable subset, which has traffic now.
+
+    A check that only compares is asked its requests count: its query counts bad events, whose
+    series (a template's error counter) may appear only with the first one.
+    """
     check = next(m for m in context.spec.analysis.metrics if m.name == metric)
     _, values = queries.variables(context.key, context.spec, check, stable_subset=stable)
+    counting = check.compare is not None and check.threshold_range is None
     if resolved.template is None:
-        text = builtins.QUERIES[context.query_set][metric].query
+        chosen = builtins.QUERIES[context.query_set][metric]
+        text = builtins.COUNTS[context.query_set][metric].requests if counting else chosen.query
     else:
-        text = resolved.template.spec.query or ""
+        template = resolved.template.spec
+        text = (template.requests_query if counting else None) or template.query or ""
     try:
         return templating.render(text, values)
     except templating.TemplateError:

@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from canary.api.comparison import ComparisonVerdict, SequentialState
 from canary.api.spec import Webhook
 from canary.api.status import CheckResult, MeasurementKind, Verdict
-from canary.engine import judge, records
+from canary.engine import comparing, judge, records
 from canary.engine.actions import Notify
 from canary.engine.tick import Tick
 
@@ -31,6 +32,12 @@ class Checked:
     # replaced every latest one (the usual judged tick); None when the records must be read.
     # A list: most judged ticks end before their step does, and never ask.
     passed: list[str] | None = None
+    # "<check>: <why>" when an enforced check proved the canary worse than stable this tick:
+    # the rollout rolls back at once, whatever the threshold of failed checks.
+    regression: str = ""
+    # Every enforced comparing check was judged this tick and has shown equivalence: with
+    # analysis.advanceEarly the step may end before its interval.
+    equivalent: bool = False
 
 
 def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
@@ -40,62 +47,40 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     revision and step, so a pass earned by one revision never counts for another.
     """
     seen, now = tick.seen, tick.now
-    measurements = seen.measurements
-    if not measurements and not seen.gates:
+    measurements, comparisons = seen.measurements, seen.comparisons
+    if not measurements and not comparisons and not seen.gates:
         # Most ticks between checks: nothing was measured, so there is nothing to judge.
         return Checked({}, (), tick.status.failed_checks)
     status, plan = tick.status, tick.plan
     wait_from = status.data_wait_from or status.step_started_at
     waited = 0.0 if wait_from is None else (now - wait_from).total_seconds()
-    revision, step, weight = seen.revision, status.step, status.canary_weight
+    revision, weight = seen.revision, status.canary_weight
     results: list[CheckResult] = []
     names: list[str] = []
     passing: list[str] = []
     notices: list[Notify] = []
     failures = 0
+    tests: dict[str, SequentialState] = {}
+    regression = ""
     for rule in plan.rules:
-        name = rule.name
-        measurement = measurements.get(name)
-        if measurement is None:
+        one = _metric(rule, tick, waited)
+        if one is None:
             continue
-        judged = judge.verdict(rule, measurement, waited=waited, step_interval=plan.interval)
-        verdict = judged.verdict
-        # None while inconclusive, as on the record; False for a failure.
-        passed = None if verdict is Verdict.INCONCLUSIVE else verdict is Verdict.PASS
-        names.append(name)
-        if passed:
-            passing.append(name)
-        results.append(
-            records.built(
-                CheckResult,
-                {
-                    "name": name,
-                    "kind": measurement.kind,
-                    "value": _recorded(measurement.value),
-                    "samples": measurement.samples,
-                    "query": measurement.query,
-                    "threshold": rule.threshold,
-                    "verdict": verdict,
-                    "passed": passed,
-                    "counted": rule.enforced,
-                    "message": judged.message,
-                    "spans": measurement.spans,
-                    "comparison": None,
-                    "revision": revision,
-                    "step": step,
-                    "weight": weight,
-                    "at": now,
-                },
-            )
-        )
-        if passed is False and rule.enforced:
+        if one.compared is not None:
+            tests[rule.name] = one.compared.state
+        names.append(rule.name)
+        verdict = one.record.verdict
+        if verdict is Verdict.PASS:
+            passing.append(rule.name)
+        results.append(one.record)
+        if verdict is Verdict.FAIL and rule.enforced:
             failures += 1
+            if one.proven and not regression:
+                regression = f"{rule.name}: {one.judgement.message}"
             notices.append(
                 Notify(
-                    reason="MetricFailed"
-                    if measurement.kind is MeasurementKind.VALUE
-                    else "MetricNoData",
-                    message=f"{name} at weight {weight}: {judged.message}",
+                    reason=one.reason,
+                    message=f"{rule.name} at weight {weight}: {one.judgement.message}",
                     warning=True,
                 )
             )
@@ -123,12 +108,14 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
     # One tuple of this tick's records, shared by the latest results and the history.
     fresh = tuple(results)
     latest = records.with_latest(status.checks, fresh, names)
-    updates = {
+    updates: dict[str, Any] = {
         "failed_checks": failed_checks,
         "last_check_at": now,
         "checks": latest,
         "history": records.appended(status.history, fresh),
     }
+    if tests:
+        updates["sequential"] = comparing.stored(status, tests, plan.rules)
     # When this tick's results are every latest one, whether the step passed needs no record
     # read; they judged the status's own revision when it is the one observed.
     known = len(latest) == len(fresh) and revision == status.revision
@@ -137,7 +124,95 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         tuple(notices) if notices else (),
         failed_checks,
         passing if known else None,
+        regression,
+        comparing.all_equivalent(tests, plan.rules),
     )
+
+
+def _worst(parts: list[judge.Judgement]) -> judge.Judgement:
+    """A check judged on a range and a comparison: either failing fails, either waiting waits."""
+    if len(parts) == 1:
+        return parts[0]
+    for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+        for part in parts:
+            if part.verdict is verdict:
+                return judge.Judgement(verdict, "; ".join(p.message for p in parts if p.message))
+    return judge.Judgement(Verdict.PASS, "; ".join(p.message for p in parts if p.message))
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    record: CheckResult
+    judgement: judge.Judgement
+    compared: comparing.Compared | None
+    # The check's comparison proved a regression.
+    proven: bool
+    # The Event's reason, should it count as a failure.
+    reason: str
+
+
+def _metric(rule: judge.Rule, tick: Tick, waited: float) -> _Judged | None:
+    """One metric check judged on this tick's measurement and counts; None when it has neither."""
+    seen, interval = tick.seen, tick.plan.interval
+    measurement = seen.measurements.get(rule.name)
+    reading = seen.comparisons.get(rule.name) if rule.compare is not None else None
+    parts: list[judge.Judgement] = []
+    if measurement is not None and rule.has_range:
+        parts.append(judge.verdict(rule, measurement, waited=waited, step_interval=interval))
+    compared = None
+    if reading is not None and rule.compare is not None:
+        compared = comparing.judged(
+            rule, rule.compare, reading, tick.status, waited=waited, step_interval=interval
+        )
+        parts.append(compared.judgement)
+    if not parts:
+        return None
+    judged = _worst(parts)
+    proven = (
+        compared is not None
+        and compared.record.verdict is ComparisonVerdict.REGRESSION
+        and compared.judgement.verdict is Verdict.FAIL
+    )
+    if proven:
+        reason = "RegressionProven"
+    elif (measurement is not None and measurement.kind is not MeasurementKind.VALUE) or (
+        compared is not None and compared.judgement.verdict is Verdict.FAIL
+    ):
+        reason = "MetricNoData"
+    else:
+        reason = "MetricFailed"
+    if measurement is not None and rule.has_range:
+        kind, value = measurement.kind, _recorded(measurement.value)
+        samples, query = measurement.samples, measurement.query
+    else:
+        assert compared is not None
+        assert reading is not None
+        kind, value, samples = compared.kind, compared.value, compared.samples
+        query = reading.canary_bad.query
+    verdict = judged.verdict
+    record = records.built(
+        CheckResult,
+        {
+            "name": rule.name,
+            "kind": kind,
+            "value": value,
+            "samples": samples,
+            "query": query,
+            "threshold": rule.described,
+            "verdict": verdict,
+            # None while inconclusive; False for a failure.
+            "passed": None if verdict is Verdict.INCONCLUSIVE else verdict is Verdict.PASS,
+            "counted": rule.enforced,
+            "message": judged.message,
+            "spans": measurement.spans if measurement is not None else None,
+            "comparison": compared.record if compared is not None else None,
+            "revision": seen.revision,
+            "step": tick.status.step,
+            "weight": tick.status.canary_weight,
+            "at": tick.now,
+        },
+    )
+    return _Judged(record, judged, compared, proven, reason)
 
 
 def _recorded(value: float | None) -> float | None:

@@ -30,9 +30,10 @@ import math
 _PRIOR_A = 0.5
 _PRIOR_B = 0.5
 _LOG_BETA_PRIOR = math.lgamma(_PRIOR_A) + math.lgamma(_PRIOR_B) - math.lgamma(_PRIOR_A + _PRIOR_B)
-# Newton's steps are bounded in number; the ends are wanted to a part in 10^9 of log q.
+# Newton's steps are bounded in number; the ends are wanted to a part in 10^7 of log q (a
+# record shows three digits; the last, quadratic step lands far closer than that anyway).
 _MAX_STEPS = 60
-_TOLERANCE = 1e-9
+_TOLERANCE = 1e-7
 # Fewer events than this are none (fractional counts come from extrapolated increases).
 _NONE = 1e-9
 
@@ -67,8 +68,13 @@ def _outer_root(count: float, other: float, level: float) -> float:
     root moves right, monotonically, onto it.
     """
     peak = math.log(count / (count + other))
-    # Since -other log(1 - e^v) >= 0, the function exceeds level wherever -count v > level.
-    v = min(-level / count, peak) - 1.0
+    # Since -other log(1 - e^v) >= 0, the function is at least level wherever -count v >= level:
+    # -level / count is left of the root (or on it) and Newton starts there. When that lies
+    # right of the peak, the peak itself is inside the interval (its slope is 0), so the start
+    # is moved left of it.
+    v = -level / count
+    if v >= peak:
+        v = peak - 1.0
     for _ in range(_MAX_STEPS):
         share = math.exp(v)
         rest = -math.expm1(v)

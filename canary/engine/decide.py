@@ -249,6 +249,7 @@ def _start(tick: Tick, *, retried: bool = False) -> Decision:
         checks=(),
         chaos=(),
         approvals=(),
+        sequential=(),
     )
     following = phases.initializing(tick.with_status(started.status))
     return Decision(following.status, (*started.actions, *following.actions), following.wake_after)

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from canary.api import durations
+from canary.api.comparison import Comparison
 from canary.api.metrics import MetricCheck, MetricMode, NoDataPolicy
 from canary.api.status import MeasurementKind, Verdict
 from canary.engine.observation import Measurement
@@ -33,7 +34,7 @@ class Judgement:
     message: str
 
 
-def _missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float) -> Judgement:
+def missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float) -> Judgement:
     if policy is NoDataPolicy.WAIT and waited < wait_limit:
         return Judgement(Verdict.INCONCLUSIVE, f"{why}; waiting up to {wait_limit:g}s for data")
     if policy is NoDataPolicy.WAIT:
@@ -42,9 +43,6 @@ def _missing(policy: NoDataPolicy, why: str, *, waited: float, wait_limit: float
 
 
 _PASSED = Judgement(Verdict.PASS, "")
-_NOT_JUDGED = Judgement(
-    Verdict.FAIL, "compare: the comparison with stable is not judged by this controller yet"
-)
 _WHY_MISSING = {
     MeasurementKind.NO_DATA: "no data",
     MeasurementKind.NAN: "NaN (no requests in the window?)",
@@ -68,23 +66,41 @@ class Rule:
     # None: wait up to the step's length.
     no_data_timeout: float | None
     enforced: bool
+    # The comparison with stable (engine/comparing.py), when the check makes one.
+    compare: Comparison | None = None
+    # What a record shows as the check's threshold: the range, the comparison, or both.
+    described: str = ""
+
+    @property
+    def has_range(self) -> bool:
+        return self.low is not None or self.high is not None
 
     @classmethod
     def of(cls, check: MetricCheck) -> Rule:
         # A check that only compares has no range: every value lies inside its open sides
         # (the comparison itself is judged by engine/sequential.py).
         bounds = check.threshold_range
+        threshold = bounds.describe() if bounds else ""
+        compare = check.compare
+        described = threshold
+        if compare is not None:
+            against = (
+                f"vs {compare.against} (alpha {compare.alpha:g}, minEffect {compare.min_effect:g})"
+            )
+            described = f"{threshold}; {against}" if threshold else against
         return cls(
             name=check.name,
             low=bounds.min if bounds else None,
             high=bounds.max if bounds else None,
             min_requests=check.min_requests,
-            threshold=bounds.describe() if bounds else "",
+            threshold=threshold,
             on_no_data=check.on_no_data,
             no_data_timeout=(
                 durations.seconds(check.no_data_timeout) if check.no_data_timeout else None
             ),
             enforced=check.mode is MetricMode.ENFORCE,
+            compare=compare,
+            described=described,
         )
 
 
@@ -99,10 +115,10 @@ def verdict(
     rule: Rule, measurement: Measurement, *, waited: float, step_interval: float
 ) -> Judgement:
     """`metric`, for a check already made a `Rule`: what the engine calls on every judged tick."""
-    if rule.low is None and rule.high is None:
-        # A check that only compares with stable: until decide judges comparisons
-        # (engine/sequential.py), failing is the one verdict that cannot promote a regression.
-        return _NOT_JUDGED
+    if not rule.has_range:
+        # A check that only compares with stable has no value to judge: engine/comparing.py
+        # judges its counts. Reaching here is a caller's mistake, and must not pass.
+        return Judgement(Verdict.FAIL, "no thresholdRange: this check is judged by comparison")
     value = measurement.value
     minimum = rule.min_requests
     samples = measurement.samples
@@ -128,17 +144,17 @@ def verdict(
         why = _WHY_MISSING.get(measurement.kind, "no value")
         if measurement.message and measurement.kind is not MeasurementKind.NAN:
             why = f"{why}: {measurement.message}"
-        return _missing(policy, why, waited=waited, wait_limit=wait_limit)
+        return missing(policy, why, waited=waited, wait_limit=wait_limit)
     if minimum is not None:
         if samples is None:
-            return _missing(
+            return missing(
                 policy,
                 "request count unknown for minRequests",
                 waited=waited,
                 wait_limit=wait_limit,
             )
         if samples < minimum:
-            return _missing(
+            return missing(
                 policy,
                 f"{samples} requests, fewer than minRequests {minimum}",
                 waited=waited,

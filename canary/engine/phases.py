@@ -206,6 +206,10 @@ def progressing(tick: Tick) -> Decision:
     if asked is not None:
         return _roll_back(_with(tick, asked[1]), asked[0])
     checked = checks.run(tick, gates=plan.rollout)
+    if checked.regression:
+        # Proven at the stated alpha: waiting for `threshold` failures would only expose more
+        # users to a canary already known to be worse.
+        return _roll_back(tick, checked.regression, checked.notices, checked.updates)
     if checked.failed_checks >= plan.threshold:
         return _roll_back(
             tick,
@@ -260,8 +264,18 @@ def _came_back(tick: Tick, step_started_at: datetime) -> bool:
 def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> Decision:
     """The step holds, waits for its checks, or moves on; with this tick's judging in the status."""
     status, plan, judged = tick.status, tick.plan, checked.updates
+    early: tuple[Notify, ...] = ()
     if not elapsed(tick.since(step_started_at), plan.interval):
-        return Decision(records.evolve(status, judged) if judged else status)
+        if not (plan.advance_early and checked.equivalent and checks.step_passed(tick, checked)):
+            return Decision(records.evolve(status, judged) if judged else status)
+        held = tick.since(step_started_at)
+        early = (
+            Notify(
+                "AdvancedEarly",
+                f"step {status.step + 1}: every comparison with stable has shown equivalence "
+                f"and every check passed after {held:.0f}s of {plan.interval:g}s",
+            ),
+        )
     if not checks.step_passed(tick, checked):
         message = f"step {status.step + 1}: waiting for every check to pass"
         return waiting(tick, message, judged=judged)
@@ -294,9 +308,12 @@ def _advance(tick: Tick, step_started_at: datetime, checked: checks.Checked) -> 
         tick = _with(tick, approval.updates)
         if not approval.open:
             return _approval_held(tick, approval)
-    if not last:
-        return _start_step(tick, step + 1)
-    return _promote(tick, f"all {len(plan.weights)} steps passed")
+    moved = _start_step(tick, step + 1) if not last else None
+    if moved is None:
+        moved = _promote(tick, f"all {len(plan.weights)} steps passed")
+    if early:
+        return Decision(moved.status, (*early, *moved.actions), moved.wake_after)
+    return moved
 
 
 def _promote(tick: Tick, why: str, judged: Mapping[str, Any] | None = None) -> Decision:

@@ -36,6 +36,8 @@ class Plan:
     suspend: bool
     pause_on_drift: bool
     skip_analysis: bool
+    # analysis.advanceEarly: a step whose comparisons have all shown equivalence may end early.
+    advance_early: bool
     metrics: tuple[MetricCheck, ...]
     rules: tuple[judge.Rule, ...]
     # The webhooks by type (Flagger's eight; see api/spec.py WebhookType).
@@ -102,6 +104,7 @@ def _made(spec: CanarySpec) -> Plan:
         suspend=spec.suspend,
         pause_on_drift=spec.on_drift == "pause",
         skip_analysis=spec.skip_analysis,
+        advance_early=analysis.advance_early,
         metrics=tuple(analysis.metrics),
         rules=rules,
         confirm_rollout=hooks(WebhookType.CONFIRM_ROLLOUT),

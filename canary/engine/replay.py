@@ -15,14 +15,23 @@ from datetime import datetime, timedelta
 from canary.api.commands import Command
 from canary.api.spec import CanarySpec
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
-from canary.engine import revision
+from canary.engine import comparing, revision
 from canary.engine.actions import Decision, SetWeights
 from canary.engine.decide import decide
-from canary.engine.observation import GateResult, Measurement, Observation, Traffic
+from canary.engine.observation import (
+    CountsReading,
+    GateResult,
+    Measurement,
+    Observation,
+    Traffic,
+)
 from canary.engine.wanted import Wanted, wanted
 
 # (metric name, canary weight, seconds since the start) -> what the provider would answer.
 Measure = Callable[[str, int, float], Measurement]
+# (metric name, canary weight, since, now) -> each side's counts in [since, now], for a check
+# that compares with stable.
+Count = Callable[[str, int, datetime, datetime], CountsReading]
 
 
 @dataclass
@@ -56,6 +65,8 @@ class Replay:
     decisions: list[Decision] = field(default_factory=list)
     # The clock carries on across calls to run(), so a replay can be stopped and resumed.
     now: datetime | None = None
+    # The comparing checks' counts; None: those checks are never read.
+    count: Count | None = None
 
     def run(self, *, max_ticks: int, keep: bool = True) -> CanaryStatus:
         now = self.start if self.now is None else self.now
@@ -88,6 +99,22 @@ class Replay:
             target_ready=self.target_ready,
             target_revision=self.target_revision,
             command=self.command,
-            measurements={m.name: self.measure(m.name, weight, elapsed) for m in asked.metrics},
+            # As the controller does: a check that only compares has no value to measure.
+            measurements={
+                m.name: self.measure(m.name, weight, elapsed)
+                for m in asked.metrics
+                if m.threshold_range is not None
+            },
+            comparisons=self._counted(asked, weight, now),
             gates={h.name: self.gates[h.name] for h in asked.webhooks if h.name in self.gates},
         )
+
+    def _counted(self, asked: Wanted, weight: int, now: datetime) -> dict[str, CountsReading]:
+        if self.count is None:
+            return {}
+        readings: dict[str, CountsReading] = {}
+        for metric in asked.metrics:
+            since = comparing.window_start(self.status, metric.name)
+            if metric.compare is not None and since is not None:
+                readings[metric.name] = self.count(metric.name, weight, since, now)
+        return readings

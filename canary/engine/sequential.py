@@ -53,7 +53,7 @@ suspension) counts from zero again, as a new step does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,6 +80,10 @@ REGRESSION_PRIOR: tuple[float, ...] = tuple(
     1.0 / GRID[index] / math.exp(_LOG_NORMALISER) for index in _ABOVE_ONE
 )
 _LOG_REGRESSION_WEIGHTS = tuple(-_LOG_GRID[index] - _LOG_NORMALISER for index in _ABOVE_ONE)
+# The grid is sorted, so the points above one are its tail: a slice, read on every reading.
+_FIRST_ABOVE_ONE = _ABOVE_ONE[0]
+assert tuple(range(_FIRST_ABOVE_ONE, len(GRID))) == _ABOVE_ONE
+_GRID_LESS_ONE = tuple(ratio - 1.0 for ratio in GRID)
 # More requests than a step of any service serves: a reading beyond it is a broken query, and
 # sums of such would leave the floats JSON (the status) can hold.
 MAX_COUNT = 1e15
@@ -155,9 +159,14 @@ def observe(state: SequentialState, *, step: int, since: datetime, counts: Count
     if bad > 0 and n_c > 0:
         share = n_c / (n_c + n_s)
         # log L(rho) = x log rho - m log(1 + p (rho - 1)), p the canary's share of requests.
+        log1p = math.log1p
         log_evidence = tuple(
-            total + x * log_ratio - bad * math.log1p(share * (ratio - 1.0))
-            for total, ratio, log_ratio in zip(log_evidence, GRID, _LOG_GRID, strict=True)
+            [
+                total + x * log_ratio - bad * log1p(share * less_one)
+                for total, less_one, log_ratio in zip(
+                    log_evidence, _GRID_LESS_ONE, _LOG_GRID, strict=True
+                )
+            ]
         )
         log_min_effect += x * math.log(state.min_effect) - bad * math.log1p(
             share * (state.min_effect - 1.0)
@@ -227,8 +236,12 @@ def _record(
 
 def _log_regression(log_evidence: tuple[float, ...]) -> float:
     return _log_sum_exp(
-        log_evidence[index] + weight
-        for index, weight in zip(_ABOVE_ONE, _LOG_REGRESSION_WEIGHTS, strict=True)
+        [
+            value + weight
+            for value, weight in zip(
+                log_evidence[_FIRST_ABOVE_ONE:], _LOG_REGRESSION_WEIGHTS, strict=True
+            )
+        ]
     )
 
 
@@ -251,33 +264,32 @@ def _verdict(
 def _log_equivalence(
     log_evidence: tuple[float, ...], at_min_effect: float, min_effect: float
 ) -> float:
-    window = _equivalence_window(min_effect)
-    total = _log_sum_exp(log_evidence[index] for index in window) - math.log(len(window))
+    first, end = _equivalence_window(min_effect)
+    total = _log_sum_exp(log_evidence[first:end]) - math.log(end - first)
     return total - at_min_effect
 
 
-_windows: dict[float, tuple[int, ...]] = {}
+_windows: dict[float, tuple[int, int]] = {}
 
 
-def _equivalence_window(min_effect: float) -> tuple[int, ...]:
-    """The grid points the equivalence mixture weighs equally: [1/minEffect, minEffect)."""
+def _equivalence_window(min_effect: float) -> tuple[int, int]:
+    """The grid points the equivalence mixture weighs equally, [1/minEffect, minEffect), as
+    the slice [first, end) of the sorted grid."""
     window = _windows.get(min_effect)
     if window is None:
         low = 1.0 / min_effect - 1e-12
-        window = tuple(
-            index for index, ratio in enumerate(GRID) if low <= ratio < min_effect - 1e-12
-        )
+        inside = [index for index, ratio in enumerate(GRID) if low <= ratio < min_effect - 1e-12]
         # minEffect > 1 always admits rho = 1 itself; the guard is for a grid changed carelessly.
-        assert window, f"no grid point below minEffect {min_effect}"
-        _windows[min_effect] = window
+        assert inside, f"no grid point below minEffect {min_effect}"
+        window = _windows[min_effect] = (inside[0], inside[-1] + 1)
     return window
 
 
-def _log_sum_exp(values: Iterable[float]) -> float:
+def _log_sum_exp(items: Sequence[float]) -> float:
     """log(sum(exp(v))) without overflow."""
-    items = tuple(values)
     top = max(items)
-    return top + math.log(sum(math.exp(value - top) for value in items))
+    exp = math.exp
+    return top + math.log(sum([exp(value - top) for value in items]))
 
 
 def _shown(log_value: float) -> float:

@@ -18,9 +18,12 @@ REASONS: dict[str, Event] = {
     "StepStarted": Event.STEP_ADVANCED,
     "StepAdvanced": Event.STEP_ADVANCED,
     "Promoting": Event.STEP_ADVANCED,
+    # A step ended before its interval: every comparison with stable showed equivalence.
+    "AdvancedEarly": Event.STEP_ADVANCED,
     "MetricFailed": Event.CHECK_FAILED,
     "MetricNoData": Event.CHECK_FAILED,
     "WebhookFailed": Event.CHECK_FAILED,
+    "RegressionProven": Event.CHECK_FAILED,
     "Waiting": Event.GATE_WAITING,
     # The rollout waits on a fix someone must make, as it waits on a gate.
     "PreflightFailed": Event.GATE_WAITING,

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from canary.api.chaos import Trial
 from canary.api.commands import CommandResult, Verb
+from canary.api.comparison import ComparisonVerdict
+from canary.api.spec import CanarySpec
 from canary.api.status import (
     ChaosPhase,
     ChaosResult,
@@ -16,6 +18,7 @@ from canary.api.status import (
     Verdict,
 )
 from canary.api.traces import SpanEvidence
+from canary.engine import comparing, sequential
 from canary.engine.actions import Notify
 from canary.localmesh.store import LocalStore
 from canary.ports import CanaryKey
@@ -240,3 +243,39 @@ def test_a_trace_check_names_its_operation_its_spans_and_example_traces(
     assert (
         "example traces: 4bf92f3577b34da6a3ce929d0e0e4736, 00f067aa0ba902b7a3ce929d0e0e4736"
     ) in text
+
+
+def test_a_comparing_check_states_both_rates_with_their_intervals_and_the_proof(
+    store: LocalStore,
+) -> None:
+    revision = current_revision(store)
+    spec = CanarySpec.model_validate(
+        {
+            "service": {"host": "reviews"},
+            "stable": {"subset": "v1"},
+            "canary": {"subset": "v2"},
+            "analysis": {
+                "stepWeights": [10, 50],
+                "metrics": [{"name": "request-success-rate", "compare": {"against": "stable"}}],
+            },
+        }
+    )
+    compare = spec.analysis.metrics[0].compare
+    assert compare is not None
+    state = sequential.start("request-success-rate", revision=revision, comparison=compare)
+    proven = sequential.observe(
+        state, step=0, since=AT, counts=sequential.Counts(312, 13, 2800, 28)
+    ).record
+    assert proven.verdict is ComparisonVerdict.REGRESSION
+    failed = record(revision, 0, 10, 30, value=4.17, threshold="vs stable (alpha 0.01, "
+                    "minEffect 1.5)", verdict=Verdict.FAIL, passed=False, samples=312,
+                    message=comparing.describe(proven), comparison=proven)  # fmt: skip
+    set_status(store, phase=Phase.FAILED, step=0, history=(failed,))
+    result = cli(store, "explain", NAME, "-n", NS)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert (
+        "vs stable: canary 4.2% [1.1, 10.2] vs stable 1.0% [0.40, 2.0], proven worse after "
+        "312 canary requests"
+    ) in text, text
+    assert "counted canary 13 bad of 312, stable 28 bad of 2,800" in text

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from canary.api import builtins
+from canary.api.metric_template import MetricTemplate, PrometheusProvider
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Condition, Phase
 from canary.controller import preflight
 from canary.controller.observe import route_of
-from canary.controller.sources import Sources
+from canary.controller.sources import Sources, promql
 from canary.engine.observation import Measurement, Traffic
 from canary.engine.preflight import ItemState, PreflightItem
 from canary.fakes import FakeMetrics, FakePods, FakeProxies, FakeSecrets, FakeStore, FakeWebhooks
@@ -24,6 +25,7 @@ STABLE_SERIES = (
     'count(istio_requests_total{reporter="destination",destination_workload_namespace="shop",'
     'destination_service_name="reviews",destination_version="v1"})'
 )
+SELECTOR = STABLE_SERIES.split("{", 1)[1][: -len("})")]
 
 
 def spec_of(**extra: Any) -> CanarySpec:
@@ -165,6 +167,46 @@ def test_missing_series_fail_and_a_prometheus_error_is_unknown() -> None:
     unknown = gather(spec_of(), metrics=down)["metric series"]
     assert unknown.state is ItemState.UNKNOWN
     assert "Prometheus unreachable" in unknown.seen
+
+
+def test_a_compare_only_check_is_asked_for_its_requests_series() -> None:
+    """Its query counts bad events, whose series a healthy stable may never have made."""
+    errors = MetricTemplate.model_validate(
+        {
+            "metadata": {"name": "errors", "namespace": "shop"},
+            "spec": {
+                "provider": {"prometheus": {"address": "http://127.0.0.1:9"}},
+                "query": 'sum(app_errors_total{version="{{ version }}"})',
+                "requestsQuery": 'sum(app_requests_total{version="{{ version }}"})',
+            },
+        }
+    )
+    metrics = FakeMetrics()
+    compared = {"name": "errors", "templateRef": {"name": "errors"}, "compare": {}}
+    spec = spec_of(analysis={"stepWeights": [10], "metrics": [compared]})
+    context = preflight.Context(
+        KEY,
+        spec,
+        route_of(KEY, spec),
+        None,
+        preflight.Preflight(),
+        FakeStore(templates={("shop", "errors"): errors}),
+        Sources(
+            builtin=FakeMetrics(),
+            webhooks=FakeWebhooks(),
+            secrets=FakeSecrets(),
+            metrics={PrometheusProvider: promql(lambda backend, namespace: metrics)},
+        ),
+        builtins.QuerySet.ISTIO,
+    )
+    preflight.metric_series(context)
+    assert metrics.asked == ['count(app_requests_total{version="v1"})']
+    latency = {"name": "request-duration", "compare": {"slowerThan": "250ms"}}
+    builtin = FakeMetrics()
+    gather(spec_of(analysis={"stepWeights": [10], "metrics": [latency]}), metrics=builtin)
+    assert builtin.asked == [
+        f'count(istio_request_duration_milliseconds_bucket{{{SELECTOR},le="+Inf"}})'
+    ]
 
 
 def test_no_metric_check_or_skipped_analysis_asks_nothing() -> None:
