@@ -7,6 +7,7 @@ version and status of each answer (`canary.localmesh.loadgen`). From those:
   (the slow canary answers every request slower than the bound, see `_blast_policies`);
 - the exposure runs from the start of the first second holding a bad request to the end of the
   last second holding any canary answer: until the data plane served 0% canary (1 s resolution);
+  in A/A, where nothing is bad, the times are from the canary's first answer;
 - failed requests are the bad requests up to the terminal phase and a short tail after it;
   stable's own 5xx (it fails 1% in the error cases), Envoy's (no version in the body) and
   requests with no answer at all are counted apart.
@@ -39,6 +40,8 @@ class Blast:
     stable_failed: int
     envoy_failed: int
     no_response: int
+    # Requests the load generator skipped, more than a second late: the load it did not offer.
+    missed: int
     first_bad_s: int | None
     last_canary_s: int | None
     # The terminal transition, in seconds from the start of the first bad second.
@@ -92,8 +95,10 @@ def measure(rollout: _mesh_runs.Rollout, case: _blast_policies.Case, canary_vers
             if case.slow or outcome.status >= 500:
                 canary_bad += count
                 first_bad = second if first_bad is None else first_bad
-    # A/A without a single canary 5xx still has a clock: the canary's first answer.
-    origin = float(first_bad if first_bad is not None else first_canary or 0)
+    # A/A's 5xx are no regression: its clock starts at the canary's first answer, as does that
+    # of a run without a single bad answer.
+    start = first_canary if case.healthy or first_bad is None else first_bad
+    origin = float(start or 0)
     ended_at = None
     if rollout.status.last_transition_time is not None and not rollout.timed_out:
         ended_at = rollout.load_second(rollout.status.last_transition_time) - origin
@@ -105,6 +110,7 @@ def measure(rollout: _mesh_runs.Rollout, case: _blast_policies.Case, canary_vers
         stable_failed=others["stable"],
         envoy_failed=others[ENVOY],
         no_response=no_response,
+        missed=rollout.snapshot.missed,
         first_bad_s=first_bad,
         last_canary_s=last_canary,
         ended_at_s=ended_at,

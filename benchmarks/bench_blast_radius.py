@@ -131,7 +131,8 @@ def print_run(
     print(
         f"  {case.name:<10} {policy.name:<10} {verdict}; {result.bad} bad ({what}) of "
         f"{result.canary_answers} canary answers; stable 5xx {result.stable_failed}, envoy 5xx "
-        f"{result.envoy_failed}, no answer {result.no_response}; {result.phase} at {ended}",
+        f"{result.envoy_failed}, no answer {result.no_response}, load missed {result.missed}; "
+        f"{result.phase} at {ended}",
         flush=True,
     )
     if result.message:
@@ -164,7 +165,7 @@ def print_summary(args: argparse.Namespace, results: Results) -> None:
     label = "median " if args.repeat > 1 else ""
     print(f"\nper case and policy ({label}over {args.repeat} repeat(s)):")
     header = ("case", "policy", "rollbacks", "seconds to 0% canary", "bad requests")
-    widths = (10, 11, 12, 26, 12)
+    widths = (11, 11, 14, 26, 12)
     print("  " + "".join(f"{name:<{width}}" for name, width in zip(header, widths, strict=True)))
     for (case_name, policy), runs in results.items():
         healthy = _blast_policies.CASES[case_name].healthy
