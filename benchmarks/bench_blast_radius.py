@@ -34,7 +34,7 @@ differ; `--repeat` is what narrows the medians.
 
 Run: `.venv/bin/python benchmarks/bench_blast_radius.py [--cases errors-5,aa]
 [--policies fast,sequential] [--repeat 1] [--rate 40]`; a quick subset (two cases, two policies,
-one repeat) takes about five minutes.
+one repeat) takes two to four minutes.
 """
 
 from __future__ import annotations
