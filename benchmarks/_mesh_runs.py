@@ -1,11 +1,11 @@
 """One rollout by the real controller on a fresh local mesh, and what its users saw.
 
-The world is wired as `canary demo` wires it (canary/demo/run.py), without the live view: a
-LocalMesh with the demo's two versions behind the load generator, a LocalStore seeded with the
-given objects, and the Reconciler and Controller that run in a cluster, reading the mesh's
-Prometheus through the Envoy query set. The run ends when the Canary's phase is terminal or the
-time limit passes; the load keeps going for a short tail after that, so a version still served
-after the rollout ended would show.
+The world is wired as `canary demo` wires it (canary/demo/run.py, canary/demo/controller.py),
+without the live view: a LocalMesh with the demo's two versions behind the load generator, a
+LocalStore seeded with the given objects, and the Reconciler and Controller that run in a
+cluster, reading the mesh's Prometheus through the Envoy query set. The run ends when the
+Canary's phase is terminal or the time limit passes; the load keeps going for a short tail after
+that, so a version still served after the rollout ended would show.
 
 The load generator counts answers per whole second since its start. Status times and events are
 wall-clock times, so the run also records the wall-clock moment of the load generator's second
@@ -30,7 +30,7 @@ from typing import Any
 from canary.adapters.prometheus import PrometheusMetrics
 from canary.api.status import TERMINAL_PHASES, CanaryStatus
 from canary.controller import logs
-from canary.demo import run as demo_run
+from canary.demo import controller as demo_controller
 from canary.demo import scenario
 from canary.localmesh import loadgen
 from canary.localmesh.mesh import LocalMesh, VersionSpec
@@ -45,11 +45,18 @@ Watch = Callable[[LocalMesh, LocalStore], contextlib.AbstractContextManager[obje
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """The demo's load and versions: the defaults of `canary demo`."""
+    """The demo's load and versions: the defaults of `canary demo`.
+
+    Each version answers after `latency_ms`; the canary after `canary_latency_ms` instead when
+    set, give or take `canary_jitter_ms` (uniform). Each fails its own share of requests.
+    """
 
     rate: float = 40.0
     latency_ms: float = 5.0
     canary_error_rate: float = 0.0
+    stable_error_rate: float = 0.0
+    canary_latency_ms: float | None = None
+    canary_jitter_ms: float = 0.0
     timeout_s: float = 180.0
 
 
@@ -86,11 +93,18 @@ def run(
     """Runs the objects' Canary to a terminal phase, with the controller's log in `log_path`."""
     plan = scenario.plan(list(objects))
     versions = [
-        VersionSpec(name=plan.stable_version, latency_ms=load.latency_ms),
+        VersionSpec(
+            name=plan.stable_version,
+            error_rate=load.stable_error_rate,
+            latency_ms=load.latency_ms,
+        ),
         VersionSpec(
             name=plan.canary_version,
             error_rate=load.canary_error_rate,
-            latency_ms=load.latency_ms,
+            latency_ms=load.latency_ms
+            if load.canary_latency_ms is None
+            else load.canary_latency_ms,
+            latency_jitter_ms=load.canary_jitter_ms,
         ),
     ]
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as scratch:
@@ -114,7 +128,7 @@ def run(
             assert mesh.load is not None, "the mesh runs a load generator when rate > 0"
             load_started = datetime.now(UTC) - timedelta(seconds=mesh.load.snapshot().elapsed_s)
             logs.configure(json=False, level=log_level, stream=log_file)
-            controller = demo_run.local_controller(
+            controller = demo_controller.local_controller(
                 store, mesh, PrometheusMetrics(mesh.prometheus_url)
             )
             started = time.monotonic()

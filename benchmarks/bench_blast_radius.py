@@ -1,297 +1,260 @@
-"""Bad-canary blast radius: the demo's policy next to a plain "threshold x interval" policy.
+"""Bad-canary blast radius on the local mesh: three policies judge the same canaries.
 
-Both variants run in this one process, each on a fresh local mesh (`canary demo`'s world: two
-instances per version, 40 req/s, 5 ms answers) where v2 answers 503 to a share of requests
-(20% by default), driven by the real controller until the Canary is Failed:
+Each rollout runs on a fresh local mesh (`canary demo`'s world: two instances per version, 5 ms
+answers, the load generator at `--rate` requests per second), driven by the real controller
+until the Canary is terminal. The policies (`_blast_policies`) are the demo's Canary with only
+the judge changed:
 
-- default: the demo's Canary as `canary.demo.scenario` defines it (checks every checkInterval,
-  a few seconds, within each step's interval);
-- plain: the same Canary with checkInterval equal to interval, so a check runs once per
-  interval and `threshold` failed checks take threshold x interval, which is how Flagger counts.
+- plain: a Flagger-style threshold x interval policy (a check once per 12 s interval, threshold
+  2, success rate `min: 99`, p99 `max: 500`);
+- fast: today's demo policy (the same lines, checked every 2 s);
+- sequential: the comparison with stable (`compare: {against: stable}` on the success rate,
+  `compare: {slowerThan: 25ms}` on the latency), no threshold line.
 
-What users saw comes from the load generator's records, counted per whole second by the time
-each request was due, with the version and status of its answer:
+The cases: the canary fails 20%, 5% or 2% of requests while stable fails 1%; the canary answers
+in 30 ms where stable takes 5 (neither fails); A/A, both failing 1%. Within a run the policies
+alternate: each case runs every policy in turn, the order rotating from case to case and from
+repeat to repeat, so a slow minute of the shared machine does not land on one policy.
 
-- failed requests: every 5xx answer the load generator got, from the start of the mesh's load
-  to 2 s after the terminal phase (v1 is healthy, so they are v2's, or Envoy's own if marked
-  `envoy`); requests with no answer at all are counted apart;
-- seconds: from the start of the first second holding a 5xx to the end of the last second
-  holding any answer from v2, i.e. until the data plane served 100% v1 (1 s resolution). The
-  Failed transition, on the same clock, is printed beside it as a cross-check.
+How to read it. Per rollout, and then per case and policy as a median over `--repeat`:
 
-The figures are printed per run, with a line of what happened when (events and judged checks,
-in seconds from the start of the first bad second), and, with `--repeat K`, as medians, then as
-ratios default / plain against the target of 1/3. `--good-runs N` then runs the healthy
-scenario N times with the default policy and counts the runs that did not end Succeeded (false
-rollbacks).
+- seconds: from the start of the first second holding a bad answer (a canary 5xx; in the latency
+  case any canary answer, each slower than 25 ms) to the end of the last second holding any
+  canary answer, i.e. until the data plane served 0% canary, from the load generator's records
+  (1 s resolution). A policy that did not roll the canary back says "no rollback in N s"
+  (N: from that first bad answer to the terminal phase), never a number of seconds;
+- bad requests: the canary's 5xx (latency case: its answers) that users got, up to 2 s after
+  the terminal phase; stable's own 5xx are counted apart;
+- A/A: a rollback is a false one, counted as "false rollbacks k of n".
 
-Run: `.venv/bin/python benchmarks/bench_blast_radius.py [--repeat 1] [--good-runs 10]`.
+The last lines hold the issue's target: the sequential judge reaches 0% for the 5% and 2% cases
+in at most half the seconds of the fast policy, and never rolls back the A/A canary. The mesh's
+draws (which request fails) are not seeded: each app process seeds its own generator, so runs
+differ; `--repeat` is what narrows the medians.
+
+Run: `.venv/bin/python benchmarks/bench_blast_radius.py [--cases errors-5,aa]
+[--policies fast,sequential] [--repeat 1] [--rate 40]`; a quick subset (two cases, two policies,
+one repeat) takes two to four minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+import _blast_measure
+import _blast_policies
 import _mesh_runs
 
-from canary.api.resources import Canary
-from canary.api.spec import Analysis
-from canary.api.status import Phase
 from canary.demo import scenario
-from canary.localmesh import loadgen
 
-TARGET_RATIO = 1 / 3
-ENVOY = "envoy"
+TARGET_RATIO = 0.5
+TARGET_CASES = ("errors-5", "errors-2")
+AA_CASE = "aa"
+MESSAGE_CHARS = 140
+
+Results = dict[tuple[str, str], list[_blast_measure.Blast]]
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
-    name: str
-    objects: list[dict[str, Any]]
-
-    @property
-    def analysis(self) -> Analysis:
-        body = next(body for body in self.objects if body["kind"] == "Canary")
-        return Canary.model_validate(body).spec.analysis
-
-    @property
-    def nominal_s(self) -> float:
-        """threshold x interval: how long a Flagger-style policy takes to roll back."""
-        return self.analysis.threshold * self.analysis.interval_seconds
-
-    def describe(self) -> str:
-        analysis = self.analysis
-        return (
-            f"interval {analysis.interval_seconds:g}s, checkInterval "
-            f"{analysis.check_interval_seconds:g}s, threshold {analysis.threshold} "
-            f"(threshold x interval = {self.nominal_s:g}s)"
+def _names(value: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in known]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{what}: {', '.join(unknown) or 'none given'}; choose from {', '.join(known)}"
         )
+    return chosen
 
 
-def variants() -> tuple[Variant, Variant]:
-    demo = scenario.objects()
-    plain = copy.deepcopy(demo)
-    for body in plain:
-        if body["kind"] == "Canary":
-            analysis = body["spec"]["analysis"]
-            analysis["checkInterval"] = analysis["interval"]
-    return Variant("default", demo), Variant("plain", plain)
-
-
-@dataclass(frozen=True, slots=True)
-class Blast:
-    phase: str
-    failed: int
-    failed_by_version: dict[str, int]
-    no_response: int
-    first_bad_s: int | None
-    first_canary_s: int | None
-    last_canary_s: int | None
-    failed_at_s: float | None
-    timeline: str
-
-    @property
-    def seconds(self) -> int | None:
-        if self.first_bad_s is None or self.last_canary_s is None:
-            return None
-        return self.last_canary_s + 1 - self.first_bad_s
-
-
-def blast(rollout: _mesh_runs.Rollout, canary_version: str) -> Blast:
-    per_second = rollout.snapshot.per_second
-    bad: Counter[str] = Counter()
-    no_response = 0
-    first_bad: int | None = None
-    first_canary: int | None = None
-    last_canary: int | None = None
-    for second in sorted(per_second):
-        for outcome, count in per_second[second].items():
-            if outcome.status >= 500:
-                version = ENVOY if outcome.version == loadgen.UNKNOWN_VERSION else outcome.version
-                bad[version] += count
-                first_bad = second if first_bad is None else first_bad
-            elif outcome.status == loadgen.NO_RESPONSE:
-                no_response += count
-            if outcome.version == canary_version:
-                first_canary = second if first_canary is None else first_canary
-                last_canary = second
-    origin = float(first_bad or 0)
-    failed_at = None
-    if rollout.status.phase is Phase.FAILED and rollout.status.last_transition_time is not None:
-        failed_at = rollout.load_second(rollout.status.last_transition_time) - origin
-    return Blast(
-        phase=rollout.phase,
-        failed=sum(bad.values()),
-        failed_by_version=dict(bad),
-        no_response=no_response,
-        first_bad_s=first_bad,
-        first_canary_s=first_canary,
-        last_canary_s=last_canary,
-        failed_at_s=failed_at,
-        timeline=_timeline(rollout, origin),
+def load_for(case: _blast_policies.Case, args: argparse.Namespace) -> _mesh_runs.Load:
+    return _mesh_runs.Load(
+        rate=args.rate,
+        canary_error_rate=case.canary_error_rate,
+        stable_error_rate=case.stable_error_rate,
+        canary_latency_ms=case.canary_latency_ms,
+        canary_jitter_ms=case.canary_jitter_ms,
+        timeout_s=args.timeout,
     )
 
 
-def _timeline(rollout: _mesh_runs.Rollout, origin: float) -> str:
-    """Events and judged checks, in seconds since the start of the first bad second."""
-    moments: list[tuple[float, str]] = []
-    for event in rollout.events:
-        at = rollout.load_second(datetime.fromisoformat(event["time"])) - origin
-        moments.append((at, event["reason"]))
-    for check in rollout.status.history:
-        value = "" if check.value is None else f" {check.value:.4g}"
-        samples = "" if check.samples is None else f" ({check.samples} req)"
-        detail = f"{check.name} {check.verdict}{value}{samples}"
-        moments.append((rollout.load_second(check.at) - origin, detail))
-    return "; ".join(f"{at:+.1f}s {what}" for at, what in sorted(moments))
+def rotated(items: Sequence[_blast_policies.Policy], by: int) -> list[_blast_policies.Policy]:
+    shift = by % len(items)
+    return [*items[shift:], *items[:shift]]
 
 
-def print_blast(variant: Variant, result: Blast, rollout: _mesh_runs.Rollout) -> None:
-    by_version = ", ".join(f"{v} {n}" for v, n in sorted(result.failed_by_version.items()))
-    failed_at = "-" if result.failed_at_s is None else f"+{result.failed_at_s:.1f} s"
-    print(
-        f"  {variant.name:<8} {result.phase} after {rollout.rollout_s:.1f} s: "
-        f"{result.failed} failed requests ({by_version or 'none'}; no answer: "
-        f"{result.no_response}); {_or_dash(result.seconds)} s from the first bad answer to "
-        f"100% v1"
-    )
-    print(
-        f"           load seconds: v2 answers {_or_dash(result.first_canary_s)}.."
-        f"{_or_dash(result.last_canary_s)}, first 5xx in {_or_dash(result.first_bad_s)}; "
-        f"Failed recorded at {failed_at} after the start of the first bad second"
-    )
-    print(f"           {result.timeline}")
-
-
-def _or_dash(value: object) -> str:
-    return "-" if value is None else str(value)
-
-
-def ratio(part: float | None, whole: float | None) -> str:
-    if part is None or whole is None or whole == 0:
-        return "n/a"
-    verdict = "within" if part / whole <= TARGET_RATIO + 1e-9 else "OVER"
-    return f"{part:g} / {whole:g} = {part / whole:.2f}  ({verdict} the target of 1/3)"
-
-
-def median(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
-
-
-def compare(args: argparse.Namespace, logs: Path) -> None:
-    default, plain = variants()
-    load = _mesh_runs.Load(
-        rate=args.rate, canary_error_rate=args.error_rate, timeout_s=args.timeout
-    )
-    canary_version = scenario.plan(default.objects).canary_version
-    print(
-        f"bad-canary blast radius on the local mesh: {canary_version} answers 503 to "
-        f"{args.error_rate:.0%} of requests, {args.rate:g} req/s, {args.repeat} repeat(s)"
-    )
-    for variant in (default, plain):
-        print(f"  {variant.name:<8} {variant.describe()}")
-    results: dict[str, list[Blast]] = {default.name: [], plain.name: []}
+def run_all(args: argparse.Namespace, logs: Path) -> Results:
+    chosen = _blast_policies.policies(args.policies)
+    canary_version = scenario.plan(chosen[0].objects).canary_version
+    results: Results = {(case, policy.name): [] for case in args.cases for policy in chosen}
+    turn = 0
     for repeat in range(args.repeat):
-        print(f"repeat {repeat + 1}/{args.repeat}:")
-        order = (default, plain) if repeat % 2 == 0 else (plain, default)
-        for variant in order:
-            log_path = logs / f"bad-{variant.name}-{repeat + 1}.log"
-            rollout = _mesh_runs.run(
-                variant.objects, load, log_path=log_path, log_level=args.log_level
-            )
-            result = blast(rollout, canary_version)
-            results[variant.name].append(result)
-            print_blast(variant, result, rollout)
-            if result.phase == Phase.FAILED:
-                if not args.keep_logs:
+        print(f"repeat {repeat + 1}/{args.repeat}:", flush=True)
+        for case_name in args.cases:
+            case = _blast_policies.CASES[case_name]
+            for policy in rotated(chosen, turn):
+                log_path = logs / f"{case.name}-{policy.name}-{repeat + 1}.log"
+                rollout = _mesh_runs.run(
+                    policy.objects,
+                    load_for(case, args),
+                    log_path=log_path,
+                    log_level=args.log_level,
+                )
+                result = _blast_measure.measure(rollout, case, canary_version)
+                results[(case.name, policy.name)].append(result)
+                print_run(case, policy, result, log_path, args)
+                if not args.keep_logs and not _odd(case, result):
                     log_path.unlink(missing_ok=True)
-            else:
-                print(f"           not Failed: {rollout.status.message} (log: {log_path})")
-    mine, theirs = results[default.name], results[plain.name]
-    label = "median " if args.repeat > 1 else ""
-    print(f"blast radius, {default.name} / {plain.name} ({label}over {args.repeat} repeat(s)):")
-    failed = ratio(median([r.failed for r in mine]), median([r.failed for r in theirs]))
-    seconds = ratio(median([r.seconds for r in mine]), median([r.seconds for r in theirs]))
-    print(f"  failed requests: {failed}")
-    print(f"  seconds:         {seconds}")
-    # A step's clock starts at the first tick that sees its weights live; when that tick is a
-    # whole checkInterval after the write, the plain variant takes (threshold + 1) x interval,
-    # an interval more than Flagger. The nominal figure (computed, not measured) keeps the
-    # ratio honest either way.
-    nominal = ratio(median([r.seconds for r in mine]), plain.nominal_s)
-    print(f"  seconds vs plain's nominal threshold x interval: {nominal}")
+            turn += 1
+    return results
 
 
-def good_runs(args: argparse.Namespace, logs: Path) -> None:
-    default, _ = variants()
-    load = _mesh_runs.Load(rate=args.rate, timeout_s=args.timeout)
-    print(f"good scenario, {default.name} policy ({default.describe()}), {args.good_runs} runs:")
-    false_rollbacks = 0
-    for run in range(args.good_runs):
-        log_path = logs / f"good-{run + 1}.log"
-        rollout = _mesh_runs.run(default.objects, load, log_path=log_path, log_level=args.log_level)
-        failed = sum(
-            count
-            for counts in rollout.snapshot.per_second.values()
-            for outcome, count in counts.items()
-            if outcome.status >= 500
-        )
-        line = (
-            f"  good {run + 1}/{args.good_runs}: {rollout.phase} after {rollout.rollout_s:.1f} s "
-            f"(mesh start {rollout.mesh_start_s:.1f} s), failed checks "
-            f"{rollout.status.failed_checks}, 5xx seen by users {failed}"
-        )
-        if rollout.phase == Phase.SUCCEEDED:
-            if not args.keep_logs:
-                log_path.unlink(missing_ok=True)
-        else:
-            false_rollbacks += 1
-            line += f"\n      {rollout.status.message} (log: {log_path})"
-            for check in rollout.status.history:
-                if check.verdict != "pass":
-                    line += f"\n      {check.name} {check.verdict} {check.value} {check.message}"
-        print(line, flush=True)
-    print(f"false rollbacks: {false_rollbacks} of {args.good_runs}")
+def _odd(case: _blast_policies.Case, result: _blast_measure.Blast) -> bool:
+    """A run worth its log: a timeout, or a false rollback."""
+    return result.timed_out or (case.healthy and result.rolled_back)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=1, help="bad runs per variant (default 1)")
-    parser.add_argument(
-        "--good-runs", type=int, default=10, help="healthy runs to count false rollbacks (0: skip)"
+def print_run(
+    case: _blast_policies.Case,
+    policy: _blast_policies.Policy,
+    result: _blast_measure.Blast,
+    log_path: Path,
+    args: argparse.Namespace,
+) -> None:
+    what = "canary answers, all slow" if case.slow else "canary 5xx"
+    ended = "-" if result.ended_at_s is None else f"{result.ended_at_s:+.1f} s"
+    verdict = "FALSE ROLLBACK" if case.healthy and result.rolled_back else result.outcome()
+    print(
+        f"  {case.name:<10} {policy.name:<10} {verdict}; {result.bad} bad ({what}) of "
+        f"{result.canary_answers} canary answers; stable 5xx {result.stable_failed}, envoy 5xx "
+        f"{result.envoy_failed}, no answer {result.no_response}, load missed {result.missed}; "
+        f"{result.phase} at {ended}",
+        flush=True,
     )
-    parser.add_argument("--error-rate", type=float, default=0.2, help="v2's share of 503s")
+    if result.message:
+        print(f"  {'':<21} {result.message[:MESSAGE_CHARS]}")
+    if args.timeline:
+        print(f"  {'':<21} {result.timeline}")
+    if _odd(case, result) or args.keep_logs:
+        print(f"  {'':<21} log: {log_path}")
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summary_cell(runs: Sequence[_blast_measure.Blast], healthy: bool) -> tuple[str, str, str]:
+    """(rollbacks, seconds, bad requests) for one case and policy."""
+    back = [run for run in runs if run.rolled_back]
+    rollbacks = f"{len(back)} of {len(runs)}" + (" FALSE" if healthy and back else "")
+    seconds = median([float(run.seconds) for run in back if run.seconds is not None])
+    if seconds is None:
+        longest = max((run.ended_at_s or 0.0 for run in runs), default=0.0)
+        shown = f"no rollback in {longest:.0f} s"
+    else:
+        shown = f"{seconds:g} s" + ("" if len(back) == len(runs) else f" ({len(back)} runs)")
+    bad = median([float(run.bad) for run in runs])
+    return rollbacks, shown, "-" if bad is None else f"{bad:g}"
+
+
+def print_summary(args: argparse.Namespace, results: Results) -> None:
+    label = "median " if args.repeat > 1 else ""
+    print(f"\nper case and policy ({label}over {args.repeat} repeat(s)):")
+    header = ("case", "policy", "rollbacks", "seconds to 0% canary", "bad requests")
+    widths = (11, 11, 14, 26, 12)
+    print("  " + "".join(f"{name:<{width}}" for name, width in zip(header, widths, strict=True)))
+    for (case_name, policy), runs in results.items():
+        healthy = _blast_policies.CASES[case_name].healthy
+        cells = (case_name, policy, *summary_cell(runs, healthy))
+        print("  " + "".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)))
+
+
+def print_target(results: Results) -> None:
+    """The issue's "Done when", as far as this run's cases and policies reach."""
+    print("\ntarget: sequential <= 1/2 of fast's seconds for 5% and 2%; no A/A rollback:")
+    for case_name in TARGET_CASES:
+        fast = results.get((case_name, "fast"))
+        sequential = results.get((case_name, "sequential"))
+        if fast is None or sequential is None:
+            continue
+        print(f"  {case_name}: {_ratio(sequential, fast)}")
+    aa = results.get((AA_CASE, "sequential"))
+    if aa is not None:
+        false = sum(run.rolled_back for run in aa)
+        verdict = "met" if false == 0 else "NOT met"
+        print(f"  aa: sequential false rollbacks {false} of {len(aa)} ({verdict})")
+
+
+def _ratio(mine: Sequence[_blast_measure.Blast], theirs: Sequence[_blast_measure.Blast]) -> str:
+    ours = median([float(run.seconds) for run in mine if run.seconds is not None])
+    base = median([float(run.seconds) for run in theirs if run.seconds is not None])
+    missed = sum(not run.rolled_back for run in mine)
+    if ours is None:
+        return f"sequential never rolled back ({len(mine)} runs): NOT met"
+    if base is None:
+        return f"sequential {ours:g} s; fast never rolled back: met (fast has no time)"
+    verdict = "met" if ours <= TARGET_RATIO * base + 1e-9 and not missed else "NOT met"
+    misses = f", {missed} run(s) not rolled back" if missed else ""
+    return f"sequential {ours:g} s / fast {base:g} s = {ours / base:.2f}{misses} ({verdict})"
+
+
+def print_settings(args: argparse.Namespace) -> None:
+    print(
+        f"blast radius on the local mesh: {args.rate:g} req/s, {args.repeat} repeat(s), "
+        f"at most {args.timeout:g} s a rollout; the mesh's draws are not seeded"
+    )
+    for name in args.cases:
+        print(f"  case {name:<10} {_blast_policies.CASES[name].describe()}")
+    for policy in _blast_policies.policies(args.policies):
+        print(f"  policy {policy.name:<10} {policy.describe()}")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cases = tuple(_blast_policies.CASES)
+    policies = _blast_policies.POLICY_NAMES
+    parser.add_argument(
+        "--cases",
+        type=lambda value: _names(value, cases, "unknown case"),
+        default=cases,
+        help=f"comma-separated, of {', '.join(cases)} (default: all)",
+    )
+    parser.add_argument(
+        "--policies",
+        type=lambda value: _names(value, policies, "unknown policy"),
+        default=policies,
+        help=f"comma-separated, of {', '.join(policies)} (default: all)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rollouts per case and policy")
     parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per rollout, at most")
+    parser.add_argument("--timeline", action="store_true", help="print each run's events, checks")
     parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep every run's controller log, not only odd ones",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1 or args.rate <= 0 or args.timeout <= 0:
+        parser.error("--repeat must be at least 1, --rate and --timeout positive")
     # Every tick's phase and weight is a debug line: worth having in a log someone asked to keep.
     args.log_level = "debug" if args.keep_logs else "info"
-    if args.repeat < 0 or args.good_runs < 0 or not 0 < args.error_rate <= 1:
-        parser.error("--repeat and --good-runs must not be negative, --error-rate within (0, 1]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     command = " ".join([".venv/bin/python", "benchmarks/bench_blast_radius.py", *sys.argv[1:]])
     logs = Path(tempfile.mkdtemp(prefix="bench-blast-radius-"))
     started = time.monotonic()
-    if args.repeat:
-        compare(args, logs)
-    if args.good_runs:
-        good_runs(args, logs)
+    print_settings(args)
+    results = run_all(args, logs)
+    print_summary(args, results)
+    print_target(results)
     print(f"command: {command}  ({time.monotonic() - started:.0f} s)")
     if any(logs.iterdir()):
         print(f"controller logs: {logs}")
