@@ -1,4 +1,4 @@
-"""Bad-canary blast radius on the local mesh: three policies judge the same canaries.
+"""Bad-canary blast radius on the local mesh: four policies judge the same canaries.
 
 Each rollout runs on a fresh local mesh (`canary demo`'s world: two instances per version, 5 ms
 answers, the load generator at `--rate` requests per second), driven by the real controller
@@ -8,6 +8,8 @@ the judge changed:
 - plain: a Flagger-style threshold x interval policy (a check once per 12 s interval, threshold
   2, success rate `min: 99`, p99 `max: 500`);
 - fast: today's demo policy (the same lines, checked every 2 s);
+- fast-95: the same with the success-rate line at `min: 95` (a line stable's own 1% does not
+  cross: fast's `min: 99` sits on it, so fast rolls back A/A canaries too);
 - sequential: the comparison with stable (`compare: {against: stable}` on the success rate,
   `compare: {slowerThan: 25ms}` on the latency), no threshold line.
 
@@ -177,11 +179,17 @@ def print_target(results: Results) -> None:
     """The issue's "Done when", as far as this run's cases and policies reach."""
     print("\ntarget: sequential <= 1/2 of fast's seconds for 5% and 2%; no A/A rollback:")
     for case_name in TARGET_CASES:
-        fast = results.get((case_name, "fast"))
         sequential = results.get((case_name, "sequential"))
-        if fast is None or sequential is None:
-            continue
-        print(f"  {case_name}: {_ratio(sequential, fast)}")
+        for baseline in ("fast", "fast-95"):
+            fast = results.get((case_name, baseline))
+            if fast is None or sequential is None:
+                continue
+            print(f"  {case_name} against {baseline}: {_ratio(sequential, fast, baseline)}")
+    for baseline in ("fast", "fast-95"):
+        runs = results.get((AA_CASE, baseline))
+        if runs is not None:
+            false = sum(run.rolled_back for run in runs)
+            print(f"  aa: {baseline} false rollbacks {false} of {len(runs)}")
     aa = results.get((AA_CASE, "sequential"))
     if aa is not None:
         false = sum(run.rolled_back for run in aa)
@@ -189,17 +197,19 @@ def print_target(results: Results) -> None:
         print(f"  aa: sequential false rollbacks {false} of {len(aa)} ({verdict})")
 
 
-def _ratio(mine: Sequence[_blast_measure.Blast], theirs: Sequence[_blast_measure.Blast]) -> str:
+def _ratio(
+    mine: Sequence[_blast_measure.Blast], theirs: Sequence[_blast_measure.Blast], baseline: str
+) -> str:
     ours = median([float(run.seconds) for run in mine if run.seconds is not None])
     base = median([float(run.seconds) for run in theirs if run.seconds is not None])
     missed = sum(not run.rolled_back for run in mine)
     if ours is None:
         return f"sequential never rolled back ({len(mine)} runs): NOT met"
     if base is None:
-        return f"sequential {ours:g} s; fast never rolled back: met (fast has no time)"
+        return f"sequential {ours:g} s; {baseline} never rolled back: met ({baseline} has no time)"
     verdict = "met" if ours <= TARGET_RATIO * base + 1e-9 and not missed else "NOT met"
     misses = f", {missed} run(s) not rolled back" if missed else ""
-    return f"sequential {ours:g} s / fast {base:g} s = {ours / base:.2f}{misses} ({verdict})"
+    return f"sequential {ours:g} s / {baseline} {base:g} s = {ours / base:.2f}{misses} ({verdict})"
 
 
 def print_settings(args: argparse.Namespace) -> None:
