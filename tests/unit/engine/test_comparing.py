@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from canary.api.comparison import ComparisonVerdict
+from canary.api.comparison import ComparisonVerdict, SequentialState
 from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, Phase, Verdict
 from canary.engine import comparing, plan, revision, sequential
@@ -233,7 +233,7 @@ def test_a_window_after_a_suspension_never_overlaps_time_counted(
     """Resuming shifts the step's clock forward by the frozen time; the next window starts at
     the last judged tick (shifted too), never before a reading already counted."""
     spec = _spec()
-    state = _state_after_a_reading(spec, since=T0, at=T0 + timedelta(seconds=last_check))
+    state = _state_after_a_reading(spec, since=T0)
     shifted = T0 + suspended_for
     status = CanaryStatus(
         phase=Phase.PROGRESSING,
@@ -251,7 +251,7 @@ def test_a_window_after_a_suspension_never_overlaps_time_counted(
 
 def test_the_window_is_the_step_start_until_the_clock_restarts() -> None:
     spec = _spec()
-    state = _state_after_a_reading(spec, since=T0, at=T0 + timedelta(seconds=20))
+    state = _state_after_a_reading(spec, since=T0)
     status = CanaryStatus(
         phase=Phase.PROGRESSING,
         revision=state.revision,
@@ -265,7 +265,7 @@ def test_the_window_is_the_step_start_until_the_clock_restarts() -> None:
     assert comparing.window_start(status.model_copy(update={"step_started_at": None}), "x") is None
 
 
-def _state_after_a_reading(spec: CanarySpec, *, since: datetime, at: datetime) -> Any:
+def _state_after_a_reading(spec: CanarySpec, *, since: datetime) -> SequentialState:
     assert spec.analysis.metrics[0].compare is not None
     state = sequential.start(
         "request-success-rate",
