@@ -22,13 +22,12 @@ from datetime import datetime
 from canary.api import builtins, counts, templating
 from canary.api.metric_template import MetricTemplateSpec
 from canary.api.metrics import MetricCheck
-from canary.api.spec import CanarySpec
 from canary.api.status import CanaryStatus, MeasurementKind
 from canary.controller import queries
 from canary.controller.sources import Evidence, PromQL
 from canary.engine import comparing
 from canary.engine.observation import CountsReading, Measurement
-from canary.ports import CanaryKey, MetricsProvider
+from canary.ports import MetricsProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +41,12 @@ class Texts:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """The Canary and tick a reading is for: the status (where the window starts), the tick's
-    time, the built-ins' query set, and the subset the rollout treats as stable now."""
+    """The tick a reading is for: the status (where the window starts), the tick's time, and
+    the built-ins' query set."""
 
-    key: CanaryKey
-    spec: CanarySpec
     status: CanaryStatus
     now: datetime
     query_set: builtins.QuerySet
-    stable_subset: str
 
 
 def due(
@@ -63,14 +59,13 @@ def due(
     since = comparing.window_start(tick.status, metric.name)
     if since is None:
         return None
-    canary, stable = queries.variables(
-        tick.key, tick.spec, metric, stable_subset=tick.stable_subset
-    )
+    # Each side's variables as the query was resolved with them (queries.resolve: the stable
+    # side is the subset the rollout treats as stable now).
     return read(
         metric,
         query.template.spec if query.template is not None else None,
-        canary=canary,
-        stable=stable,
+        canary=query.variables,
+        stable=query.stable_variables,
         since=since,
         now=tick.now,
         query_set=tick.query_set,

@@ -137,7 +137,7 @@ def observe(
     comparisons: dict[str, CountsReading] = {}
     gates: dict[str, GateResult] = {}
     if not problems:
-        tick = counts.Tick(key, spec, status, now, query_set, stable_subset)
+        tick = counts.Tick(status, now, query_set)
         measurements, comparisons = _measure(due.metrics, resolved, tick)
         for hook in due.webhooks:
             gates[hook.name] = sources.webhooks.call(asked[hook.name])

@@ -25,7 +25,8 @@ from canary.ports import CanaryKey, Store
 class ResolvedQuery:
     """One metric check's question, every variable known: a backend with a query text is asked
     `query`; one whose question lies in its provider sub-model (a trace check) renders its
-    fields with `variables`, and with `stable_variables` to ask the same of the stable version."""
+    fields with `variables`, and with `stable_variables` to ask the same of the stable version,
+    as a comparing check renders its counts for each side (controller/counts.py)."""
 
     query: str
     requests_query: str | None
@@ -56,6 +57,8 @@ def resolve(
             query=_render(metric, builtin.query, values),
             requests_query=_render(metric, builtin.requests, values),
             template=None,
+            variables=values,
+            stable_variables=stable_values,
         )
     namespace = metric.template_ref.namespace or key.namespace
     template = store.metric_template(namespace, metric.template_ref.name)
