@@ -83,12 +83,13 @@ def judged(
     A proven regression fails; shown equivalence and a test not decided yet pass (a comparison
     holds a step back only by proof: the step's interval decides otherwise, and the test carries
     on into the next step). A count that cannot be read, or that the test refuses, is no data
-    under the check's onNoData; so is a step in which the canary has served too few requests.
+    under the check's onNoData; a step in which the canary has served too few requests yet
+    waits, up to the step's interval or noDataTimeout.
     """
     state = state_of(status, rule.name) or sequential.start(
         rule.name, revision=status.revision, comparison=comparison
     )
-    wait_limit = step_interval if rule.no_data_timeout is None else rule.no_data_timeout
+    wait_limit = rule.wait_limit(step_interval)
     sides = (
         ("canary requests", reading.canary_requests),
         ("canary bad events", reading.canary_bad),

@@ -75,6 +75,10 @@ class Rule:
     def has_range(self) -> bool:
         return self.low is not None or self.high is not None
 
+    def wait_limit(self, step_interval: float) -> float:
+        """Seconds a check may wait for data: noDataTimeout, else the step's length."""
+        return step_interval if self.no_data_timeout is None else self.no_data_timeout
+
     @classmethod
     def of(cls, check: MetricCheck) -> Rule:
         # A check that only compares has no range: every value lies inside its open sides
@@ -138,7 +142,7 @@ def verdict(
                 "(a division by zero in the query?)",
             )
         return Judgement(Verdict.FAIL, f"{shown(value)} is outside {rule.threshold}")
-    wait_limit = step_interval if rule.no_data_timeout is None else rule.no_data_timeout
+    wait_limit = rule.wait_limit(step_interval)
     policy = rule.on_no_data
     if measurement.kind is not MeasurementKind.VALUE or value is None:
         why = _WHY_MISSING.get(measurement.kind, "no value")
