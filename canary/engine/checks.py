@@ -66,27 +66,19 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         one = _metric(rule, tick, waited)
         if one is None:
             continue
-        if one.compared is not None:
-            tests[rule.name] = one.compared.state
+        record, compared = one
+        if compared is not None:
+            tests[rule.name] = compared.state
         names.append(rule.name)
-        verdict = one.record.verdict
+        verdict = record.verdict
         if verdict is Verdict.PASS:
             passing.append(rule.name)
-        results.append(one.record)
+        results.append(record)
         if verdict is Verdict.FAIL and rule.enforced:
             failures += 1
-            if one.proven and not regression:
-                # The proof's own words: a range judged beside it (passing, or waiting for
-                # minRequests) is not why the rollout rolls back.
-                assert one.compared is not None
-                regression = f"{rule.name}: {one.compared.judgement.message}"
-            notices.append(
-                Notify(
-                    reason=one.reason,
-                    message=f"{rule.name} at weight {weight}: {one.judgement.message}",
-                    warning=True,
-                )
-            )
+            notice, proof = _failure(rule, record, compared, weight)
+            notices.append(notice)
+            regression = regression or proof
     for hook in gates:
         answer = seen.gates.get(hook.name)
         if answer is None:
@@ -128,70 +120,83 @@ def run(tick: Tick, *, gates: tuple[Webhook, ...]) -> Checked:
         failed_checks,
         passing if known else None,
         regression,
-        comparing.all_equivalent(tests, plan.rules),
+        comparing.all_equivalent(tests, plan.rules) if tests else False,
     )
 
 
-def _worst(parts: list[judge.Judgement]) -> judge.Judgement:
+def _worst(first: judge.Judgement, second: judge.Judgement) -> judge.Judgement:
     """A check judged on a range and a comparison: either failing fails, either waiting waits."""
-    if len(parts) == 1:
-        return parts[0]
+    message = "; ".join(part.message for part in (first, second) if part.message)
     for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
-        for part in parts:
-            if part.verdict is verdict:
-                return judge.Judgement(verdict, "; ".join(p.message for p in parts if p.message))
-    return judge.Judgement(Verdict.PASS, "; ".join(p.message for p in parts if p.message))
+        if verdict in (first.verdict, second.verdict):
+            return judge.Judgement(verdict, message)
+    return judge.Judgement(Verdict.PASS, message)
 
 
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    record: CheckResult
-    judgement: judge.Judgement
-    compared: comparing.Compared | None
-    # The check's comparison proved a regression.
-    proven: bool
-    # The Event's reason, should it count as a failure.
-    reason: str
+def _failure(
+    rule: judge.Rule, record: CheckResult, compared: comparing.Compared | None, weight: int
+) -> tuple[Notify, str]:
+    """A failed enforced check's Event, and "<check>: <why>" when it proved a regression (the
+    proof's own words: a range judged beside it, passing or waiting for minRequests, is not why
+    the rollout rolls back)."""
+    proven = _proven(compared)
+    notice = Notify(
+        reason=_reason(record, compared, proven),
+        message=f"{rule.name} at weight {weight}: {record.message}",
+        warning=True,
+    )
+    if proven:
+        assert compared is not None
+        return notice, f"{rule.name}: {compared.judgement.message}"
+    return notice, ""
 
 
-def _metric(rule: judge.Rule, tick: Tick, waited: float) -> _Judged | None:
-    """One metric check judged on this tick's measurement and counts; None when it has neither."""
-    seen, interval = tick.seen, tick.plan.interval
-    measurement = seen.measurements.get(rule.name)
-    reading = seen.comparisons.get(rule.name) if rule.compare is not None else None
-    parts: list[judge.Judgement] = []
-    if measurement is not None and rule.has_range:
-        parts.append(judge.verdict(rule, measurement, waited=waited, step_interval=interval))
-    compared = None
-    if reading is not None and rule.compare is not None:
-        compared = comparing.judged(
-            rule, rule.compare, reading, tick.status, waited=waited, step_interval=interval
-        )
-        parts.append(compared.judgement)
-    if not parts:
-        return None
-    judged = _worst(parts)
-    proven = (
+def _proven(compared: comparing.Compared | None) -> bool:
+    """The check's comparison proved a regression (and so failed)."""
+    return (
         compared is not None
         and compared.record.verdict is ComparisonVerdict.REGRESSION
         and compared.judgement.verdict is Verdict.FAIL
     )
+
+
+def _reason(record: CheckResult, compared: comparing.Compared | None, proven: bool) -> str:
+    """The Event's reason for a failed check."""
     if proven:
-        reason = "RegressionProven"
-    elif (measurement is not None and measurement.kind is not MeasurementKind.VALUE) or (
+        return "RegressionProven"
+    if record.kind is not MeasurementKind.VALUE or (
         compared is not None and compared.judgement.verdict is Verdict.FAIL
     ):
-        reason = "MetricNoData"
-    else:
-        reason = "MetricFailed"
+        return "MetricNoData"
+    return "MetricFailed"
+
+
+def _metric(
+    rule: judge.Rule, tick: Tick, waited: float
+) -> tuple[CheckResult, comparing.Compared | None] | None:
+    """One metric check judged on this tick's measurement and counts, its record and its
+    comparison; None when it has neither."""
+    seen, interval = tick.seen, tick.plan.interval
+    measurement = seen.measurements.get(rule.name)
+    compared = None
+    if rule.compare is not None:
+        reading = seen.comparisons.get(rule.name)
+        if reading is not None:
+            compared = comparing.judged(
+                rule, rule.compare, reading, tick.status, waited=waited, step_interval=interval
+            )
     if measurement is not None and rule.has_range:
+        judged = judge.verdict(rule, measurement, waited=waited, step_interval=interval)
+        if compared is not None:
+            judged = _worst(judged, compared.judgement)
         kind, value = measurement.kind, _recorded(measurement.value)
-        samples, query = measurement.samples, measurement.query
-    else:
-        assert compared is not None
-        assert reading is not None
+        samples, query, spans = measurement.samples, measurement.query, measurement.spans
+    elif compared is not None:
+        judged = compared.judgement
         kind, value, samples = compared.kind, compared.value, compared.samples
-        query = reading.canary_bad.query
+        query, spans = compared.query, None
+    else:
+        return None
     verdict = judged.verdict
     record = records.built(
         CheckResult,
@@ -207,7 +212,7 @@ def _metric(rule: judge.Rule, tick: Tick, waited: float) -> _Judged | None:
             "passed": None if verdict is Verdict.INCONCLUSIVE else verdict is Verdict.PASS,
             "counted": rule.enforced,
             "message": judged.message,
-            "spans": measurement.spans if measurement is not None else None,
+            "spans": spans,
             "comparison": compared.record if compared is not None else None,
             "revision": seen.revision,
             "step": tick.status.step,
@@ -215,7 +220,7 @@ def _metric(rule: judge.Rule, tick: Tick, waited: float) -> _Judged | None:
             "at": tick.now,
         },
     )
-    return _Judged(record, judged, compared, proven, reason)
+    return record, compared
 
 
 def _recorded(value: float | None) -> float | None:

@@ -67,6 +67,8 @@ class Compared:
     # The canary's share of bad events in the rollout, in percent: the record's value.
     value: float | None
     kind: MeasurementKind
+    # The canary's bad-events query, as the record's `query`.
+    query: str
 
 
 def judged(
@@ -90,6 +92,7 @@ def judged(
         rule.name, revision=status.revision, comparison=comparison
     )
     wait_limit = rule.wait_limit(step_interval)
+    query = reading.canary_bad.query
     sides = (
         ("canary requests", reading.canary_requests),
         ("canary bad events", reading.canary_bad),
@@ -100,9 +103,8 @@ def judged(
         if measured.kind is not MeasurementKind.VALUE or measured.value is None:
             why = f"{what}: {measured.message or measured.kind.value}"
             judgement = judge.missing(rule.on_no_data, why, waited=waited, wait_limit=wait_limit)
-            return Compared(
-                judgement, sequential.record(state, message=why), state, None, None, measured.kind
-            )
+            record = sequential.record(state, message=why)
+            return Compared(judgement, record, state, None, None, measured.kind, query)
     counts = sequential.Counts(
         canary_requests=_value(reading.canary_requests),
         canary_bad=_value(reading.canary_bad),
@@ -117,7 +119,7 @@ def judged(
         judgement = judge.missing(
             rule.on_no_data, record.message, waited=waited, wait_limit=wait_limit
         )
-        return Compared(judgement, record, after, samples, value, MeasurementKind.VALUE)
+        return Compared(judgement, record, after, samples, value, MeasurementKind.VALUE, query)
     return Compared(
         _verdict(rule, record, counts, waited=waited, wait_limit=wait_limit),
         record,
@@ -125,6 +127,7 @@ def judged(
         samples,
         value,
         MeasurementKind.VALUE,
+        query,
     )
 
 

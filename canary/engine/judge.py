@@ -70,10 +70,9 @@ class Rule:
     compare: Comparison | None = None
     # What a record shows as the check's threshold: the range, the comparison, or both.
     described: str = ""
-
-    @property
-    def has_range(self) -> bool:
-        return self.low is not None or self.high is not None
+    # Whether the check has a range to judge a value against (a field, not worked out from
+    # the bounds: it is read for every check of every judged tick).
+    has_range: bool = True
 
     def wait_limit(self, step_interval: float) -> float:
         """Seconds a check may wait for data: noDataTimeout, else the step's length."""
@@ -105,6 +104,7 @@ class Rule:
             enforced=check.mode is MetricMode.ENFORCE,
             compare=compare,
             described=described,
+            has_range=bounds is not None and (bounds.min is not None or bounds.max is not None),
         )
 
 
